@@ -1,0 +1,4 @@
+//go:build tools
+
+// Package deps pins modules that parts of the tree import before every package exists.
+package deps
