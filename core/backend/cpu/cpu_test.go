@@ -1,0 +1,253 @@
+package cpu
+
+import (
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/kadapt/kadapt/core"
+)
+
+// upload allocates a tensor of shape s holding vals.
+func upload(b core.Backend, s core.Shape, vals []float32) *core.Tensor {
+	t := b.Alloc(s)
+	b.Upload(t, vals)
+	return t
+}
+
+func download(b core.Backend, t *core.Tensor) []float32 {
+	out := make([]float32, t.Size())
+	b.Download(out, t)
+	return out
+}
+
+// randn returns n normal float32 values from a seeded source.
+func randn(rng *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	return v
+}
+
+// closeTo reports the first element where got and want differ by more than
+// atol + rtol·|want|, NaNs matching NaNs.
+func closeTo(t *testing.T, what string, got []float32, want []float64, atol, rtol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		g, w := float64(got[i]), want[i]
+		if math.IsNaN(w) && math.IsNaN(g) || g == w {
+			continue
+		}
+		if !(math.Abs(g-w) <= atol+rtol*math.Abs(w)) {
+			t.Fatalf("%s: element %d = %v, want %v (|diff| %.3g)", what, i, g, w, math.Abs(g-w))
+		}
+	}
+}
+
+func f64(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}
+
+// expectPanic checks that fn panics with a message containing want.
+func expectPanic(t *testing.T, want string, fn func()) {
+	t.Helper()
+	defer func() {
+		t.Helper()
+		r := recover()
+		if r == nil {
+			t.Fatalf("no panic, want one mentioning %q", want)
+		}
+		if msg, _ := r.(string); !strings.Contains(msg, want) {
+			t.Fatalf("panic %v, want one mentioning %q", r, want)
+		}
+	}()
+	fn()
+}
+
+func TestRegistered(t *testing.T) {
+	b, err := core.OpenBackend("cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Name() != "cpu" {
+		t.Fatalf("Name() = %q", b.Name())
+	}
+	if _, err := core.OpenBackend("cpu:3"); err == nil || !strings.Contains(err.Error(), "cpu:3") {
+		t.Fatalf("OpenBackend(cpu:3) error = %v, want one naming the device", err)
+	}
+}
+
+func TestSizeClass(t *testing.T) {
+	prevCap := 0
+	prevClass := -1
+	for n := 0; n < 1<<16; n++ {
+		class, capacity := sizeClass(n)
+		if capacity < n {
+			t.Fatalf("sizeClass(%d) capacity %d is too small", n, capacity)
+		}
+		if n > smallestClass && float64(capacity) > float64(n)*(1+1.0/classesPerOctave) {
+			t.Fatalf("sizeClass(%d) capacity %d wastes more than 1/%d", n, capacity, classesPerOctave)
+		}
+		// Classes are numbered densely in increasing capacity.
+		switch {
+		case class == prevClass && capacity != prevCap:
+			t.Fatalf("sizeClass(%d) class %d has capacity %d, earlier %d", n, class, capacity, prevCap)
+		case class != prevClass && (class != prevClass+1 || capacity <= prevCap):
+			t.Fatalf("sizeClass(%d) = class %d capacity %d after class %d capacity %d", n, class, capacity, prevClass, prevCap)
+		}
+		prevClass, prevCap = class, capacity
+	}
+	for _, n := range []int{1 << 20, 12800 * 3072, maxElements} {
+		class, capacity := sizeClass(n)
+		if class >= numClasses || capacity < n {
+			t.Fatalf("sizeClass(%d) = %d, %d", n, class, capacity)
+		}
+	}
+}
+
+func TestPoolReuseAndZeroing(t *testing.T) {
+	b := newBackend()
+	x := b.Alloc(core.Shape{3, 5})
+	b.Fill(x, 7)
+	buf := x.Storage()
+	b.Release(x)
+	if got := b.PooledBytes(); got != 4*buf.Len() {
+		t.Fatalf("PooledBytes = %d after one release, want %d", got, 4*buf.Len())
+	}
+	// 16 elements share 15's size class and must come back zeroed.
+	y := b.Alloc(core.Shape{16})
+	if y.Storage() != buf {
+		t.Fatal("Alloc of the same size class did not reuse the released buffer")
+	}
+	for i, v := range download(b, y) {
+		if v != 0 {
+			t.Fatalf("reused buffer not zeroed: element %d = %v", i, v)
+		}
+	}
+	expectPanic(t, "already released", func() {
+		v := y.Reshape(4, 4)
+		b.Release(y)
+		b.Release(v)
+	})
+	b.Trim()
+	if b.PooledBytes() != 0 {
+		t.Fatalf("PooledBytes = %d after Trim", b.PooledBytes())
+	}
+}
+
+func TestBadInputPanicsClearly(t *testing.T) {
+	b := newBackend()
+	x := b.Alloc(core.Shape{2, 3})
+	expectPanic(t, "6 elements", func() { b.Upload(x, make([]float32, 5)) })
+	expectPanic(t, "negative dimension", func() { b.Alloc(core.Shape{2, -1}) })
+	expectPanic(t, "more than", func() { b.Alloc(core.Shape{1 << 30, 1 << 30, 1 << 30}) })
+	idx := upload(b, core.Shape{2}, []float32{1, 3})
+	dst := b.Alloc(core.Shape{2, 3})
+	expectPanic(t, "index 3 at position 1", func() { b.Gather(dst, x, idx, 0) })
+	b.Upload(idx, []float32{0.5, 1})
+	expectPanic(t, "index 0.5 at position 0", func() { b.Gather(dst, x, idx, 0) })
+	labels := upload(b, core.Shape{2}, []float32{0, float32(math.NaN())})
+	loss := b.Alloc(core.Shape{1})
+	expectPanic(t, "CrossEntropy labels: index NaN at position 1", func() { b.CrossEntropy(loss, nil, x, labels, 0) })
+	foreign := core.NewTensor(b, fakeStorage(6), core.Shape{6}, core.Float32)
+	expectPanic(t, "not allocated by a cpu backend", func() { b.Fill(foreign, 1) })
+	expectPanic(t, "do not broadcast", func() {
+		b.Binary(core.Add, b.Alloc(core.Shape{2, 3}), x, b.Alloc(core.Shape{2}))
+	})
+}
+
+type fakeStorage int
+
+func (f fakeStorage) Len() int { return int(f) }
+
+// TestSteadyStateAllocations is the pool's contract: once a training step's shapes have
+// been seen, repeating Alloc / ops / Release allocates no tensor storage. The only heap
+// allocations left are the *core.Tensor handles and their shape copies.
+func TestSteadyStateAllocations(t *testing.T) {
+	b := newBackend()
+	const rows, cols = 64, 96 // 6144 elements per tensor: every op runs serially
+	x := upload(b, core.Shape{rows, cols}, randn(rand.New(rand.NewPCG(1, 2)), rows*cols))
+	w := upload(b, core.Shape{cols, cols}, randn(rand.New(rand.NewPCG(3, 4)), cols*cols))
+	bias := b.Alloc(core.Shape{cols})
+	gamma, beta := b.Alloc(core.Shape{cols}), b.Alloc(core.Shape{cols})
+	b.Fill(gamma, 1)
+	shape := core.Shape{rows, cols}
+	colShape := core.Shape{1, cols}
+	rowShape := core.Shape{rows}
+	transShape := core.Shape{cols, rows}
+	perm := []int{1, 0}
+	step := func() {
+		h := b.Alloc(shape)
+		b.MatMul(h, x, w, false, true, 1, 0)
+		b.Binary(core.Add, h, h, bias)
+		b.Unary(core.GELU, h, h)
+		mean, rstd := b.Alloc(rowShape), b.Alloc(rowShape)
+		y := b.Alloc(shape)
+		b.LayerNorm(y, mean, rstd, h, gamma, beta, 1e-5)
+		s := b.Alloc(shape)
+		b.Softmax(s, y)
+		col := b.Alloc(colShape)
+		b.Reduce(core.ReduceSum, col, s, false)
+		p := b.Alloc(transShape)
+		b.Permute(p, s, perm)
+		for _, t := range []*core.Tensor{h, mean, rstd, y, s, col, p} {
+			b.Release(t)
+		}
+	}
+	step() // warm the pool
+	const handles = 7
+	allocs := testing.AllocsPerRun(20, step)
+	// Each Alloc makes a Tensor and a shape copy inside core.NewTensor.
+	if allocs > 2*handles {
+		t.Errorf("steady-state step makes %.0f allocations, want at most %d (tensor handles only)", allocs, 2*handles)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const steps = 20
+	for range steps {
+		step()
+	}
+	runtime.ReadMemStats(&after)
+	perStep := float64(after.TotalAlloc-before.TotalAlloc) / steps
+	storage := float64(4 * (4*rows*cols + 2*rows + cols + cols*rows))
+	if perStep > 2048 {
+		t.Errorf("steady-state step allocates %.0f bytes, want only handle-sized allocations (tensor storage is %.0f bytes)", perStep, storage)
+	}
+}
+
+// TestLargeOpsAllocateLittle checks that the parallel path's bookkeeping (goroutines,
+// closures) stays tiny compared with the tensors it processes.
+func TestLargeOpsAllocateLittle(t *testing.T) {
+	b := newBackend()
+	const n = 1 << 18
+	x := upload(b, core.Shape{256, n / 256}, randn(rand.New(rand.NewPCG(5, 6)), n))
+	step := func() {
+		y := b.Alloc(x.Shape())
+		b.Unary(core.Exp, y, x)
+		b.Binary(core.Mul, y, y, x)
+		z := b.Alloc(x.Shape())
+		b.Softmax(z, y)
+		b.Release(y)
+		b.Release(z)
+	}
+	step()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 10 {
+		step()
+	}
+	runtime.ReadMemStats(&after)
+	if perStep := (after.TotalAlloc - before.TotalAlloc) / 10; perStep > 4096 {
+		t.Errorf("large step allocates %d bytes, want well under the %d bytes of one tensor", perStep, 4*n)
+	}
+}

@@ -1,0 +1,60 @@
+// Package cpu is kadapt's default compute backend: pure Go, float32 storage in Go
+// slices, every op of core.Backend implemented directly on []float32.
+//
+// The package registers itself as "cpu" with core.RegisterBackend, so importing it
+// (usually with a blank import) makes core.OpenBackend("cpu") work; New returns a
+// fresh instance directly.
+//
+// # Matrix products
+//
+// MatMul goes through gonum's blas32 package (blas32.Implementation), never through a
+// hand-written loop, so that whatever implementation is installed with blas32.Use is
+// the one that runs. By default that is gonum's native Sgemm, which is pure Go with
+// assembly axpy/dot kernels and already splits large products into 64×64 blocks across
+// GOMAXPROCS goroutines. Building with `-tags openblas` compiles openblas.go, which
+// installs gonum's cgo binding to the system BLAS instead. That binding is not a
+// dependency of this module, so before using the tag run
+//
+//	go get gonum.org/v1/netlib
+//	apt-get install libopenblas-dev   # or your platform's OpenBLAS package
+//
+// and build with CGO_LDFLAGS="-lopenblas" if the linker does not find it.
+//
+// A batched product whose operands are [batch, m, k] × [k, n] with a shared right-hand
+// side is folded into one [batch·m, k] × [k, n] product, which is what every linear
+// layer applied to [batch, tokens, dim] activations looks like; one large product keeps
+// the BLAS's blocking and threading effective. Other batched products run one product
+// per batch entry; when each entry is too small for the BLAS to parallelise internally
+// (attention's [tokens, head dim] products), the batch entries are split across
+// goroutines instead.
+//
+// # Memory pool
+//
+// Training allocates and releases the same activation and gradient shapes every step.
+// Alloc therefore draws storage from a free list bucketed by size class (eight classes
+// per power of two, so a buffer is at most 12.5% larger than asked for) and Release
+// returns it there; an Alloc after a Release of the same size reuses the buffer and only
+// zero-fills it. Go's garbage collector would otherwise see hundreds of megabytes of
+// short-lived slices per step, and both the allocation and the GC's scanning and
+// zeroing would show up in the step time. Pooled memory is never returned to the
+// runtime on its own; Backend.Trim drops it when a caller knows the working set has
+// shrunk (after training, before evaluation of a different model size).
+//
+// # Threading
+//
+// Elementwise ops, reductions, softmax, layer norm, permutes and the optimizer steps
+// split their rows (or, for flat ops, their element range) across GOMAXPROCS
+// goroutines when they touch more than parallelMin (32Ki) elements and run serially
+// below that. Starting a goroutine and waiting for it costs on the order of a
+// microsecond; below ~32Ki float32 elements the op itself takes only a few
+// microseconds, so splitting would cost more than it saves. The serial path performs
+// no heap allocation: kernels take slices and precomputed strides held in fixed-size
+// arrays, and the closures that fan work out to goroutines are only created on the
+// parallel path.
+//
+// Sums that feed a single scalar (losses, Σx², full reductions) are accumulated in
+// float64 over fixed-size blocks and then added in block order, so the result does not
+// depend on how many goroutines ran; row and column reductions accumulate in float64
+// as well, which keeps them within float32 rounding of the float64 reference backend
+// even over the 12,800 rows of a ViT-B/32 batch.
+package cpu
