@@ -1,0 +1,269 @@
+package autograd
+
+import (
+	"math"
+
+	"github.com/kadapt/kadapt/core"
+)
+
+// matmulShape checks op(a)·op(b) and returns the output shape and its batch rank.
+func matmulShape(op string, as, bs core.Shape, transA, transB bool) core.Shape {
+	if len(as) < 2 || len(bs) < 2 {
+		shapePanic(op, "operands %v and %v need rank >= 2", as, bs)
+	}
+	ab, bb := as[:len(as)-2], bs[:len(bs)-2]
+	m, k := as[len(as)-2], as[len(as)-1]
+	if transA {
+		m, k = k, m
+	}
+	kb, n := bs[len(bs)-2], bs[len(bs)-1]
+	if transB {
+		kb, n = n, kb
+	}
+	if k != kb {
+		shapePanic(op, "inner sizes differ: %v (transA %v) × %v (transB %v)", as, transA, bs, transB)
+	}
+	if len(ab) > 0 && len(bb) > 0 && !ab.Equal(bb) {
+		shapePanic(op, "batch axes of %v and %v differ (they must be equal or absent on one side)", as, bs)
+	}
+	batch := ab
+	if len(bb) > 0 {
+		batch = bb
+	}
+	out := append(batch.Clone(), m, n)
+	return out
+}
+
+// MatMul returns op(a)·op(b) over the last two axes, op transposing when its flag is
+// set. Batch axes must be equal or absent on one side, whose operand is then shared by
+// every batch entry (its gradient sums over the batch).
+func (tp *Tape) MatMul(a, b *Var, transA, transB bool) *Var {
+	out := matmulShape("matmul", a.Shape(), b.Shape(), transA, transB)
+	y := tp.alloc(out)
+	tp.b.MatMul(y, a.Value, b.Value, transA, transB, 1, 0)
+	var v *Var
+	v = tp.node("matmul", y, func() {
+		dy := v.Grad
+		// dA and dB as products (x, y, transX, transY) of the stored tensors, by case.
+		if needs(a) {
+			switch {
+			case !transA && !transB:
+				tp.matmulGrad(a, dy, b.Value, false, true)
+			case transA && !transB:
+				tp.matmulGrad(a, b.Value, dy, false, true)
+			case !transA && transB:
+				tp.matmulGrad(a, dy, b.Value, false, false)
+			default:
+				tp.matmulGrad(a, b.Value, dy, true, true)
+			}
+		}
+		if needs(b) {
+			switch {
+			case !transA && !transB:
+				tp.matmulGrad(b, a.Value, dy, true, false)
+			case transA && !transB:
+				tp.matmulGrad(b, a.Value, dy, false, false)
+			case !transA && transB:
+				tp.matmulGrad(b, dy, a.Value, true, false)
+			default:
+				tp.matmulGrad(b, dy, a.Value, true, true)
+			}
+		}
+	}, a, b)
+	return v
+}
+
+// matmulGrad adds op(x)·op(y) into t's gradient. When t is shared across a batch that
+// x or y carries, the per-batch products are summed: as one flat product when the
+// contraction runs over the stored rows of both, else through a temporary and Reduce.
+func (tp *Tape) matmulGrad(t *Var, x, y *core.Tensor, tx, ty bool) {
+	g, fresh := tp.gradOf(t)
+	if g.Rank() >= x.Rank() && g.Rank() >= y.Rank() {
+		tp.b.MatMul(g, x, y, tx, ty, 1, beta(fresh))
+		return
+	}
+	if tx && !ty && x.Rank() > 2 && y.Rank() > 2 {
+		xr, yr := x.Shape()[x.Rank()-1], y.Shape()[y.Rank()-1]
+		tp.b.MatMul(g, x.Reshape(-1, xr), y.Reshape(-1, yr), true, false, 1, beta(fresh))
+		return
+	}
+	ts := g.Shape()
+	batch := x.Shape()[:x.Rank()-2]
+	if y.Rank() > x.Rank() {
+		batch = y.Shape()[:y.Rank()-2]
+	}
+	full := append(batch.Clone(), ts[len(ts)-2], ts[len(ts)-1])
+	tmp := tp.scratch(full)
+	tp.b.MatMul(tmp, x, y, tx, ty, 1, 0)
+	tp.reduceInto(g, fresh, tmp, 1)
+	tp.b.Release(tmp)
+}
+
+// Linear returns x·wᵀ + bias for x [..., in], w [out, in] and bias [out] (or nil). A
+// frozen w costs only the input gradient.
+func (tp *Tape) Linear(x, w, bias *Var) *Var {
+	xs, ws := x.Shape(), w.Shape()
+	if len(xs) < 1 || len(ws) != 2 || xs[len(xs)-1] != ws[1] {
+		shapePanic("linear", "x %v and weight %v (want x [..., in], weight [out, in])", xs, ws)
+	}
+	in, outF := ws[1], ws[0]
+	if bias != nil && (bias.Value.Rank() != 1 || bias.Shape()[0] != outF) {
+		shapePanic("linear", "bias %v for weight %v (want [%d])", bias.Shape(), ws, outF)
+	}
+	rows := x.Value.Size() / in
+	out := append(xs[:len(xs)-1].Clone(), outF)
+	y := tp.alloc(out)
+	x2, y2 := x.Value.Reshape(rows, in), y.Reshape(rows, outF)
+	if bias != nil {
+		// Broadcasting the bias as a rank-1 product lets the main product accumulate
+		// onto it (beta = 1) without a temporary of the output's size.
+		ones := tp.ones(rows, 1)
+		tp.b.MatMul(y2, ones, bias.Value.Reshape(1, outF), false, false, 1, 0)
+		tp.b.Release(ones)
+		tp.b.MatMul(y2, x2, w.Value, false, true, 1, 1)
+	} else {
+		tp.b.MatMul(y2, x2, w.Value, false, true, 1, 0)
+	}
+	var v *Var
+	v = tp.node("linear", y, func() {
+		dy2 := v.Grad.Reshape(rows, outF)
+		if needs(x) {
+			g, fresh := tp.gradOf(x)
+			tp.b.MatMul(g.Reshape(rows, in), dy2, w.Value, false, false, 1, beta(fresh))
+		}
+		if needs(w) {
+			g, fresh := tp.gradOf(w)
+			tp.b.MatMul(g, dy2, x2, true, false, 1, beta(fresh))
+		}
+		if needs(bias) {
+			g, fresh := tp.gradOf(bias)
+			tp.reduceInto(g, fresh, dy2, 1)
+		}
+	}, x, w, bias)
+	return v
+}
+
+// Outer returns the outer product a·bᵀ of a [m] and b [n], [m, n].
+func (tp *Tape) Outer(a, b *Var) *Var {
+	if a.Value.Rank() != 1 || b.Value.Rank() != 1 {
+		shapePanic("outer", "operands %v and %v must be vectors", a.Shape(), b.Shape())
+	}
+	return tp.MatMul(tp.Reshape(a, -1, 1), tp.Reshape(b, 1, -1), false, false)
+}
+
+// Kron returns the Kronecker product of a [p,q] and b [r,s], [p·r, q·s].
+func (tp *Tape) Kron(a, b *Var) *Var {
+	as, bs := a.Shape(), b.Shape()
+	if len(as) != 2 || len(bs) != 2 {
+		shapePanic("kron", "operands %v and %v must be matrices", as, bs)
+	}
+	return tp.KronSum(tp.Reshape(a, 1, as[0], as[1]), tp.Reshape(b, 1, bs[0], bs[1]))
+}
+
+// KronSum returns Σ_i a_i ⊗ b_i for a [n,p,q] and b [n,r,s], [p·r, q·s]. Permuted to
+// [p,q,r,s] the sum is the single product A_flatᵀ·B_flat of A_flat [n, p·q] and B_flat
+// [n, r·s], so it runs at matrix-product speed on every backend; its gradients are
+// dA_flat = B_flat·Gᵀ and dB_flat = A_flat·G.
+func (tp *Tape) KronSum(a, b *Var) *Var {
+	as, bs := a.Shape(), b.Shape()
+	if len(as) != 3 || len(bs) != 3 || as[0] != bs[0] {
+		shapePanic("kron_sum", "operands %v and %v must be [n,p,q] and [n,r,s]", as, bs)
+	}
+	n, p, q, r, s := as[0], as[1], as[2], bs[1], bs[2]
+	y := tp.MatMul(tp.Reshape(a, n, p*q), tp.Reshape(b, n, r*s), true, false)
+	y = tp.Permute(tp.Reshape(y, p, q, r, s), 0, 2, 1, 3)
+	return tp.Reshape(y, p*r, q*s)
+}
+
+// PatchEmbed is the non-overlapping convolution of a ViT's patch embedding: x
+// [N,C,H,W] with w [D,C,P,P] and bias [D] (or nil) gives [N, (H/P)·(W/P), D], patches in
+// row-major order like PyTorch's conv followed by flatten(2).transpose(1, 2). It cuts x
+// into patches with a reshape and a permute (im2col) and multiplies once.
+func (tp *Tape) PatchEmbed(x, w, bias *Var, patch int) *Var {
+	xs, ws := x.Shape(), w.Shape()
+	if patch <= 0 || len(xs) != 4 || len(ws) != 4 || ws[1] != xs[1] || ws[2] != patch || ws[3] != patch ||
+		xs[2]%patch != 0 || xs[3]%patch != 0 {
+		shapePanic("patch_embed", "x %v, weight %v, patch %d (want x [N,C,H,W], weight [D,C,P,P], H and W multiples of P)", xs, ws, patch)
+	}
+	nb, c, gh, gw, d := xs[0], xs[1], xs[2]/patch, xs[3]/patch, ws[0]
+	p := tp.Reshape(x, nb, c, gh, patch, gw, patch)
+	p = tp.Permute(p, 0, 2, 4, 1, 3, 5)
+	p = tp.Reshape(p, nb*gh*gw, c*patch*patch)
+	y := tp.Linear(p, tp.Reshape(w, d, c*patch*patch), bias)
+	return tp.Reshape(y, nb, gh*gw, d)
+}
+
+// Attention returns softmax(q·kᵀ·scale + mask)·v for q [B,H,Lq,Dh], k [B,H,Lk,Dh] and
+// v [B,H,Lk,Dv]; the causal mask puts -inf above the diagonal. Only the attention
+// probabilities are kept for the backward pass.
+func (tp *Tape) Attention(q, k, v *Var, causal bool, scale float32) *Var {
+	qs, ks, vs := q.Shape(), k.Shape(), v.Shape()
+	if len(qs) != 4 || len(ks) != 4 || len(vs) != 4 || qs[0] != ks[0] || qs[1] != ks[1] || qs[3] != ks[3] ||
+		vs[0] != ks[0] || vs[1] != ks[1] || vs[2] != ks[2] || (causal && qs[2] != ks[2]) {
+		shapePanic("attention", "q %v, k %v, v %v (want [B,H,L,Dh] each, equal L when causal)", qs, ks, vs)
+	}
+	bk := tp.b
+	lq, lk := qs[2], ks[2]
+	ss := core.Shape{qs[0], qs[1], lq, lk}
+	s := tp.scratch(ss)
+	bk.MatMul(s, q.Value, k.Value, false, true, scale, 0)
+	if causal {
+		host := tp.hostBuf(lq * lk)
+		ninf := float32(math.Inf(-1))
+		for i := range lq {
+			for j := range lk {
+				host[i*lk+j] = 0
+				if j > i {
+					host[i*lk+j] = ninf
+				}
+			}
+		}
+		mask, masked := tp.scratch(core.Shape{lq, lk}), tp.scratch(ss)
+		bk.Upload(mask, host)
+		bk.Binary(core.Add, masked, s, mask)
+		bk.Release(mask)
+		bk.Release(s)
+		s = masked
+	}
+	// The probabilities are kept only when a backward pass may need them.
+	keep := !tp.noGrad && (needs(q) || needs(k) || needs(v))
+	var p *core.Tensor
+	if keep {
+		p = tp.alloc(ss)
+	} else {
+		p = tp.scratch(ss)
+	}
+	bk.Softmax(p, s)
+	bk.Release(s)
+	out := tp.alloc(core.Shape{qs[0], qs[1], lq, vs[3]})
+	bk.MatMul(out, p, v.Value, false, false, 1, 0)
+	if !keep {
+		bk.Release(p)
+	}
+	var o *Var
+	o = tp.node("attention", out, func() {
+		dout := o.Grad
+		if needs(v) {
+			g, fresh := tp.gradOf(v)
+			bk.MatMul(g, p, dout, true, false, 1, beta(fresh))
+		}
+		if !needs(q) && !needs(k) {
+			return
+		}
+		dp, ds := tp.scratch(ss), tp.scratch(ss)
+		bk.MatMul(dp, dout, v.Value, false, true, 1, 0)
+		// Masked positions have p = 0, so they get no gradient here.
+		bk.SoftmaxGrad(ds, p, dp, false)
+		bk.Release(dp)
+		if needs(q) {
+			g, fresh := tp.gradOf(q)
+			bk.MatMul(g, ds, k.Value, false, false, scale, beta(fresh))
+		}
+		if needs(k) {
+			g, fresh := tp.gradOf(k)
+			bk.MatMul(g, ds, q.Value, true, false, scale, beta(fresh))
+		}
+		bk.Release(ds)
+	}, q, k, v)
+	return o
+}
