@@ -1,0 +1,300 @@
+package datasets
+
+import (
+	"archive/zip"
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	_ "image/gif" // registered for Image
+	_ "image/jpeg"
+	"image/png"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	_ "golang.org/x/image/bmp"
+	_ "golang.org/x/image/tiff"
+	_ "golang.org/x/image/webp"
+)
+
+// Limits on what one encoded image may cost. Index files and archives come from
+// the network, so a lying header must produce an error, not a multi-gigabyte
+// allocation.
+const (
+	// MaxImagePixels bounds width·height of a decoded image (64 Mpx, 256 MiB as RGBA).
+	MaxImagePixels = 1 << 26
+	// MaxEncodedBytes bounds the encoded size of one image file or zip member.
+	MaxEncodedBytes = 256 << 20
+)
+
+// Sample is one image and the indices of its classes (one for multi-class data,
+// any number, possibly none, for multi-label data).
+type Sample struct {
+	// Source locates the encoded image: a file path, or a zip archive's path, "@"
+	// and the member's name inside it (the vision-datasets convention). Raw formats
+	// held in memory use "<file>#<record>" (CIFAR, MNIST).
+	Source string
+	Labels []int
+}
+
+// Dataset is a list of labelled samples with access to their images. Subsets made
+// with Subset share the parent's open archives; Close releases them.
+type Dataset struct {
+	Name       string
+	Classes    []string
+	MultiLabel bool
+	Samples    []Sample
+
+	// open returns the encoded bytes of a sample; nil means plain files and zip
+	// members opened without a cache.
+	open func(Sample) (io.ReadCloser, error)
+	// decode builds the image directly for raw formats that have no encoded form.
+	decode func(Sample) (image.Image, error)
+	// closer releases what open holds (cached zip readers).
+	closer io.Closer
+}
+
+// Len returns the number of samples.
+func (d *Dataset) Len() int { return len(d.Samples) }
+
+// Subset returns a dataset with d's name, classes and image access over samples,
+// which are normally drawn from d.Samples (FewShot, SplitVal).
+func (d *Dataset) Subset(samples []Sample) *Dataset {
+	return &Dataset{
+		Name:       d.Name,
+		Classes:    d.Classes,
+		MultiLabel: d.MultiLabel,
+		Samples:    samples,
+		open:       d.open,
+		decode:     d.decode,
+		closer:     d.closer,
+	}
+}
+
+// Close releases the archives held open for reading samples. The dataset and every
+// Subset of it may still be used afterwards; archives are reopened on demand.
+func (d *Dataset) Close() error {
+	if d.closer == nil {
+		return nil
+	}
+	return d.closer.Close()
+}
+
+func (d *Dataset) sample(i int) (Sample, error) {
+	if i < 0 || i >= len(d.Samples) {
+		return Sample{}, fmt.Errorf("datasets: %s: sample %d out of range [0, %d)", d.Name, i, len(d.Samples))
+	}
+	return d.Samples[i], nil
+}
+
+// Open returns the encoded bytes of sample i: the file or zip member it names. For
+// raw formats (CIFAR, MNIST) the image is encoded as PNG on the fly so that every
+// dataset offers the same byte-level access.
+func (d *Dataset) Open(i int) (io.ReadCloser, error) {
+	s, err := d.sample(i)
+	if err != nil {
+		return nil, err
+	}
+	if d.decode != nil && d.open == nil {
+		img, err := d.decode(s)
+		if err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, img); err != nil {
+			return nil, fmt.Errorf("datasets: %s: encode png: %w", s.Source, err)
+		}
+		return io.NopCloser(&buf), nil
+	}
+	if d.open != nil {
+		return d.open(s)
+	}
+	return openUncached(s.Source)
+}
+
+// Image returns sample i decoded: JPEG, PNG, GIF, BMP, TIFF and WebP files via
+// image.Decode (after checking the header's size against MaxImagePixels), and an
+// *image.RGBA or *image.Gray built directly for CIFAR and MNIST.
+func (d *Dataset) Image(i int) (image.Image, error) {
+	s, err := d.sample(i)
+	if err != nil {
+		return nil, err
+	}
+	if d.decode != nil {
+		return d.decode(s)
+	}
+	rc, err := d.Open(i)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return decodeImage(rc, s.Source)
+}
+
+// decodeImage reads the whole encoding first because the size check needs a
+// second pass over the header.
+func decodeImage(r io.Reader, source string) (image.Image, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxEncodedBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("datasets: %s: read: %w", source, err)
+	}
+	if len(data) > MaxEncodedBytes {
+		return nil, fmt.Errorf("datasets: %s: encoded image larger than %d bytes", source, MaxEncodedBytes)
+	}
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("datasets: %s: %w", source, err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > MaxImagePixels {
+		return nil, fmt.Errorf("datasets: %s: %s image of %d×%d pixels is empty or exceeds %d pixels",
+			source, format, cfg.Width, cfg.Height, MaxImagePixels)
+	}
+	img, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("datasets: %s: decode %s: %w", source, format, err)
+	}
+	return img, nil
+}
+
+// splitZipSource splits "dir/archive.zip@member/path.jpg" at the archive's name.
+// Matching ".zip@" rather than the first "@" keeps paths with "@" in folder names
+// working.
+func splitZipSource(source string) (archive, member string, ok bool) {
+	i := strings.Index(strings.ToLower(source), ".zip@")
+	if i < 0 {
+		return "", "", false
+	}
+	return source[:i+4], source[i+5:], true
+}
+
+func openFile(path string) (io.ReadCloser, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("datasets: %w", err)
+	}
+	return f, nil
+}
+
+func openUncached(source string) (io.ReadCloser, error) {
+	archive, member, ok := splitZipSource(source)
+	if !ok {
+		return openFile(source)
+	}
+	a := openArchive(archive)
+	if a.err != nil {
+		return nil, a.err
+	}
+	rc, err := a.openMember(member)
+	if err != nil {
+		a.rc.Close()
+		return nil, err
+	}
+	return &closeBoth{ReadCloser: rc, also: a.rc}, nil
+}
+
+type closeBoth struct {
+	io.ReadCloser
+	also io.Closer
+}
+
+func (c *closeBoth) Close() error {
+	return errors.Join(c.ReadCloser.Close(), c.also.Close())
+}
+
+// archive is one open zip file with its members indexed by name; vision-datasets
+// archives hold up to 262,144 members, so a linear scan per image is not an option.
+type archive struct {
+	path    string
+	rc      *zip.ReadCloser
+	members map[string]*zip.File
+	err     error
+}
+
+func openArchive(path string) *archive {
+	a := &archive{path: path}
+	rc, err := zip.OpenReader(path)
+	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
+		// Member names are only looked up, never extracted, so insecure names are
+		// harmless here.
+		a.err = fmt.Errorf("datasets: open archive %s: %w", path, err)
+		return a
+	}
+	a.rc = rc
+	a.members = make(map[string]*zip.File, len(rc.File))
+	for _, f := range rc.File {
+		a.members[f.Name] = f
+	}
+	return a
+}
+
+func (a *archive) openMember(name string) (io.ReadCloser, error) {
+	f, ok := a.members[name]
+	if !ok {
+		// Index files written on Windows use backslashes; zip names never do.
+		f, ok = a.members[strings.ReplaceAll(name, `\`, "/")]
+	}
+	if !ok {
+		return nil, fmt.Errorf("datasets: archive %s has no member %q", a.path, name)
+	}
+	if f.UncompressedSize64 > MaxEncodedBytes {
+		return nil, fmt.Errorf("datasets: archive %s: member %q claims %d bytes, more than %d",
+			a.path, name, f.UncompressedSize64, MaxEncodedBytes)
+	}
+	rc, err := f.Open()
+	if err != nil {
+		return nil, fmt.Errorf("datasets: archive %s: member %q: %w", a.path, name, err)
+	}
+	return rc, nil
+}
+
+// zipCache keeps every archive a dataset touches open, so reading 50,000 members
+// parses each central directory once. It is safe for concurrent use: zip members
+// read through ReadAt on the shared file.
+type zipCache struct {
+	mu       sync.Mutex
+	archives map[string]*archive
+}
+
+func newZipCache() *zipCache { return &zipCache{archives: make(map[string]*archive)} }
+
+func (c *zipCache) open(s Sample) (io.ReadCloser, error) {
+	path, member, ok := splitZipSource(s.Source)
+	if !ok {
+		return openFile(s.Source)
+	}
+	c.mu.Lock()
+	a, ok := c.archives[path]
+	if !ok || a.err != nil {
+		// A failed open is retried next time: the archive may still be downloading.
+		a = openArchive(path)
+		c.archives[path] = a
+	}
+	c.mu.Unlock()
+	if a.err != nil {
+		return nil, a.err
+	}
+	return a.openMember(member)
+}
+
+// Close closes every cached archive. Readers already handed out keep working only
+// until then.
+func (c *zipCache) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for path, a := range c.archives {
+		if a.rc != nil {
+			errs = append(errs, a.rc.Close())
+		}
+		delete(c.archives, path)
+	}
+	return errors.Join(errs...)
+}
+
+// newFileDataset returns a dataset whose samples are files or zip members.
+func newFileDataset(name string, classes []string, multiLabel bool, samples []Sample) *Dataset {
+	c := newZipCache()
+	return &Dataset{Name: name, Classes: classes, MultiLabel: multiLabel, Samples: samples, open: c.open, closer: c}
+}

@@ -1,0 +1,414 @@
+package datasets
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultBaseURL is the blob container the ELEVATER toolkit and vision-datasets
+// download from: a file's URL is base/<RootFolder>/<Path>. The toolkit appends a
+// read-only shared-access query to it; when the container asks for one, pass the
+// base URL with that query as FetchOptions.BaseURL (the query is kept on every
+// file's URL and never printed).
+const DefaultBaseURL = "https://cvinthewildeus.blob.core.windows.net/datasets"
+
+// FetchOptions configures Fetch.
+type FetchOptions struct {
+	BaseURL  string       // "" means DefaultBaseURL
+	Progress io.Writer    // nil means silent
+	Client   *http.Client // nil means http.DefaultClient
+	// Splits limits the download to these splits ("train", "val", "test"); none
+	// means all. The labelmap always comes along.
+	Splits []string
+	// Attempts bounds the requests per file; a dropped connection is resumed where
+	// it broke. 0 means 5.
+	Attempts int
+}
+
+// Fetch downloads the registered dataset name into root/<RootFolder>/, skipping
+// files already there. See FetchInfo.
+func Fetch(ctx context.Context, name, root string, opt FetchOptions) error {
+	info, err := Lookup(name)
+	if err != nil {
+		return err
+	}
+	return FetchInfo(ctx, info, root, opt)
+}
+
+// FetchInfo downloads the files of info (Info.Files for opt.Splits) into
+// root/<RootFolder>/. Each file is written to "<name>.part", resumed with an HTTP
+// Range request when that exists or the connection drops, checked against the
+// File's size and SHA-256 when known, and only then renamed to its final name, so
+// a file at the final path is always complete. A file already at its final path is
+// kept when its size matches (or is unknown); it is not re-hashed.
+func FetchInfo(ctx context.Context, info Info, root string, opt FetchOptions) error {
+	files, err := info.Files(opt.Splits...)
+	if err != nil {
+		return err
+	}
+	base := opt.BaseURL
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return fmt.Errorf("datasets: base URL: %w", err)
+	}
+	for _, f := range files {
+		rel := path.Join(info.RootFolder, f.Path)
+		if !filepath.IsLocal(filepath.FromSlash(rel)) {
+			return fmt.Errorf("datasets: %s: file %q leaves the download root", info.Name, rel)
+		}
+		dest := filepath.Join(root, filepath.FromSlash(rel))
+		if err := FetchFile(ctx, u.JoinPath(rel).String(), dest, f, opt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FetchFile downloads rawURL to dest as FetchInfo does for each file; want carries
+// the expected size and SHA-256 (either may be unknown).
+func FetchFile(ctx context.Context, rawURL, dest string, want File, opt FetchOptions) error {
+	if fi, err := os.Stat(dest); err == nil {
+		if want.Size == 0 || fi.Size() == want.Size {
+			return nil
+		}
+		return fmt.Errorf("datasets: %s exists with %d bytes, want %d; remove it to download again", dest, fi.Size(), want.Size)
+	}
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return fmt.Errorf("datasets: %w", err)
+	}
+	client := opt.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	attempts := opt.Attempts
+	if attempts <= 0 {
+		attempts = 5
+	}
+	d := &download{
+		ctx: ctx, client: client, url: rawURL, shown: redact(rawURL), part: dest + ".part",
+		want: want, progress: newProgress(opt.Progress, filepath.Base(dest)),
+	}
+	var err error
+	for try := 1; try <= attempts; try++ {
+		var progressed bool
+		progressed, err = d.attempt()
+		if err == nil || errors.Is(err, errPermanent) || ctx.Err() != nil {
+			break
+		}
+		if !progressed && try < attempts {
+			// Back off only when nothing arrived; a connection that broke mid-file
+			// is resumed at once.
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Duration(try) * 500 * time.Millisecond):
+			}
+		}
+	}
+	d.progress.finish(err == nil)
+	if err != nil {
+		return err
+	}
+	if err := d.verify(); err != nil {
+		return err
+	}
+	if err := os.Rename(d.part, dest); err != nil {
+		return fmt.Errorf("datasets: %w", err)
+	}
+	return nil
+}
+
+// errPermanent marks failures that retrying cannot fix (HTTP 404, 403, …).
+var errPermanent = errors.New("permanent")
+
+type download struct {
+	ctx      context.Context
+	client   *http.Client
+	url      string
+	shown    string // url without its query, which may hold an access signature
+	part     string
+	want     File
+	total    int64 // -1 while unknown
+	progress *progress
+}
+
+// attempt requests the rest of the file after what .part already holds and
+// appends it. progressed reports whether any byte arrived.
+func (d *download) attempt() (progressed bool, err error) {
+	have := int64(0)
+	if fi, err := os.Stat(d.part); err == nil {
+		have = fi.Size()
+	}
+	if d.want.Size > 0 && have > d.want.Size {
+		// More than the file should hold: the partial file is garbage.
+		if err := os.Remove(d.part); err != nil {
+			return false, fmt.Errorf("datasets: %w", err)
+		}
+		have = 0
+	}
+	if d.want.Size > 0 && have == d.want.Size {
+		return false, nil
+	}
+	req, err := http.NewRequestWithContext(d.ctx, http.MethodGet, d.url, nil)
+	if err != nil {
+		return false, fmt.Errorf("datasets: %s: %w", d.shown, errors.Join(err, errPermanent))
+	}
+	if have > 0 {
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(have, 10)+"-")
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("datasets: %s: %w", d.shown, redactErr(err))
+	}
+	defer resp.Body.Close()
+
+	flags := os.O_WRONLY | os.O_CREATE | os.O_APPEND
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		start, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		if !ok || start != have {
+			return false, fmt.Errorf("datasets: %s: asked for bytes from %d, server sent range %q",
+				d.shown, have, resp.Header.Get("Content-Range"))
+		}
+		d.total = total
+	case http.StatusOK:
+		// The server ignored the Range header: start over.
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+		have = 0
+		d.total = -1
+		if resp.ContentLength >= 0 {
+			d.total = resp.ContentLength
+		}
+	case http.StatusRequestedRangeNotSatisfiable:
+		// .part may already be whole; verify decides.
+		if _, total, ok := parseContentRange(resp.Header.Get("Content-Range")); ok && total == have {
+			return false, nil
+		}
+		if err := os.Remove(d.part); err != nil {
+			return false, fmt.Errorf("datasets: %w", err)
+		}
+		return false, fmt.Errorf("datasets: %s: server rejected resuming at byte %d; restarting", d.shown, have)
+	default:
+		err := fmt.Errorf("datasets: %s: HTTP %s", d.shown, resp.Status)
+		if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {
+			err = errors.Join(err, errPermanent)
+		}
+		return false, err
+	}
+	if d.want.Size > 0 && d.total >= 0 && d.total != d.want.Size {
+		return false, fmt.Errorf("datasets: %s: server reports %d bytes, want %d: %w", d.shown, d.total, d.want.Size, errPermanent)
+	}
+	if d.total < 0 && d.want.Size > 0 {
+		d.total = d.want.Size
+	}
+	f, err := os.OpenFile(d.part, flags, 0o644)
+	if err != nil {
+		return false, fmt.Errorf("datasets: %w", err)
+	}
+	d.progress.start(have, d.total)
+	n, copyErr := io.Copy(f, io.TeeReader(resp.Body, d.progress))
+	syncErr := f.Sync()
+	closeErr := f.Close()
+	if copyErr != nil {
+		return n > 0, fmt.Errorf("datasets: %s: after %d bytes: %w", d.shown, have+n, redactErr(copyErr))
+	}
+	if err := errors.Join(syncErr, closeErr); err != nil {
+		return n > 0, fmt.Errorf("datasets: %w", err)
+	}
+	if d.total >= 0 && have+n < d.total {
+		return n > 0, fmt.Errorf("datasets: %s: connection ended at byte %d of %d", d.shown, have+n, d.total)
+	}
+	return n > 0, nil
+}
+
+// verify checks the finished .part against the expected size and SHA-256 and
+// deletes it when it does not match, so the next try starts clean.
+func (d *download) verify() error {
+	f, err := os.Open(d.part)
+	if err != nil {
+		return fmt.Errorf("datasets: %w", err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("datasets: %s: %w", d.part, err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	var bad error
+	switch {
+	case d.want.Size > 0 && n != d.want.Size:
+		bad = fmt.Errorf("datasets: %s: got %d bytes, want %d", d.shown, n, d.want.Size)
+	case d.want.SHA256 != "" && !strings.EqualFold(sum, d.want.SHA256):
+		bad = fmt.Errorf("datasets: %s: SHA-256 %s, want %s", d.shown, sum, strings.ToLower(d.want.SHA256))
+	}
+	if bad != nil {
+		if err := os.Remove(d.part); err != nil {
+			bad = errors.Join(bad, err)
+		}
+		return bad
+	}
+	return nil
+}
+
+// parseContentRange reads "bytes start-end/total"; total is -1 for "*".
+func parseContentRange(s string) (start, total int64, ok bool) {
+	s, found := strings.CutPrefix(s, "bytes ")
+	if !found {
+		return 0, 0, false
+	}
+	rng, tot, found := strings.Cut(s, "/")
+	if !found {
+		return 0, 0, false
+	}
+	total = -1
+	if tot != "*" {
+		var err error
+		if total, err = strconv.ParseInt(tot, 10, 64); err != nil {
+			return 0, 0, false
+		}
+	}
+	if rng == "*" {
+		return 0, total, true
+	}
+	first, _, found := strings.Cut(rng, "-")
+	if !found {
+		return 0, 0, false
+	}
+	start, err := strconv.ParseInt(first, 10, 64)
+	if err != nil {
+		return 0, 0, false
+	}
+	return start, total, true
+}
+
+// redact drops the query (an access signature, possibly) from a URL for messages.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparsable URL>"
+	}
+	u.RawQuery = ""
+	u.User = nil
+	return u.String()
+}
+
+// redactErr strips the URL net/http embeds in its errors, which carries the query.
+func redactErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// progress draws a one-line bar: name, bytes done / total, percentage, rate and
+// time left, redrawn at most every 200 ms.
+type progress struct {
+	w         io.Writer
+	name      string
+	done      int64
+	total     int64
+	began     time.Time
+	beganDone int64
+	last      time.Time
+}
+
+func newProgress(w io.Writer, name string) *progress {
+	return &progress{w: w, name: name, total: -1}
+}
+
+func (p *progress) start(done, total int64) {
+	p.done, p.total = done, total
+	if p.began.IsZero() {
+		p.began, p.beganDone = time.Now(), done
+	}
+	p.draw(true)
+}
+
+func (p *progress) Write(b []byte) (int, error) {
+	p.done += int64(len(b))
+	p.draw(false)
+	return len(b), nil
+}
+
+func (p *progress) finish(ok bool) {
+	if p.w == nil || p.began.IsZero() {
+		return
+	}
+	p.draw(true)
+	if ok {
+		fmt.Fprintln(p.w)
+	} else {
+		fmt.Fprintln(p.w, " (failed)")
+	}
+}
+
+func (p *progress) draw(force bool) {
+	if p.w == nil {
+		return
+	}
+	now := time.Now()
+	if !force && now.Sub(p.last) < 200*time.Millisecond {
+		return
+	}
+	p.last = now
+	fmt.Fprint(p.w, "\r"+p.line(now))
+}
+
+// line renders the bar; the rate counts only bytes of this run, not resumed ones.
+func (p *progress) line(now time.Time) string {
+	elapsed := now.Sub(p.began).Seconds()
+	rate := 0.0
+	if elapsed > 0 {
+		rate = float64(p.done-p.beganDone) / elapsed
+	}
+	if p.total <= 0 {
+		return fmt.Sprintf("%s  %s  %s/s", p.name, formatBytes(float64(p.done)), formatBytes(rate))
+	}
+	frac := min(float64(p.done)/float64(p.total), 1)
+	const width = 24
+	filled := int(frac * width)
+	bar := strings.Repeat("=", filled) + strings.Repeat(" ", width-filled)
+	eta := "--:--"
+	if rate > 0 {
+		eta = formatDuration(time.Duration(float64(p.total-p.done) / rate * float64(time.Second)))
+	}
+	return fmt.Sprintf("%s [%s] %s / %s %5.1f%% %s/s ETA %s", p.name, bar,
+		formatBytes(float64(p.done)), formatBytes(float64(p.total)), 100*frac, formatBytes(rate), eta)
+}
+
+func formatBytes(b float64) string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%.0f B", b)
+	}
+	suffix := "KMGTPE"
+	i := 0
+	for b /= unit; b >= unit && i < len(suffix)-1; b /= unit {
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", b, suffix[i])
+}
+
+func formatDuration(d time.Duration) string {
+	s := int64(d.Round(time.Second) / time.Second)
+	if s >= 3600 {
+		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
+	}
+	return fmt.Sprintf("%d:%02d", s/60, s%60)
+}
