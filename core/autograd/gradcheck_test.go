@@ -125,9 +125,7 @@ func TestGradients(t *testing.T) {
 			out := c.f(tp, vars)
 			if c.want != nil {
 				want := c.want(data)
-				// Op constants (1/n, scales, smoothing) are float32, so the exact host
-				// value differs by their rounding, a few parts in 10⁸.
-				assertClose(t, "forward", ref.Float64s(out.Value), want, 1e-10, 1e-7)
+				assertClose(t, "forward", ref.Float64s(out.Value), want, 1e-12, 1e-10)
 			}
 			loss := weightedLoss(tp, out, r, true)
 			tp.Backward(loss)

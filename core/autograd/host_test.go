@@ -10,6 +10,9 @@ import (
 // code with the package: products and Kronecker products go through gonum, the rest are
 // plain loops over row-major indices.
 
+// float32c rounds an op constant the way the op's float32 parameter does.
+func float32c(v float64) float64 { return float64(float32(v)) }
+
 func mapHost(x []float64, f func(float64) float64) []float64 {
 	out := make([]float64, len(x))
 	for i, v := range x {
@@ -93,8 +96,9 @@ func hostReduce(x []float64, shape, axes []int, mean bool) []float64 {
 		out[o] += v
 	}
 	if mean {
+		inv := float32c(1 / float64(count))
 		for i := range out {
-			out[i] /= float64(count)
+			out[i] *= inv
 		}
 	}
 	return out
@@ -131,6 +135,7 @@ func hostConcat1(parts [][]float64, outer int, sizes []int, inner int) []float64
 }
 
 func hostCrossEntropy(x []float64, labels []int, c int, s float64) float64 {
+	s = float32c(s)
 	total := 0.0
 	for r, y := range labels {
 		row := x[r*c : (r+1)*c]
@@ -190,6 +195,7 @@ func hostPatchEmbed(x, w, bias []float64, n, c, h, wd, d, p int) []float64 {
 
 // hostAttention computes softmax(q·kᵀ·scale + mask)·v for bh independent heads.
 func hostAttention(q, k, v []float64, bh, lq, lk, dh, dv int, causal bool, scale float64) []float64 {
+	scale = float32c(scale)
 	out := make([]float64, bh*lq*dv)
 	s := make([]float64, lk)
 	for h := range bh {
@@ -226,17 +232,18 @@ func hostAttention(q, k, v []float64, bh, lq, lk, dh, dv int, causal bool, scale
 // given running statistics otherwise.
 func hostBatchNorm(x, gamma, beta []float64, n, f int, train bool, rm, rv []float32) []float64 {
 	out := make([]float64, n*f)
+	inv := float32c(1 / float64(n))
 	for j := range f {
 		var mu, vr float64
 		if train {
 			for i := range n {
 				mu += x[i*f+j]
 			}
-			mu /= float64(n)
+			mu *= inv
 			for i := range n {
 				vr += (x[i*f+j] - mu) * (x[i*f+j] - mu)
 			}
-			vr /= float64(n)
+			vr *= inv
 		} else {
 			mu, vr = float64(rm[j]), float64(rv[j])
 		}
