@@ -1,0 +1,366 @@
+package backbones
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kadapt/kadapt/backbones/safetensors"
+	"github.com/kadapt/kadapt/core"
+	"github.com/kadapt/kadapt/core/autograd"
+	"github.com/kadapt/kadapt/core/backend/cpu"
+)
+
+func fixture(t *testing.T, path, name string) ([]float32, []int) {
+	t.Helper()
+	f, err := safetensors.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info, ok := f.Info(name)
+	if !ok {
+		t.Fatalf("%s: no tensor %s", path, name)
+	}
+	data, err := f.Float32s(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data, info.Shape
+}
+
+func download(v *autograd.Var) []float32 {
+	out := make([]float32, v.Value.Size())
+	v.Value.Backend().Download(out, v.Value)
+	return out
+}
+
+func assertClose(t *testing.T, what string, got, want []float32, tol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	worst, at := 0.0, 0
+	for i := range got {
+		if d := math.Abs(float64(got[i]) - float64(want[i])); d > worst || math.IsNaN(d) {
+			worst, at = d, i
+		}
+	}
+	if worst > tol || math.IsNaN(worst) {
+		t.Fatalf("%s: max abs error %.3g at %d (got %v, want %v), tolerance %g", what, worst, at, got[at], want[at], tol)
+	}
+	t.Logf("%s: max abs error %.3g", what, worst)
+}
+
+func loadCLIPSmall(t *testing.T, b core.Backend) *Vision {
+	t.Helper()
+	cfg, _, err := ReadHFConfig("testdata/clip_vision_small.config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewVision(b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := LoadVision(m, "testdata/clip_vision_small.safetensors", LoadOptions{Strict: true}); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func forwardPixels(t *testing.T, m *Vision, io string) (Output, *autograd.Tape) {
+	t.Helper()
+	px, shape := fixture(t, io, "pixel_values")
+	tp := autograd.NewTape(m.backend)
+	tp.SetGradEnabled(false)
+	return m.Forward(tp, tp.Input(px, shape...)), tp
+}
+
+func TestCLIPVisionMatchesTransformers(t *testing.T) {
+	m := loadCLIPSmall(t, cpu.New())
+	out, tp := forwardPixels(t, m, "testdata/clip_vision_small.io.safetensors")
+	defer tp.Reset()
+	want, _ := fixture(t, "testdata/clip_vision_small.io.safetensors", "last_hidden_state")
+	assertClose(t, "last_hidden_state", download(out.Tokens), want, 1e-4)
+	want, _ = fixture(t, "testdata/clip_vision_small.io.safetensors", "image_embeds")
+	assertClose(t, "image_embeds", download(out.Embeds), want, 1e-4)
+}
+
+func TestTimmViTMatchesTimm(t *testing.T) {
+	cfg, _, err := ReadHFConfig("testdata/timm_vit_small.config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewVision(cpu.New(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := LoadVision(m, "testdata/timm_vit_small.safetensors", LoadOptions{Strict: true}); err != nil {
+		t.Fatal(err)
+	}
+	out, tp := forwardPixels(t, m, "testdata/timm_vit_small.io.safetensors")
+	defer tp.Reset()
+	want, _ := fixture(t, "testdata/timm_vit_small.io.safetensors", "features")
+	assertClose(t, "features", download(out.Tokens), want, 1e-4)
+	want, _ = fixture(t, "testdata/timm_vit_small.io.safetensors", "logits")
+	assertClose(t, "logits", download(out.Logits), want, 1e-4)
+}
+
+// rewrite re-keys a fixture checkpoint into another naming convention, so one PyTorch
+// reference checks every name map.
+func rewrite(t *testing.T, src, dst string, mapKey func(string, []int, []float32, map[string]safetensors.Tensor)) {
+	t.Helper()
+	f, err := safetensors.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]safetensors.Tensor{}
+	for _, n := range f.Names() {
+		info, _ := f.Info(n)
+		data, err := f.Float32s(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mapKey(n, info.Shape, data, out)
+	}
+	if err := safetensors.WriteFile(dst, out, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func transpose(data []float32, r, c int) []float32 {
+	out := make([]float32, len(data))
+	for i := 0; i < r; i++ {
+		for j := 0; j < c; j++ {
+			out[j*r+i] = data[i*c+j]
+		}
+	}
+	return out
+}
+
+func TestOpenAINamingMatchesHF(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "openai.safetensors")
+	qkv := map[string][3][]float32{}
+	rewrite(t, "testdata/clip_vision_small.safetensors", path, func(n string, shape []int, data []float32, out map[string]safetensors.Tensor) {
+		r := strings.NewReplacer("vision_model.embeddings.patch_embedding.weight", "visual.conv1.weight",
+			"vision_model.embeddings.class_embedding", "visual.class_embedding",
+			"vision_model.embeddings.position_embedding.weight", "visual.positional_embedding",
+			"vision_model.pre_layrnorm", "visual.ln_pre", "vision_model.post_layernorm", "visual.ln_post",
+			"vision_model.encoder.layers.", "visual.transformer.resblocks.", "layer_norm1", "ln_1", "layer_norm2", "ln_2",
+			"self_attn.out_proj", "attn.out_proj", "mlp.fc1", "mlp.c_fc", "mlp.fc2", "mlp.c_proj")
+		if n == "visual_projection.weight" {
+			out["visual.proj"] = safetensors.Tensor{Shape: []int{shape[1], shape[0]}, Data: transpose(data, shape[0], shape[1])}
+			return
+		}
+		for j, p := range []string{"q_proj", "k_proj", "v_proj"} {
+			if strings.Contains(n, "self_attn."+p+".") {
+				part := n[strings.LastIndex(n, ".")+1:]
+				key := r.Replace(strings.Replace(n, "self_attn."+p+"."+part, "attn.in_proj_"+part, 1))
+				parts := qkv[key]
+				parts[j] = data
+				qkv[key] = parts
+				if parts[0] != nil && parts[1] != nil && parts[2] != nil {
+					fused := append(append(append([]float32(nil), parts[0]...), parts[1]...), parts[2]...)
+					s := append([]int{3 * shape[0]}, shape[1:]...)
+					out[key] = safetensors.Tensor{Shape: s, Data: fused}
+				}
+				return
+			}
+		}
+		out[r.Replace(n)] = safetensors.Tensor{Shape: shape, Data: data}
+	})
+	ref := loadCLIPSmall(t, cpu.New())
+	cfg := ref.Cfg
+	m, err := NewVision(cpu.New(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := LoadVision(m, path, LoadOptions{Strict: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ref.Params() {
+		q, _ := m.Param(p.Name)
+		got, want := download(q), download(p)
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("%s[%d] = %v, want %v", p.Name, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+func TestHFViTNamingMatchesTimm(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hfvit.safetensors")
+	rewrite(t, "testdata/timm_vit_small.safetensors", path, func(n string, shape []int, data []float32, out map[string]safetensors.Tensor) {
+		put := func(k string, s []int, d []float32) { out["vit."+k] = safetensors.Tensor{Shape: s, Data: d} }
+		var i int
+		var rest string
+		if _, err := fmt.Sscanf(n, "blocks.%d.", &i); err == nil {
+			rest = n[strings.Index(n[len("blocks."):], ".")+len("blocks.")+1:]
+			pre := fmt.Sprintf("encoder.layer.%d.", i)
+			switch {
+			case strings.HasPrefix(rest, "attn.qkv."):
+				part := rest[len("attn.qkv."):]
+				rows := shape[0] / 3
+				cols := len(data) / shape[0]
+				for j, name := range []string{"query", "key", "value"} {
+					put(pre+"attention.attention."+name+"."+part, append([]int{rows}, shape[1:]...), data[j*rows*cols:(j+1)*rows*cols])
+				}
+				return
+			default:
+				rest = strings.NewReplacer("norm1", "layernorm_before", "norm2", "layernorm_after", "attn.proj", "attention.output.dense",
+					"mlp.fc1", "intermediate.dense", "mlp.fc2", "output.dense").Replace(rest)
+				put(pre+rest, shape, data)
+				return
+			}
+		}
+		switch n {
+		case "cls_token":
+			put("embeddings.cls_token", shape, data)
+		case "pos_embed":
+			put("embeddings.position_embeddings", shape, data)
+		case "patch_embed.proj.weight", "patch_embed.proj.bias":
+			put("embeddings.patch_embeddings.projection."+n[len("patch_embed.proj."):], shape, data)
+		case "norm.weight", "norm.bias":
+			put("layernorm."+n[len("norm."):], shape, data)
+		case "head.weight", "head.bias":
+			out["classifier."+n[len("head."):]] = safetensors.Tensor{Shape: shape, Data: data}
+		}
+	})
+	cfg, _, err := ReadHFConfig("testdata/timm_vit_small.config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Family = HFViT
+	m, err := NewVision(cpu.New(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := LoadVision(m, path, LoadOptions{Strict: true}); err != nil {
+		t.Fatal(err)
+	}
+	out, tp := forwardPixels(t, m, "testdata/timm_vit_small.io.safetensors")
+	defer tp.Reset()
+	want, _ := fixture(t, "testdata/timm_vit_small.io.safetensors", "logits")
+	assertClose(t, "logits", download(out.Logits), want, 1e-4)
+}
+
+func TestCLIPTextMatchesTransformers(t *testing.T) {
+	_, tc, err := ReadHFConfig("testdata/clip_text_small/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	txt, err := NewText(cpu.New(), *tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := LoadText(txt, "testdata/clip_text_small/model.safetensors", LoadOptions{Strict: true}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := safetensors.Open("testdata/clip_text_small/io.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := f.Int64s("input_ids")
+	info, _ := f.Info("input_ids")
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shape := info.Shape
+	ids := make([][]int, shape[0])
+	for i := range ids {
+		for j := 0; j < shape[1]; j++ {
+			ids[i] = append(ids[i], int(raw[i*shape[1]+j]))
+		}
+	}
+	tp := autograd.NewTape(txt.backend)
+	tp.SetGradEnabled(false)
+	defer tp.Reset()
+	out, err := txt.Forward(tp, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// transformers was given the tokenizer's attention mask, which hides padding from
+	// every query; CLIP's own code (and kadapt) uses the causal mask alone. Positions up
+	// to the first end-of-text token — all that pooling reads — are identical either
+	// way, so compare those.
+	want, _ := fixture(t, "testdata/clip_text_small/io.safetensors", "last_hidden_state")
+	got := download(out.Tokens)
+	w := txt.Cfg.Width
+	for i, row := range ids {
+		for j := range row {
+			if j > 0 && row[j-1] == txt.Cfg.EOSID {
+				break
+			}
+			at := (i*len(row) + j) * w
+			assertClose(t, fmt.Sprintf("last_hidden_state[%d,%d]", i, j), got[at:at+w], want[at:at+w], 1e-4)
+		}
+	}
+	want, _ = fixture(t, "testdata/clip_text_small/io.safetensors", "text_embeds")
+	assertClose(t, "text_embeds", download(out.Embeds), want, 1e-4)
+}
+
+func TestPresetParameterCounts(t *testing.T) {
+	// Counts from the paper's notes: conv1 2,359,296; class token 768; positions
+	// 50·768; ln_pre and ln_post 2·1,536; 12 blocks of 7,087,872; projection 768·512.
+	for _, tc := range []struct {
+		preset string
+		want   int64
+	}{
+		{"clip-vit-b32", 2359296 + 768 + 50*768 + 2*1536 + 12*7087872 + 768*512},
+		{"clip-vit-b16", 86192640},
+	} {
+		cfg, err := Preset(tc.preset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := NewVision(cpu.New(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.NumParams(); got != tc.want {
+			t.Errorf("%s: %d parameters, want %d", tc.preset, got, tc.want)
+		}
+	}
+}
+
+func TestLoadReportsEveryProblem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.safetensors")
+	rewrite(t, "testdata/clip_vision_small.safetensors", path, func(n string, shape []int, data []float32, out map[string]safetensors.Tensor) {
+		switch n {
+		case "vision_model.post_layernorm.weight":
+			return // missing
+		case "vision_model.encoder.layers.1.mlp.fc1.weight":
+			out[n] = safetensors.Tensor{Shape: []int{shape[1], shape[0]}, Data: data} // transposed: mismatch
+			return
+		}
+		out[n] = safetensors.Tensor{Shape: shape, Data: data}
+	})
+	// An unexpected extra key.
+	f, _ := safetensors.Open(path)
+	extra := map[string]safetensors.Tensor{"vision_model.mystery": {Shape: []int{2}, Data: []float32{1, 2}}}
+	for _, n := range f.Names() {
+		info, _ := f.Info(n)
+		d, _ := f.Float32s(n)
+		extra[n] = safetensors.Tensor{Shape: info.Shape, Data: d}
+	}
+	f.Close()
+	if err := safetensors.WriteFile(path, extra, nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, _ := ReadHFConfig("testdata/clip_vision_small.config.json")
+	m, _ := NewVision(cpu.New(), cfg)
+	err := LoadVision(m, path, LoadOptions{Strict: true})
+	if err == nil {
+		t.Fatal("loading a bad checkpoint succeeded")
+	}
+	for _, want := range []string{"bad.safetensors", "vision_model.post_layernorm.weight", "vision_model.encoder.layers.1.mlp.fc1.weight", "vision_model.mystery"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %q:\n%v", want, err)
+		}
+	}
+}

@@ -1,0 +1,168 @@
+package backbones
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/kadapt/kadapt/backbones/safetensors"
+	"github.com/kadapt/kadapt/core"
+)
+
+// Model is a loaded checkpoint: an image tower and, for CLIP, the text tower and the
+// files to tokenise and preprocess for it.
+type Model struct {
+	Vision  *Vision
+	Text    *Text  // nil when the checkpoint has no text tower
+	Weights string // the safetensors file read
+	Dir     string // the model folder, "" for a bare file
+}
+
+// OpenOptions say where a model's architecture comes from when the path alone does
+// not tell.
+type OpenOptions struct {
+	Config   string // a config.json; default: <dir>/config.json, then shapes in the file
+	Preset   string // a preset name, used when there is no config
+	NoText   bool   // skip the text tower even when the checkpoint has one
+	NoStrict bool   // tolerate unexpected keys
+}
+
+// Open loads a model from a Hugging Face folder or a .safetensors file onto b.
+func Open(b core.Backend, path string, opt OpenOptions) (*Model, error) {
+	weights, err := ResolveWeightsPath(path)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Weights: weights}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		m.Dir = path
+	}
+	cfgPath := opt.Config
+	if cfgPath == "" && m.Dir != "" {
+		if _, err := os.Stat(filepath.Join(m.Dir, "config.json")); err == nil {
+			cfgPath = filepath.Join(m.Dir, "config.json")
+		}
+	}
+	var vc Config
+	var tc *TextConfig
+	switch {
+	case cfgPath != "":
+		vc, tc, err = ReadHFConfig(cfgPath)
+	case opt.Preset != "":
+		vc, err = Preset(opt.Preset)
+		if err == nil && strings.HasPrefix(opt.Preset, "clip-") {
+			t := CLIPTextB
+			if vc.EmbedDim != t.EmbedDim {
+				t.EmbedDim, t.Width, t.MLPDim, t.Heads = vc.EmbedDim, vc.EmbedDim, 4*vc.EmbedDim, vc.EmbedDim/64
+			}
+			tc = &t
+		}
+	default:
+		vc, tc, err = InferConfig(weights)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if vc.Width == 0 {
+		return nil, fmt.Errorf("%s: the checkpoint describes no image tower", path)
+	}
+	if m.Vision, err = NewVision(b, vc); err != nil {
+		return nil, err
+	}
+	if err := LoadVision(m.Vision, weights, LoadOptions{Strict: !opt.NoStrict}); err != nil {
+		return nil, err
+	}
+	if tc != nil && !opt.NoText {
+		has, err := HasTextTower(weights)
+		if err != nil {
+			return nil, err
+		}
+		if has {
+			if m.Text, err = NewText(b, *tc); err != nil {
+				return nil, err
+			}
+			if err := LoadText(m.Text, weights, LoadOptions{Strict: !opt.NoStrict}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+// InferConfig reads the architecture from tensor shapes, for bare checkpoints that
+// come without a config.json (OpenAI's CLIP weights converted to safetensors, kadapt's
+// own exports). Head counts follow CLIP's convention of 64-wide heads.
+func InferConfig(path string) (Config, *TextConfig, error) {
+	f, err := safetensors.Open(path)
+	if err != nil {
+		return Config{}, nil, err
+	}
+	defer f.Close()
+	if meta := f.Metadata(); meta["kadapt.config"] != "" {
+		tmp, err := os.CreateTemp("", "kadapt-config-*.json")
+		if err != nil {
+			return Config{}, nil, err
+		}
+		defer os.Remove(tmp.Name())
+		if _, err := tmp.WriteString(meta["kadapt.config"]); err != nil {
+			return Config{}, nil, err
+		}
+		tmp.Close()
+		vc, _, err := ReadHFConfig(tmp.Name())
+		if err != nil {
+			return Config{}, nil, fmt.Errorf("%s: metadata kadapt.config: %v", path, err)
+		}
+		return vc, nil, nil
+	}
+	naming, _, err := DetectNaming(f.Names())
+	if err != nil {
+		return Config{}, nil, fmt.Errorf("%s: %v", path, err)
+	}
+	shape := func(key string) []int {
+		info, ok := f.Info(key)
+		if !ok {
+			return nil
+		}
+		return info.Shape
+	}
+	count := func(prefix string) int {
+		n := 0
+		for {
+			if shape(fmt.Sprintf(prefix, n)) == nil {
+				return n
+			}
+			n++
+		}
+	}
+	switch naming {
+	case NamingOpenAI:
+		conv := shape("visual.conv1.weight")
+		pos := shape("visual.positional_embedding")
+		proj := shape("visual.proj")
+		fc := shape("visual.transformer.resblocks.0.mlp.c_fc.weight")
+		if len(conv) != 4 || len(pos) != 2 || len(proj) != 2 || len(fc) != 2 {
+			return Config{}, nil, fmt.Errorf("%s: cannot infer the architecture: missing or odd visual.conv1/positional_embedding/proj", path)
+		}
+		grid := 1
+		for grid*grid < pos[0]-1 {
+			grid++
+		}
+		vc := clipVision("openai-clip", conv[2], conv[0], count("visual.transformer.resblocks.%d.ln_1.weight"), conv[0]/64, proj[1], grid*conv[2])
+		vc.MLPDim = fc[0]
+		vc, err = vc.resolved()
+		if err != nil {
+			return Config{}, nil, fmt.Errorf("%s: %v", path, err)
+		}
+		var tc *TextConfig
+		if tok := shape("token_embedding.weight"); len(tok) == 2 {
+			tpos, tproj, tfc := shape("positional_embedding"), shape("text_projection"), shape("transformer.resblocks.0.mlp.c_fc.weight")
+			if len(tpos) == 2 && len(tproj) == 2 && len(tfc) == 2 {
+				tc = &TextConfig{Vocab: tok[0], Context: tpos[0], Width: tok[1], Layers: count("transformer.resblocks.%d.ln_1.weight"),
+					Heads: tok[1] / 64, MLPDim: tfc[0], EmbedDim: tproj[1], Act: core.QuickGELU, Eps: 1e-5, EOSID: tok[0] - 1, PoolArgmax: true}
+			}
+		}
+		return vc, tc, nil
+	}
+	return Config{}, nil, fmt.Errorf("%s: a %s checkpoint needs a config.json (--config) or a --backbone preset", path, naming)
+}
