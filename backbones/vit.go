@@ -105,16 +105,16 @@ func (b *Block) Forward(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
 
 // Vision is an image tower.
 type Vision struct {
-	Cfg     Config
-	Patch   *autograd.Var // [W, C, P, P]
-	PatchB  *autograd.Var // [W] (timm, HF ViT) or nil (CLIP)
-	Cls     *autograd.Var // [W]
-	Pos     *autograd.Var // [L, W]
-	LNPre   *LayerNorm    // CLIP only
-	Blocks  []*Block
-	LNPost  *LayerNorm    // CLIP: on the class token; timm/HF: over all tokens
-	Proj    *autograd.Var // [E, W] (HF layout) or nil
-	Head    *Linear       // a checkpoint's classifier (timm/HF ViT) or nil
+	Cfg      Config
+	Patch    *autograd.Var // [W, C, P, P]
+	PatchB   *autograd.Var // [W] (timm, HF ViT) or nil (CLIP)
+	Cls      *autograd.Var // [W]
+	Pos      *autograd.Var // [L, W]
+	LNPre    *LayerNorm    // CLIP only
+	Blocks   []*Block
+	LNPost   *LayerNorm    // CLIP: on the class token; timm/HF: over all tokens
+	Proj     *autograd.Var // [E, W] (HF layout) or nil
+	Head     *Linear       // a checkpoint's classifier (timm/HF ViT) or nil
 	params   []*autograd.Var
 	byName   map[string]*autograd.Var
 	backend  core.Backend
