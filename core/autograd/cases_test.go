@@ -285,7 +285,7 @@ var opCases = []opCase{
 			return tp.Add(tp.Dropout(x[0], 0.5), tp.Dropout(x[0], 0.5))
 		}},
 	{name: "dropout/eval", inputs: []input{p(3, 2)},
-		f: func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var { return tp.Dropout(x[0], 0.3) },
+		f:    func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var { return tp.Dropout(x[0], 0.3) },
 		want: func(x [][]float64) []float64 { return x[0] }},
 
 	// Structured products.

@@ -176,7 +176,8 @@ func (tp *Tape) gradOf(v *Var) (g *core.Tensor, fresh bool) {
 		v.Grad = pg.Reshape(v.Value.Shape()...)
 		return v.Grad, f
 	case v.param:
-		v.Grad = allocShape(v.Value.Backend(), v.Value.Shape())
+		// Persistent: allocated outside the tape's lists, so Reset keeps it.
+		v.Grad = allocShape(tp.b, v.Value.Shape())
 	default:
 		v.Grad = allocShape(tp.b, v.Value.Shape())
 		tp.grads = append(tp.grads, v.Grad)
