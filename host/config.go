@@ -1,0 +1,219 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/providers/posflag"
+	"github.com/knadh/koanf/v2"
+	"github.com/spf13/pflag"
+
+	"github.com/kadapt/kadapt/host/train"
+)
+
+// RunConfig is the effective configuration of `host run` (and of each run of a sweep).
+// Precedence: defaults < YAML file (--config) < environment (KADAPT_…, "__" between
+// levels: KADAPT_TRAIN__LR=0.01) < flags.
+type RunConfig struct {
+	Plugin       string            `koanf:"plugin" json:"plugin"`
+	PluginPath   string            `koanf:"plugin_path" json:"plugin_path"` // extra plugin directories, colon-separated
+	PluginSHA256 string            `koanf:"plugin_sha256" json:"plugin_sha256,omitempty"`
+	HP           map[string]string `koanf:"hp" json:"hp"` // the plugin's hyperparameters
+	Model        string            `koanf:"model" json:"model"`
+	ModelConfig  string            `koanf:"model_config" json:"model_config,omitempty"`
+	Backbone     string            `koanf:"backbone" json:"backbone"`
+	Adapter      string            `koanf:"adapter" json:"adapter,omitempty"`
+	Device       string            `koanf:"device" json:"device"`
+	HeadInit     string            `koanf:"head_init" json:"head_init"` // text | zeros | random
+	Search       string            `koanf:"search" json:"search"`       // "" | paper
+	RunsDir      string            `koanf:"runs_dir" json:"runs_dir"`
+	RunID        string            `koanf:"run_id" json:"run_id"`
+	Data         DataConfig        `koanf:"data" json:"data"`
+	Train        train.Config      `koanf:"train" json:"train"`
+}
+
+// DataConfig selects the dataset and the few-shot protocol.
+type DataConfig struct {
+	Dataset     string  `koanf:"dataset" json:"dataset"` // ELEVATER name, "mnist-demo" (built in), or empty for the default
+	Root        string  `koanf:"root" json:"root"`
+	Format      string  `koanf:"format" json:"format"` // auto | imagefolder | elevater | cifar10 | cifar100 | mnist | csv
+	Shots       int     `koanf:"shots" json:"shots"`   // 0 = full-shot
+	FewShotSeed int     `koanf:"fewshot_seed" json:"fewshot_seed"`
+	ValFraction float64 `koanf:"val_fraction" json:"val_fraction"`
+	Workers     int     `koanf:"workers" json:"workers"`
+}
+
+func defaultRunConfig() map[string]any {
+	return map[string]any{
+		"plugin": "kadaptation", "plugin_path": "", "plugin_sha256": "", "model": "", "model_config": "",
+		"backbone": "", "adapter": "", "device": "cpu", "head_init": "text", "search": "",
+		"runs_dir": "runs", "run_id": "",
+		"data.dataset": "mnist-demo", "data.root": "", "data.format": "auto", "data.shots": 5,
+		"data.fewshot_seed": 0, "data.val_fraction": 0.2, "data.workers": 2,
+		"train.epochs": 50, "train.batch_size": 64, "train.optimizer": "sgd", "train.lr": 1e-3,
+		"train.weight_decay": 0.0, "train.momentum": 0.9, "train.nesterov": false, "train.schedule": "constant",
+		"train.warmup_epochs": 0, "train.step_every": 0, "train.step_gamma": 0.1, "train.clip_grad": 0.0,
+		"train.label_smoothing": 0.0, "train.select": "val", "train.patience": 0, "train.seed": 0,
+		"train.checkpoint_every": 1,
+	}
+}
+
+// flagKeys maps command-line flags to configuration keys.
+var flagKeys = map[string]string{
+	"plugin": "plugin", "plugin-path": "plugin_path", "plugin-sha256": "plugin_sha256",
+	"model": "model", "model-config": "model_config", "backbone": "backbone", "adapter": "adapter",
+	"device": "device", "head-init": "head_init", "search": "search", "runs-dir": "runs_dir", "run-id": "run_id",
+	"dataset": "data.dataset", "data-root": "data.root", "format": "data.format", "shots": "data.shots",
+	"fewshot-seed": "data.fewshot_seed", "val-fraction": "data.val_fraction", "workers": "data.workers",
+	"epochs": "train.epochs", "batch-size": "train.batch_size", "optimizer": "train.optimizer", "lr": "train.lr",
+	"weight-decay": "train.weight_decay", "momentum": "train.momentum", "nesterov": "train.nesterov",
+	"schedule": "train.schedule", "warmup-epochs": "train.warmup_epochs", "clip-grad": "train.clip_grad",
+	"label-smoothing": "train.label_smoothing", "select": "train.select", "patience": "train.patience",
+	"seed": "train.seed", "checkpoint-every": "train.checkpoint_every",
+}
+
+// addRunFlags declares the flags that set configuration keys.
+func addRunFlags(fs *pflag.FlagSet) {
+	d := defaultRunConfig()
+	for _, name := range sortedKeys(flagKeys) {
+		key := flagKeys[name]
+		help := "sets " + key
+		switch v := d[key].(type) {
+		case string:
+			fs.String(name, v, help)
+		case int:
+			fs.Int(name, v, help)
+		case float64:
+			fs.Float64(name, v, help)
+		case bool:
+			fs.Bool(name, v, help)
+		}
+	}
+	fs.String("config", "", "YAML configuration file")
+	fs.StringArray("hp", nil, "plugin hyperparameter NAME=VALUE (repeatable)")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// loadRunConfig layers the sources and rejects unknown keys by name.
+func loadRunConfig(fs *pflag.FlagSet) (RunConfig, *koanf.Koanf, error) {
+	k := koanf.New(".")
+	if err := k.Load(confmap.Provider(defaultRunConfig(), "."), nil); err != nil {
+		return RunConfig{}, nil, err
+	}
+	known := map[string]bool{}
+	for key := range defaultRunConfig() {
+		known[key] = true
+	}
+	check := func(src string, kk *koanf.Koanf) error {
+		var bad []string
+		for _, key := range kk.Keys() {
+			if !known[key] && !strings.HasPrefix(key, "hp.") {
+				bad = append(bad, key)
+			}
+		}
+		if len(bad) > 0 {
+			return fmt.Errorf("%s: unknown configuration key(s): %s (see `host config show`)", src, strings.Join(bad, ", "))
+		}
+		return nil
+	}
+	if path, _ := fs.GetString("config"); path != "" {
+		fk := koanf.New(".")
+		if err := fk.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return RunConfig{}, nil, fmt.Errorf("%s: %v", path, err)
+		}
+		if err := check(path, fk); err != nil {
+			return RunConfig{}, nil, err
+		}
+		if err := k.Merge(fk); err != nil {
+			return RunConfig{}, nil, err
+		}
+	}
+	ek := koanf.New(".")
+	err := ek.Load(env.Provider(".", env.Opt{Prefix: "KADAPT_", TransformFunc: func(key, v string) (string, any) {
+		key = strings.ToLower(strings.TrimPrefix(key, "KADAPT_"))
+		if key == "plugin_path" {
+			return "", nil // discovery reads KADAPT_PLUGIN_PATH itself, in addition to plugin_path
+		}
+		return strings.ReplaceAll(key, "__", "."), v
+	}}), nil)
+	if err != nil {
+		return RunConfig{}, nil, err
+	}
+	if err := check("environment (KADAPT_…)", ek); err != nil {
+		return RunConfig{}, nil, err
+	}
+	if err := k.Merge(ek); err != nil {
+		return RunConfig{}, nil, err
+	}
+	err = k.Load(posflag.ProviderWithFlag(fs, ".", nil, func(f *pflag.Flag) (string, any) {
+		key, ok := flagKeys[f.Name]
+		if !ok || !f.Changed {
+			return "", nil
+		}
+		return key, posflag.FlagVal(fs, f)
+	}), nil)
+	if err != nil {
+		return RunConfig{}, nil, err
+	}
+	hps, _ := fs.GetStringArray("hp")
+	for _, hp := range hps {
+		name, value, ok := strings.Cut(hp, "=")
+		if !ok || name == "" {
+			return RunConfig{}, nil, usageErr("--hp %q: want NAME=VALUE", hp)
+		}
+		if err := k.Set("hp."+name, value); err != nil {
+			return RunConfig{}, nil, err
+		}
+	}
+	var rc RunConfig
+	if err := k.UnmarshalWithConf("", &rc, koanf.UnmarshalConf{Tag: "koanf", FlatPaths: false}); err != nil {
+		return RunConfig{}, nil, fmt.Errorf("configuration: %v", err)
+	}
+	if rc.HP == nil {
+		rc.HP = map[string]string{}
+	}
+	for key, v := range k.Cut("hp").All() {
+		rc.HP[key] = fmt.Sprint(v)
+	}
+	if err := rc.Train.Validate(); err != nil {
+		return RunConfig{}, nil, err
+	}
+	return rc, k, nil
+}
+
+func init() {
+	register("config", "show the effective configuration (defaults < --config YAML < KADAPT_* env < flags)", func(args []string) error {
+		if len(args) == 0 || args[0] != "show" {
+			return usageErr("want `host config show [run flags]`")
+		}
+		fs := newFlags("config show", "config show [run flags]")
+		addRunFlags(fs)
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		_, k, err := loadRunConfig(fs)
+		if err != nil {
+			return err
+		}
+		out, err := k.Marshal(yaml.Parser())
+		if err != nil {
+			return err
+		}
+		_, err = os.Stdout.Write(out)
+		return err
+	})
+}

@@ -1,0 +1,582 @@
+// Package train is kadapt's training loop: one function, Run, reads top to bottom —
+// batches, forward, loss, backward, clip, optimizer step, evaluation on validation and
+// test every epoch, metrics.jsonl, atomic checkpoints and exact resumption.
+package train
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/kadapt/kadapt/backbones/safetensors"
+	"github.com/kadapt/kadapt/core"
+	"github.com/kadapt/kadapt/core/autograd"
+	"github.com/kadapt/kadapt/core/optim"
+	"github.com/kadapt/kadapt/datasets/metrics"
+)
+
+// Data is one split of examples ready for the model.
+type Data interface {
+	Len() int
+	// Shape is one example's input shape, e.g. [3, 224, 224] or [512] for cached features.
+	Shape() []int
+	// Fetch writes the examples idx into x (len(idx)·∏Shape values) and their labels.
+	Fetch(idx []int, x []float32, labels [][]int) error
+}
+
+// Model is what the loop trains: features from inputs (the adapted backbone, or the
+// identity for cached features) followed by the head.
+type Model interface {
+	Features(tp *autograd.Tape, x *autograd.Var) *autograd.Var
+	Head() *Head
+	// Trainable lists every parameter the optimizer updates, the head included.
+	Trainable() []*autograd.Var
+}
+
+// Config holds the optimisation settings of one run.
+type Config struct {
+	Epochs         int     `koanf:"epochs" json:"epochs"`
+	BatchSize      int     `koanf:"batch_size" json:"batch_size"`
+	Optimizer      string  `koanf:"optimizer" json:"optimizer"` // sgd | adamw
+	LR             float64 `koanf:"lr" json:"lr"`
+	WeightDecay    float64 `koanf:"weight_decay" json:"weight_decay"`
+	Momentum       float64 `koanf:"momentum" json:"momentum"`
+	Nesterov       bool    `koanf:"nesterov" json:"nesterov"`
+	Schedule       string  `koanf:"schedule" json:"schedule"` // constant | cosine | step
+	WarmupEpochs   int     `koanf:"warmup_epochs" json:"warmup_epochs"`
+	StepEvery      int     `koanf:"step_every" json:"step_every"` // epochs, for the step schedule
+	StepGamma      float64 `koanf:"step_gamma" json:"step_gamma"`
+	ClipGrad       float64 `koanf:"clip_grad" json:"clip_grad"` // 0 = off
+	LabelSmoothing float64 `koanf:"label_smoothing" json:"label_smoothing"`
+	// Select is how the reported epoch is chosen: "val" (the default: best validation
+	// score, test reported at that epoch), "last", or "best-test-epoch" — the paper's
+	// released code's choice, which peeks at the test set and is labelled as such.
+	Select          string `koanf:"select" json:"select"`
+	Patience        int    `koanf:"patience" json:"patience"` // epochs without val improvement before stopping; 0 = off
+	Seed            uint64 `koanf:"seed" json:"seed"`
+	CheckpointEvery int    `koanf:"checkpoint_every" json:"checkpoint_every"` // epochs; 0 = only the final one
+}
+
+// Validate reports the first invalid setting, naming its key.
+func (c Config) Validate() error {
+	switch {
+	case c.Epochs <= 0:
+		return fmt.Errorf("train.epochs must be positive, got %d", c.Epochs)
+	case c.BatchSize <= 0:
+		return fmt.Errorf("train.batch_size must be positive, got %d", c.BatchSize)
+	case c.LR <= 0:
+		return fmt.Errorf("train.lr must be positive, got %g", c.LR)
+	case c.Optimizer != "sgd" && c.Optimizer != "adamw":
+		return fmt.Errorf("train.optimizer must be sgd or adamw, got %q", c.Optimizer)
+	case c.Schedule != "constant" && c.Schedule != "cosine" && c.Schedule != "step":
+		return fmt.Errorf("train.schedule must be constant, cosine or step, got %q", c.Schedule)
+	case c.Select != "val" && c.Select != "last" && c.Select != "best-test-epoch":
+		return fmt.Errorf("train.select must be val, last or best-test-epoch, got %q", c.Select)
+	}
+	return nil
+}
+
+// Task is the data and how to score it.
+type Task struct {
+	Train, Val, Test Data // Val may be nil (then selection falls back to the last epoch)
+	Classes          int
+	MultiLabel       bool
+	Metric           string // a datasets metric name
+}
+
+// EpochMetrics is one line of metrics.jsonl.
+type EpochMetrics struct {
+	Epoch     int     `json:"epoch"`
+	Step      int     `json:"step"`
+	LR        float64 `json:"lr"`
+	TrainLoss float64 `json:"train_loss"`
+	Val       float64 `json:"val"`
+	Test      float64 `json:"test"`
+	Seconds   float64 `json:"seconds"`
+	ImagesPS  float64 `json:"images_per_s"`
+}
+
+// Result is the outcome of a run.
+type Result struct {
+	Metric    string         `json:"metric"`
+	Score     float64        `json:"score"` // test score at the selected epoch
+	Epoch     int            `json:"epoch"` // the selected epoch (1-based)
+	Selection string         `json:"selection"`
+	Val       float64        `json:"val"`
+	History   []EpochMetrics `json:"history"`
+}
+
+// Progress receives live updates; the host draws a bar or plain lines from them.
+type Progress interface {
+	Step(epoch, epochs, batch, batches int, loss float64, imagesPerSec float64)
+	Epoch(m EpochMetrics)
+}
+
+// Options are the run's side channels.
+type Options struct {
+	Dir      string   // run directory: metrics.jsonl and checkpoint.safetensors live here
+	Resume   bool     // continue from Dir's checkpoint
+	Progress Progress // may be nil
+	// StopAfterSteps ends the run abruptly after this many optimizer steps (0 = off);
+	// tests use it to simulate a kill.
+	StopAfterSteps int
+}
+
+// ErrStopped is returned when Options.StopAfterSteps cut the run short.
+var ErrStopped = errors.New("train: stopped early on request")
+
+// Run trains m on task and returns the selected result.
+func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	params := m.Trainable()
+	groups := paramGroups(params, float32(cfg.WeightDecay))
+	var o optim.Optimizer
+	if cfg.Optimizer == "sgd" {
+		o = optim.NewSGD(b, groups, optim.SGDConfig{Momentum: float32(cfg.Momentum), Nesterov: cfg.Nesterov})
+	} else {
+		o = optim.NewAdamW(b, groups, optim.AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})
+	}
+	n := task.Train.Len()
+	batches := (n + cfg.BatchSize - 1) / cfg.BatchSize
+	sched := schedule(cfg, batches)
+
+	st := state{best: math.Inf(-1)}
+	metricsPath := filepath.Join(opt.Dir, "metrics.jsonl")
+	ckptPath := filepath.Join(opt.Dir, "checkpoint.safetensors")
+	if opt.Resume {
+		if err := loadCheckpoint(ckptPath, m, o, &st); err != nil {
+			return nil, err
+		}
+		if err := truncateMetrics(metricsPath, st.epoch); err != nil {
+			return nil, err
+		}
+	} else if err := os.WriteFile(metricsPath, nil, 0o644); err != nil {
+		return nil, err
+	}
+
+	shape := task.Train.Shape()
+	per := 1
+	for _, d := range shape {
+		per *= d
+	}
+	xbuf := make([]float32, cfg.BatchSize*per)
+	labels := make([][]int, cfg.BatchSize)
+	tp := autograd.NewTape(b)
+	steps := st.step
+	for epoch := st.epoch; epoch < cfg.Epochs; epoch++ {
+		start := time.Now()
+		order := permutation(n, cfg.Seed, epoch)
+		var lossSum float64
+		for bi := 0; bi < batches; bi++ {
+			idx := order[bi*cfg.BatchSize : min((bi+1)*cfg.BatchSize, n)]
+			if len(idx) < 2 && batches > 1 {
+				continue // BatchNorm needs two examples; PyTorch's drop_last would skip it too
+			}
+			if err := task.Train.Fetch(idx, xbuf[:len(idx)*per], labels[:len(idx)]); err != nil {
+				return nil, err
+			}
+			tp.Training = true
+			tp.SetSeed(cfg.Seed*1_000_003 + uint64(steps))
+			x := tp.Input(xbuf[:len(idx)*per], append([]int{len(idx)}, shape...)...)
+			logits := m.Head().Forward(tp, m.Features(tp, x))
+			target := targetTensor(b, labels[:len(idx)], task)
+			var loss *autograd.Var
+			if task.MultiLabel {
+				loss = tp.BCEWithLogits(logits, target)
+			} else {
+				loss = tp.CrossEntropy(logits, target, float32(cfg.LabelSmoothing))
+			}
+			tp.Backward(loss)
+			if cfg.ClipGrad > 0 {
+				optim.ClipGradNorm(b, params, float32(cfg.ClipGrad))
+			}
+			lr := sched.LR(steps)
+			o.Step(lr)
+			o.ZeroGrad()
+			var l [1]float32
+			b.Download(l[:], loss.Value)
+			lossSum += float64(l[0])
+			tp.Reset()
+			b.Release(target)
+			steps++
+			if opt.Progress != nil {
+				opt.Progress.Step(epoch+1, cfg.Epochs, bi+1, batches, float64(l[0]), float64((bi+1)*cfg.BatchSize)/time.Since(start).Seconds())
+			}
+			if opt.StopAfterSteps > 0 && steps >= opt.StopAfterSteps {
+				return nil, ErrStopped
+			}
+		}
+		elapsed := time.Since(start).Seconds()
+		em := EpochMetrics{Epoch: epoch + 1, Step: steps, LR: float64(sched.LR(max(steps-1, 0))),
+			TrainLoss: lossSum / float64(batches), Seconds: elapsed, ImagesPS: float64(n) / elapsed,
+			Val: math.NaN(), Test: math.NaN()}
+		var err error
+		if task.Val != nil {
+			if em.Val, err = Evaluate(b, m, task.Val, task, cfg.BatchSize); err != nil {
+				return nil, err
+			}
+		}
+		final := epoch+1 == cfg.Epochs
+		// The test split is scored only where the report can need it: every epoch for
+		// best-test-epoch, at each new best validation score, and at the end. Few-shot
+		// test sets are large, so this is most of an epoch's cost saved.
+		if cfg.Select == "best-test-epoch" || final || task.Val == nil || (cfg.Select == "val" && em.Val > st.best) {
+			if em.Test, err = Evaluate(b, m, task.Test, task, cfg.BatchSize); err != nil {
+				return nil, err
+			}
+		}
+		st.record(em, cfg.Select)
+		if err := appendMetrics(metricsPath, em); err != nil {
+			return nil, err
+		}
+		if opt.Progress != nil {
+			opt.Progress.Epoch(em)
+		}
+		st.epoch, st.step = epoch+1, steps
+		last := final || (cfg.Patience > 0 && st.sinceBest >= cfg.Patience)
+		if last || (cfg.CheckpointEvery > 0 && (epoch+1)%cfg.CheckpointEvery == 0) {
+			if err := saveCheckpoint(ckptPath, m, o, &st); err != nil {
+				return nil, err
+			}
+		}
+		if last {
+			break
+		}
+	}
+	return st.result(task.Metric, cfg.Select), nil
+}
+
+// paramGroups puts biases and 1-D parameters (norm scales) in a group without weight
+// decay, the usual practice that keeps decay from shrinking them.
+func paramGroups(params []*autograd.Var, wd float32) []optim.Group {
+	decay := optim.Group{Name: "decay", WeightDecay: wd}
+	noDecay := optim.Group{Name: "no_decay"}
+	for _, p := range params {
+		if p.Shape().Size() == p.Shape()[len(p.Shape())-1] && len(p.Shape()) == 1 {
+			noDecay.Params = append(noDecay.Params, p)
+		} else {
+			decay.Params = append(decay.Params, p)
+		}
+	}
+	return []optim.Group{decay, noDecay}
+}
+
+func schedule(cfg Config, batches int) optim.Schedule {
+	total := cfg.Epochs * batches
+	switch cfg.Schedule {
+	case "cosine":
+		return optim.WarmupCosine{Base: float32(cfg.LR), Warmup: cfg.WarmupEpochs * batches, Total: total}
+	case "step":
+		every := cfg.StepEvery
+		if every <= 0 {
+			every = max(cfg.Epochs/3, 1)
+		}
+		gamma := cfg.StepGamma
+		if gamma == 0 {
+			gamma = 0.1
+		}
+		return optim.StepDecay{Base: float32(cfg.LR), Gamma: float32(gamma), Every: every * batches}
+	}
+	return optim.Constant{Rate: float32(cfg.LR)}
+}
+
+// permutation is the epoch's example order, a pure function of (seed, epoch) so a
+// resumed run sees exactly the batches an uninterrupted one would.
+func permutation(n int, seed uint64, epoch int) []int {
+	rng := rand.New(rand.NewPCG(seed, uint64(epoch)+0x9e3779b9))
+	return rng.Perm(n)
+}
+
+func targetTensor(b core.Backend, labels [][]int, task Task) *core.Tensor {
+	if task.MultiLabel {
+		t := b.Alloc(core.Shape{len(labels), task.Classes})
+		v := make([]float32, len(labels)*task.Classes)
+		for i, ls := range labels {
+			for _, l := range ls {
+				v[i*task.Classes+l] = 1
+			}
+		}
+		b.Upload(t, v)
+		return t
+	}
+	t := b.Alloc(core.Shape{len(labels)})
+	v := make([]float32, len(labels))
+	for i, ls := range labels {
+		v[i] = float32(ls[0])
+	}
+	b.Upload(t, v)
+	return t
+}
+
+// Evaluate scores m on d with the task's metric, in eval mode and without gradients.
+func Evaluate(b core.Backend, m Model, d Data, task Task, batch int) (float64, error) {
+	logits, labels, err := Predict(b, m, d, batch)
+	if err != nil {
+		return 0, err
+	}
+	return metrics.Evaluate(task.Metric, logits, labels)
+}
+
+// Predict returns every example's logits and labels.
+func Predict(b core.Backend, m Model, d Data, batch int) ([][]float32, [][]int, error) {
+	tp := autograd.NewTape(b)
+	tp.Training = false
+	tp.SetGradEnabled(false)
+	shape := d.Shape()
+	per := 1
+	for _, s := range shape {
+		per *= s
+	}
+	n := d.Len()
+	x := make([]float32, batch*per)
+	var logits [][]float32
+	labels := make([][]int, n)
+	for start := 0; start < n; start += batch {
+		end := min(start+batch, n)
+		idx := make([]int, end-start)
+		for i := range idx {
+			idx[i] = start + i
+		}
+		if err := d.Fetch(idx, x[:len(idx)*per], labels[start:end]); err != nil {
+			return nil, nil, err
+		}
+		out := m.Head().Forward(tp, m.Features(tp, tp.Input(x[:len(idx)*per], append([]int{len(idx)}, shape...)...)))
+		c := out.Shape()[1]
+		flat := make([]float32, len(idx)*c)
+		b.Download(flat, out.Value)
+		for i := range idx {
+			logits = append(logits, flat[i*c:(i+1)*c])
+		}
+		tp.Reset()
+	}
+	return logits, labels, nil
+}
+
+// state is what a checkpoint carries besides tensors.
+type state struct {
+	epoch, step int
+	best        float64 // best selection score so far
+	sinceBest   int
+	selected    EpochMetrics
+	history     []EpochMetrics
+}
+
+func (s *state) record(em EpochMetrics, sel string) {
+	s.history = append(s.history, em)
+	score := em.Val
+	switch {
+	case sel == "best-test-epoch":
+		score = em.Test
+	case sel == "last" || math.IsNaN(em.Val):
+		score = float64(em.Epoch) // later is better
+	}
+	if score > s.best {
+		s.best, s.selected, s.sinceBest = score, em, 0
+	} else {
+		s.sinceBest++
+	}
+}
+
+func (s *state) result(metric, sel string) *Result {
+	label := map[string]string{"val": "best validation epoch", "last": "last epoch",
+		"best-test-epoch": "best TEST epoch (the paper's released protocol; optimistic, peeks at the test set)"}[sel]
+	return &Result{Metric: metric, Score: s.selected.Test, Epoch: s.selected.Epoch, Selection: label,
+		Val: s.selected.Val, History: s.history}
+}
+
+func appendMetrics(path string, em EpochMetrics) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	line, _ := json.Marshal(jsonSafe(em))
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// jsonSafe writes -1 for a score that was not computed (no validation split, or a
+// test pass skipped), since JSON has no NaN.
+func jsonSafe(em EpochMetrics) EpochMetrics {
+	if math.IsNaN(em.Val) {
+		em.Val = -1
+	}
+	if math.IsNaN(em.Test) {
+		em.Test = -1
+	}
+	return em
+}
+
+// truncateMetrics keeps the first `epochs` lines: epochs after the checkpoint are
+// re-run on resume and must not be reported twice.
+func truncateMetrics(path string, epochs int) error {
+	data, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	keep, lines := 0, 0
+	for i, c := range data {
+		if c == '\n' {
+			lines++
+			if lines == epochs {
+				keep = i + 1
+				break
+			}
+		}
+	}
+	if lines < epochs {
+		return fmt.Errorf("%s: %d lines but the checkpoint is at epoch %d", path, lines, epochs)
+	}
+	return writeAtomic(path, data[:keep])
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// checkpoint layout: every trainable parameter under its name, BatchNorm running
+// statistics, the optimizer's state under "optim.", and the loop state in metadata.
+func saveCheckpoint(path string, m Model, o optim.Optimizer, st *state) error {
+	tensors := map[string]safetensors.Tensor{}
+	put := func(name string, t *core.Tensor) {
+		d := make([]float32, t.Size())
+		t.Backend().Download(d, t)
+		tensors[name] = safetensors.Tensor{Shape: append([]int(nil), t.Shape()...), Data: d}
+	}
+	for _, p := range m.Trainable() {
+		put("param."+p.Name, p.Value)
+	}
+	bn := m.Head().BN
+	put("buffer.head.bn.running_mean", bn.RunningMean)
+	put("buffer.head.bn.running_var", bn.RunningVar)
+	ot, ometa := o.StateDict()
+	for k, t := range ot {
+		put("optim."+k, t)
+	}
+	meta := map[string]string{}
+	for k, v := range ometa {
+		meta["optim."+k] = v
+	}
+	hist, _ := json.Marshal(historyJSON(st.history))
+	sel, _ := json.Marshal(jsonSafe(st.selected))
+	meta["epoch"] = strconv.Itoa(st.epoch)
+	meta["step"] = strconv.Itoa(st.step)
+	meta["best"] = strconv.FormatFloat(st.best, 'g', -1, 64)
+	meta["since_best"] = strconv.Itoa(st.sinceBest)
+	meta["history"] = string(hist)
+	meta["selected"] = string(sel)
+	return safetensors.WriteFile(path, tensors, meta)
+}
+
+func historyJSON(h []EpochMetrics) []EpochMetrics {
+	out := make([]EpochMetrics, len(h))
+	for i, e := range h {
+		out[i] = jsonSafe(e)
+	}
+	return out
+}
+
+func loadCheckpoint(path string, m Model, o optim.Optimizer, st *state) error {
+	f, err := safetensors.Open(path)
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	defer f.Close()
+	set := func(name string, t *core.Tensor) error {
+		d, err := f.Float32s(name)
+		if err != nil {
+			return fmt.Errorf("resume: %s: %w", path, err)
+		}
+		if len(d) != t.Size() {
+			return fmt.Errorf("resume: %s: tensor %q has %d values, the model wants %d", path, name, len(d), t.Size())
+		}
+		t.Backend().Upload(t, d)
+		return nil
+	}
+	for _, p := range m.Trainable() {
+		if err := set("param."+p.Name, p.Value); err != nil {
+			return err
+		}
+	}
+	bn := m.Head().BN
+	if err := set("buffer.head.bn.running_mean", bn.RunningMean); err != nil {
+		return err
+	}
+	if err := set("buffer.head.bn.running_var", bn.RunningVar); err != nil {
+		return err
+	}
+	ostate := map[string][]float32{}
+	ometa := map[string]string{}
+	for _, n := range f.Names() {
+		if len(n) > 6 && n[:6] == "optim." {
+			d, err := f.Float32s(n)
+			if err != nil {
+				return err
+			}
+			ostate[n[6:]] = d
+		}
+	}
+	meta := f.Metadata()
+	for k, v := range meta {
+		if len(k) > 6 && k[:6] == "optim." {
+			ometa[k[6:]] = v
+		}
+	}
+	if err := o.LoadStateDict(ostate, ometa); err != nil {
+		return fmt.Errorf("resume: %s: %w", path, err)
+	}
+	var perr error
+	atoi := func(k string) int {
+		v, err := strconv.Atoi(meta[k])
+		if err != nil && perr == nil {
+			perr = fmt.Errorf("resume: %s: metadata %q: %v", path, k, err)
+		}
+		return v
+	}
+	st.epoch, st.step, st.sinceBest = atoi("epoch"), atoi("step"), atoi("since_best")
+	if perr != nil {
+		return perr
+	}
+	if st.best, err = strconv.ParseFloat(meta["best"], 64); err != nil {
+		return fmt.Errorf("resume: %s: metadata \"best\": %v", path, err)
+	}
+	if err := json.Unmarshal([]byte(meta["history"]), &st.history); err != nil {
+		return fmt.Errorf("resume: %s: metadata \"history\": %v", path, err)
+	}
+	if err := json.Unmarshal([]byte(meta["selected"]), &st.selected); err != nil {
+		return fmt.Errorf("resume: %s: metadata \"selected\": %v", path, err)
+	}
+	return nil
+}
