@@ -50,8 +50,9 @@ func (l *Linear) Forward(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
 func (l *Linear) In() int  { return l.W.Shape()[1] }
 func (l *Linear) Out() int { return l.W.Shape()[0] }
 
-// Residual is a residual-branch site: After(h) is added to the branch output h before
-// it joins the residual stream (Adapter and Compacter live here).
+// Residual is a residual-branch site: After, when set, replaces the branch output h
+// (before it joins the residual stream) by After(h). Adapter and Compacter live here,
+// as h + up(act(down(LN(h)))).
 type Residual struct {
 	Site  string
 	Dim   int
@@ -62,7 +63,7 @@ func (r *Residual) apply(tp *autograd.Tape, h *autograd.Var) *autograd.Var {
 	if r.After == nil {
 		return h
 	}
-	return tp.Add(h, r.After(tp, h))
+	return r.After(tp, h)
 }
 
 // LayerNorm holds an affine layer norm's parameters.
