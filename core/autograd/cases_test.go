@@ -99,6 +99,10 @@ var opCases = []opCase{
 		f: func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var { return tp.Add(x[0], x[1]) }},
 	{name: "add/same-var", inputs: []input{p(3, 2)},
 		f: func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var { return tp.Add(x[0], x[0]) }},
+	{name: "add/scalars", inputs: []input{p(2, 3)},
+		f: func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var {
+			return tp.Mul(tp.Sum(x[0], nil, false), tp.Mean(tp.Square(x[0]), nil, false))
+		}},
 	{name: "sub/broadcast", inputs: []input{p(1), p(2, 3)},
 		f: func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var { return tp.Sub(x[0], x[1]) }},
 	{name: "sub/same", inputs: []input{p(5), p(5)},
@@ -172,6 +176,12 @@ var opCases = []opCase{
 	{name: "sum/split-axes", inputs: []input{p(2, 3, 4)},
 		f:    func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var { return tp.Sum(x[0], []int{0, 2}, true) },
 		want: func(x [][]float64) []float64 { return hostReduce(x[0], []int{2, 3, 4}, []int{0, 2}, false) }},
+	{name: "sum/all-accumulate", inputs: []input{p(2, 3)},
+		f: func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var { return tp.Add(tp.Sum(x[0], nil, true), x[0]) }},
+	{name: "mean/leading-accumulate", inputs: []input{p(3, 4)},
+		f: func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var {
+			return tp.Mul(tp.Mean(x[0], []int{0}, true), x[0])
+		}},
 	{name: "sum/size1-axis", inputs: []input{p(3, 1)},
 		f: func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var { return tp.Sum(x[0], []int{1}, false) }},
 	{name: "mean/middle", inputs: []input{p(2, 5, 3)},

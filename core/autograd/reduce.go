@@ -110,6 +110,21 @@ func (tp *Tape) expandInto(x *Var, dy *core.Tensor, alpha float32) {
 		bk.Axpby(g, alpha, dy, beta(fresh))
 		return
 	}
+	if dy.Size() == 1 {
+		// Every axis was reduced (the usual loss): a fill scaled by the device scalar
+		// costs one pass and no product.
+		dst := g
+		if !fresh {
+			dst = tp.scratch(xs)
+		}
+		bk.Fill(dst, alpha)
+		bk.ScaleBy(dst, dy.Reshape(1), 1)
+		if !fresh {
+			bk.Axpby(g, 1, dst, 1)
+			bk.Release(dst)
+		}
+		return
+	}
 	first, last := -1, -1
 	for i := range xs {
 		if ks[i] != xs[i] {

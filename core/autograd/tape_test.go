@@ -15,10 +15,11 @@ import (
 // spy wraps a backend and counts what the tape asks of it.
 type spy struct {
 	core.Backend
-	live     map[core.Storage]core.Shape // allocated and not yet released
-	allocs   int
-	released int
-	matmuls  []core.Shape // destination shapes of MatMul calls
+	live       map[core.Storage]core.Shape // allocated and not yet released
+	allocs     int
+	allocElems int
+	released   int
+	matmuls    []core.Shape // destination shapes of MatMul calls
 }
 
 func newSpy(b core.Backend) *spy { return &spy{Backend: b, live: map[core.Storage]core.Shape{}} }
@@ -27,6 +28,7 @@ func (s *spy) Alloc(shape core.Shape) *core.Tensor {
 	t := s.Backend.Alloc(shape)
 	s.live[t.Storage()] = shape.Clone()
 	s.allocs++
+	s.allocElems += shape.Size()
 	return t
 }
 
