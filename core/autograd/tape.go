@@ -15,7 +15,6 @@ type Tape struct {
 	noGrad      bool
 	nodes       []*Var         // recorded nodes that require grad, in creation order
 	values      []*core.Tensor // values and saved tensors released by Reset
-	grads       []*core.Tensor // gradients of tape nodes, released by Backward and Reset
 	seed        uint64
 	dropoutCall uint64
 	host        []float32 // reusable host buffer for index checks and masks
@@ -74,9 +73,11 @@ func (tp *Tape) Input(data []float32, shape ...int) *Var {
 }
 
 // Backward seeds d loss / d loss = 1 and propagates gradients through every recorded
-// node, adding into the gradients of trainable parameters. Gradients of intermediate
-// nodes left by an earlier Backward on the same tape are discarded first, so calling
-// Backward twice adds the parameter gradients twice.
+// node, adding into the gradients of trainable parameters. As in PyTorch, an
+// intermediate node's gradient is released as soon as it has been propagated, so the
+// backward pass holds only the gradients still in flight; afterwards only leaves
+// (parameters and Variables) have a Grad. Calling Backward twice on one tape adds the
+// parameter gradients twice.
 func (tp *Tape) Backward(loss *Var) {
 	if loss.Value.Size() != 1 {
 		panic(fmt.Sprintf("autograd: Backward: loss %q has shape %v, want one element", loss.Name, loss.Shape()))
@@ -96,8 +97,20 @@ func (tp *Tape) Backward(loss *Var) {
 	}
 	for i := len(tp.nodes) - 1; i >= 0; i-- {
 		n := tp.nodes[i]
-		if n.Grad != nil && n.backward != nil {
-			n.backward()
+		if n.Grad == nil || n.backward == nil {
+			continue
+		}
+		n.backward()
+		if n.ownsGrad {
+			tp.b.Release(n.Grad)
+			n.ownsGrad = false
+		}
+		n.Grad = nil
+	}
+	// A view's gradient handle shares storage with its base, which may be gone now.
+	for _, n := range tp.nodes {
+		if n.view != nil {
+			n.Grad = nil
 		}
 	}
 }
@@ -119,15 +132,14 @@ func (tp *Tape) Reset() {
 // dropGrads releases the gradients of tape nodes; parameter gradients persist.
 func (tp *Tape) dropGrads() {
 	for _, n := range tp.nodes {
+		if n.ownsGrad {
+			tp.b.Release(n.Grad)
+			n.ownsGrad = false
+		}
 		if !n.param {
 			n.Grad = nil
 		}
 	}
-	for i, t := range tp.grads {
-		tp.b.Release(t)
-		tp.grads[i] = nil
-	}
-	tp.grads = tp.grads[:0]
 }
 
 // alloc returns a zero-filled tensor that Reset releases.
@@ -180,7 +192,7 @@ func (tp *Tape) gradOf(v *Var) (g *core.Tensor, fresh bool) {
 		v.Grad = allocShape(tp.b, v.Value.Shape())
 	default:
 		v.Grad = allocShape(tp.b, v.Value.Shape())
-		tp.grads = append(tp.grads, v.Grad)
+		v.ownsGrad = true
 	}
 	return v.Grad, true
 }

@@ -17,6 +17,7 @@ type spy struct {
 	core.Backend
 	live       map[core.Storage]core.Shape // allocated and not yet released
 	allocs     int
+	peak       int // most tensors live at once
 	allocElems int
 	released   int
 	matmuls    []core.Shape // destination shapes of MatMul calls
@@ -28,6 +29,7 @@ func (s *spy) Alloc(shape core.Shape) *core.Tensor {
 	t := s.Backend.Alloc(shape)
 	s.live[t.Storage()] = shape.Clone()
 	s.allocs++
+	s.peak = max(s.peak, len(s.live))
 	s.allocElems += shape.Size()
 	return t
 }
@@ -189,6 +191,53 @@ func TestResetReleasesEverything(t *testing.T) {
 		if want := 5; len(s.live) != want {
 			t.Fatalf("step %d: %d tensors live after Reset, want %d (w, b, their grads, labels): %v", step, len(s.live), want, s.live)
 		}
+	}
+}
+
+// TestBackwardReleasesSpentGradients checks that a long chain's backward pass holds
+// only the gradients in flight, not one per node, and that leaves keep theirs.
+func TestBackwardReleasesSpentGradients(t *testing.T) {
+	s := newSpy(ref.New())
+	tp := autograd.NewTape(s)
+	x0 := s.Alloc(core.Shape{5})
+	s.Upload(x0, []float32{0.1, -0.2, 0.3, 0.4, -0.5})
+	x := tp.Variable(x0)
+	h := tp.Reshape(x, 5, 1)
+	var mid []*autograd.Var
+	const depth = 20
+	for range depth {
+		h = tp.Tanh(h)
+		mid = append(mid, h)
+	}
+	loss := tp.Sum(h, nil, false)
+	afterForward := len(s.live)
+	s.peak = 0
+	tp.Backward(loss)
+	if extra := s.peak - afterForward; extra > 3 {
+		t.Errorf("backward of a %d-deep chain held %d gradients at once", depth, extra)
+	}
+	for i, m := range mid {
+		if m.Grad != nil {
+			t.Fatalf("node %d kept its gradient after Backward", i)
+		}
+	}
+	if x.Grad == nil {
+		t.Fatal("the Variable lost its gradient")
+	}
+	// d/dx of tanh^20 by the chain rule, in float64.
+	var want []float64
+	for _, v := range []float64{0.1, -0.2, 0.3, 0.4, -0.5} {
+		d := 1.0
+		for range depth {
+			v = math.Tanh(v)
+			d *= 1 - v*v
+		}
+		want = append(want, d)
+	}
+	assertClose(t, "dx", download(x.Grad), want, 1e-6, 1e-6)
+	tp.Reset()
+	if len(s.live) != 1 {
+		t.Errorf("%d tensors live after Reset, want only the Variable's value", len(s.live))
 	}
 }
 

@@ -27,14 +27,17 @@ import (
 type Var struct {
 	Value *core.Tensor
 	// Grad is nil until Backward reaches the node. For parameters it persists and
-	// accumulates across Backward calls until ZeroGrad; for tape nodes the tape owns it
-	// and Reset releases it.
+	// accumulates across Backward calls until ZeroGrad. For a Variable the tape owns it
+	// and Reset releases it; intermediate nodes lose theirs once Backward has used it.
 	Grad *core.Tensor
 	Name string
 
 	requiresGrad bool
 	param        bool
 	trainable    bool
+	// ownsGrad marks a gradient the tape allocated for this node (not a parameter's,
+	// not a view's), to be released exactly once.
+	ownsGrad bool
 
 	// view is the node whose storage Value shares (Reshape). A view's gradient is the
 	// reshaped gradient of that node, so nothing needs to be propagated for it.
