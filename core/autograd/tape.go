@@ -6,7 +6,8 @@ import (
 	"github.com/kadapt/kadapt/core"
 )
 
-// Tape records one forward pass and owns every tensor its ops allocate.
+// Tape records one forward pass and owns every tensor its ops allocate. A tape is used
+// by one goroutine at a time; Reset after each step lets it be reused indefinitely.
 type Tape struct {
 	// Training makes Dropout drop and BatchNorm use (and update) batch statistics.
 	Training bool
@@ -26,8 +27,9 @@ func NewTape(b core.Backend) *Tape { return &Tape{b: b} }
 // Backend is the backend every op of the tape runs on.
 func (tp *Tape) Backend() core.Backend { return tp.b }
 
-// SetGradEnabled switches no-grad mode off (on = false turns it on) and returns the
-// previous setting. In no-grad mode ops record nothing and never allocate gradients.
+// SetGradEnabled turns gradient recording on or off and returns the previous setting.
+// With it off (no-grad mode, for evaluation) ops record nothing and never allocate
+// gradients.
 func (tp *Tape) SetGradEnabled(on bool) (prev bool) {
 	prev = !tp.noGrad
 	tp.noGrad = !on
