@@ -184,7 +184,7 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 				return nil, err
 			}
 			tp.Training = true
-			tp.SetSeed(cfg.Seed*1_000_003 + uint64(steps))
+			tp.SetSeed((cfg.Seed+1)*0x9E3779B97F4A7C15 + uint64(steps)<<20) // 2²⁰ dropout calls per step before masks could repeat
 			x := tp.Input(xbuf[:len(idx)*per], append([]int{len(idx)}, shape...)...)
 			logits := m.Head().Forward(tp, m.Features(tp, x))
 			target := targetTensor(b, labels[:len(idx)], task)
