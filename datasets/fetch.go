@@ -319,13 +319,13 @@ func redactErr(err error) error {
 // progress draws a one-line bar: name, bytes done / total, percentage, rate and
 // time left, redrawn at most every 200 ms.
 type progress struct {
-	w         io.Writer
-	name      string
-	done      int64
-	total     int64
-	began     time.Time
-	beganDone int64
-	last      time.Time
+	w        io.Writer
+	name     string
+	done     int64 // bytes of the file on disk
+	total    int64 // -1 while unknown
+	received int64 // bytes downloaded by this run, the basis of the rate
+	began    time.Time
+	last     time.Time
 }
 
 func newProgress(w io.Writer, name string) *progress {
@@ -335,13 +335,14 @@ func newProgress(w io.Writer, name string) *progress {
 func (p *progress) start(done, total int64) {
 	p.done, p.total = done, total
 	if p.began.IsZero() {
-		p.began, p.beganDone = time.Now(), done
+		p.began = time.Now()
 	}
 	p.draw(true)
 }
 
 func (p *progress) Write(b []byte) (int, error) {
 	p.done += int64(len(b))
+	p.received += int64(len(b))
 	p.draw(false)
 	return len(b), nil
 }
@@ -375,7 +376,7 @@ func (p *progress) line(now time.Time) string {
 	elapsed := now.Sub(p.began).Seconds()
 	rate := 0.0
 	if elapsed > 0 {
-		rate = float64(p.done-p.beganDone) / elapsed
+		rate = float64(p.received) / elapsed
 	}
 	if p.total <= 0 {
 		return fmt.Sprintf("%s  %s  %s/s", p.name, formatBytes(float64(p.done)), formatBytes(rate))

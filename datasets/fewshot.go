@@ -112,18 +112,30 @@ func FewShotClasses(samples []Sample, numClasses, k int, seed int) ([]Sample, er
 // lowest class still short takes the first sample carrying it that is not yet in
 // validation, and all of that sample's labels count towards their classes' needs.
 //
-// train keeps the input order. val is in input order for multi-class sets (the
-// toolkit's set of small integers iterates in ascending order) and in order of
-// choice for multi-label sets, as in the toolkit.
+// train keeps the input order. val is in input order for multi-class sets and in
+// order of choice for multi-label sets. The toolkit passes its indices through a
+// Python set, whose iteration order is usually but not always ascending; the
+// order only decides the order of evaluation, on which no metric depends.
 func SplitVal(samples []Sample, frac float64) (train, val []Sample, err error) {
-	if !(frac >= 0 && frac <= 1) {
-		return nil, nil, fmt.Errorf("datasets: validation fraction %v outside [0, 1]", frac)
-	}
 	multiLabel := false
 	for _, s := range samples {
 		if len(s.Labels) != 1 {
 			multiLabel = true
 			break
+		}
+	}
+	return splitVal(samples, frac, multiLabel)
+}
+
+func splitVal(samples []Sample, frac float64, multiLabel bool) (train, val []Sample, err error) {
+	if !(frac >= 0 && frac <= 1) {
+		return nil, nil, fmt.Errorf("datasets: validation fraction %v outside [0, 1]", frac)
+	}
+	if !multiLabel {
+		for i, s := range samples {
+			if len(s.Labels) != 1 {
+				return nil, nil, fmt.Errorf("datasets: validation split: multi-class sample %d (%s) has %d labels", i, s.Source, len(s.Labels))
+			}
 		}
 	}
 	inVal := make([]bool, len(samples))
@@ -213,4 +225,26 @@ func multiLabelValOrder(samples []Sample, frac float64) ([]int, error) {
 		}
 		rows[pick] = nil
 	}
+}
+
+// FewShot returns the k-shot subset of d for seed, counting d.Classes as the
+// classes to fill (as the toolkit counts its labelmap); see FewShotClasses.
+func (d *Dataset) FewShot(k, seed int) (*Dataset, error) {
+	samples, err := FewShotClasses(d.Samples, len(d.Classes), k, seed)
+	if err != nil {
+		return nil, fmt.Errorf("%w (dataset %s)", err, d.Name)
+	}
+	return d.Subset(samples), nil
+}
+
+// SplitVal splits d into training and validation parts as the package-level
+// SplitVal does, taking the multi-label branch when d.MultiLabel is set (the
+// toolkit decides by dataset type; the two branches pick the same samples for
+// single-label data but order the validation part differently).
+func (d *Dataset) SplitVal(frac float64) (train, val *Dataset, err error) {
+	t, v, err := splitVal(d.Samples, frac, d.MultiLabel)
+	if err != nil {
+		return nil, nil, err
+	}
+	return d.Subset(t), d.Subset(v), nil
 }

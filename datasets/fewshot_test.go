@@ -3,6 +3,7 @@ package datasets
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -183,5 +184,52 @@ func TestSplitValPerClassCount(t *testing.T) {
 		if s.Labels[0] != c || indicesOf(t, val[c:c+1])[0] != c {
 			t.Errorf("val[%d] = %+v, want the first image of class %d", c, s, c)
 		}
+	}
+}
+
+func TestDatasetFewShotAndSplit(t *testing.T) {
+	d := &Dataset{Name: "toy", Classes: []string{"a", "b", "c"}, Samples: samplesOf(multiClass40())}
+	fs, err := d.FewShot(5, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, want := indicesOf(t, fs.Samples), []int{0, 27, 12, 21, 29, 15, 38, 34, 1, 20, 7, 13, 14, 37, 22}; !slices.Equal(g, want) {
+		t.Errorf("FewShot = %v, want %v", g, want)
+	}
+	train, val, err := fs.SplitVal(DefaultValFraction)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, want := indicesOf(t, val.Samples), []int{0, 27, 29}; !slices.Equal(g, want) {
+		t.Errorf("val = %v, want %v", g, want)
+	}
+	if train.Len()+val.Len() != fs.Len() || train.Name != "toy" {
+		t.Errorf("train %d + val %d != %d", train.Len(), val.Len(), fs.Len())
+	}
+
+	// With a fourth class that has no images the sampler never stops early, as
+	// upstream's min over the labelmap never reaches k; multi-class picks are the
+	// same.
+	d.Classes = append(d.Classes, "empty")
+	fs4, err := d.FewShot(5, 0)
+	if err != nil || !slices.Equal(indicesOf(t, fs4.Samples), indicesOf(t, fs.Samples)) {
+		t.Errorf("with an empty class: %v, %v", fs4, err)
+	}
+
+	// The multi-label branch, chosen by the dataset flag, orders val by choice.
+	ml := &Dataset{MultiLabel: true, Classes: []string{"a", "b"}, Samples: samplesOf([][]int{{1}, {0}, {1}, {0}, {0}, {1}})}
+	_, mlVal, err := ml.SplitVal(0.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, want := indicesOf(t, mlVal.Samples), []int{1, 3, 0, 2}; !slices.Equal(g, want) {
+		t.Errorf("multi-label val = %v, want %v", g, want)
+	}
+	bad := &Dataset{Samples: samplesOf([][]int{{0, 1}})}
+	if _, _, err := bad.SplitVal(0.2); err == nil {
+		t.Error("multi-class split of a two-label sample: no error")
+	}
+	if _, err := d.FewShot(0, 0); err == nil || !strings.Contains(err.Error(), "toy") {
+		t.Errorf("FewShot(0) error %v, want one naming the dataset", err)
 	}
 }

@@ -303,3 +303,50 @@ func TestLoadELEVATER(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestConcurrentZipReads reads every member from many goroutines through one
+// cache (run with -race).
+func TestConcurrentZipReads(t *testing.T) {
+	dir := t.TempDir()
+	var members []zipMember
+	var index strings.Builder
+	for i := range 40 {
+		name := fmt.Sprintf("m/%d.png", i)
+		method := uint16(zip.Deflate)
+		if i%2 == 0 {
+			method = zip.Store
+		}
+		members = append(members, zipMember{name, pngBytes(t, testImage(uint8(i), 2, 3)), method})
+		fmt.Fprintf(&index, "all.zip@%s %d\n", name, i%3)
+	}
+	writeZip(t, filepath.Join(dir, "all.zip"), members)
+	writeFile(t, filepath.Join(dir, "index.txt"), []byte(index.String()))
+	d, err := LoadIndex(filepath.Join(dir, "index.txt"), "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	errs := make(chan error, 8)
+	for w := range 8 {
+		go func() {
+			for k := range d.Len() {
+				i := (k + 5*w) % d.Len()
+				img, err := d.Image(i)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if r, _, _, _ := img.At(0, 0).RGBA(); r>>8 != uint32(i) {
+					errs <- fmt.Errorf("sample %d: red %d", i, r>>8)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

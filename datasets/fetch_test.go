@@ -1,0 +1,299 @@
+package datasets
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// blobServer serves files by path with Range support; it can cut the first
+// response for a path short by dropping the connection, or ignore Range headers.
+type blobServer struct {
+	files       map[string][]byte
+	dropAfter   map[string]int // path → bytes sent before the first response is cut
+	ignoreRange bool
+
+	mu       sync.Mutex
+	requests []string // "path range query"
+}
+
+func (b *blobServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rng := r.Header.Get("Range")
+	b.mu.Lock()
+	b.requests = append(b.requests, r.URL.Path+" "+rng+" "+r.URL.RawQuery)
+	drop, dropping := b.dropAfter[r.URL.Path]
+	delete(b.dropAfter, r.URL.Path)
+	b.mu.Unlock()
+	data, ok := b.files[r.URL.Path]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	start := 0
+	if rng != "" && !b.ignoreRange {
+		s, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(rng, "bytes="), "-"))
+		if err != nil || s > len(data) {
+			http.Error(w, "bad range", http.StatusBadRequest)
+			return
+		}
+		if s == len(data) {
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", len(data)))
+			w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+			return
+		}
+		start = s
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", s, len(data)-1, len(data)))
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)-start))
+	if start > 0 {
+		w.WriteHeader(http.StatusPartialContent)
+	}
+	if dropping {
+		w.Write(data[start : start+drop])
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler) // closes the connection mid-body
+	}
+	w.Write(data[start:])
+}
+
+func (b *blobServer) log() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.requests...)
+}
+
+func randomBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 1))
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = byte(r.Uint32())
+	}
+	return out
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func TestFetchResumesDroppedConnection(t *testing.T) {
+	zipData := randomBytes(300<<10, 1)
+	index := []byte("train.zip@a.png 0\n")
+	labels := []byte("x\n")
+	srv := &blobServer{
+		files: map[string][]byte{
+			"/base/classification/toy/train.zip":  zipData,
+			"/base/classification/toy/train.txt":  index,
+			"/base/classification/toy/labels.txt": labels,
+		},
+		dropAfter: map[string]int{"/base/classification/toy/train.zip": 100 << 10},
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	info := Info{
+		Name: "toy", NumClasses: 1, RootFolder: "classification/toy",
+		Labelmap: File{Path: "labels.txt"},
+		Train:    &Split{Index: File{Path: "train.txt"}, Zips: []File{{Path: "train.zip", Size: int64(len(zipData)), SHA256: sha(zipData)}}},
+	}
+	root := t.TempDir()
+	var progress bytes.Buffer
+	err := FetchInfo(context.Background(), info, root, FetchOptions{BaseURL: ts.URL + "/base?sig=secret", Progress: &progress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "classification", "toy")
+	for name, want := range map[string][]byte{"train.zip": zipData, "train.txt": index, "labels.txt": labels} {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: %d bytes, %v; want the %d served", name, len(got), err, len(want))
+		}
+		if _, err := os.Stat(filepath.Join(dir, name+".part")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s.part left behind: %v", name, err)
+		}
+	}
+	var zipRequests []string
+	for _, r := range srv.log() {
+		if !strings.HasSuffix(r, "sig=secret") {
+			t.Errorf("request %q lost the base URL's query", r)
+		}
+		if strings.HasPrefix(r, "/base/classification/toy/train.zip") {
+			zipRequests = append(zipRequests, r)
+		}
+	}
+	want := []string{
+		"/base/classification/toy/train.zip  sig=secret",
+		"/base/classification/toy/train.zip bytes=102400- sig=secret",
+	}
+	if strings.Join(zipRequests, "|") != strings.Join(want, "|") {
+		t.Errorf("archive requests %q, want %q", zipRequests, want)
+	}
+	out := progress.String()
+	for _, part := range []string{"train.zip [", "300.0 KiB / 300.0 KiB", "100.0%", "/s ETA"} {
+		if !strings.Contains(out, part) {
+			t.Errorf("progress output lacks %q:\n%q", part, out)
+		}
+	}
+	if strings.Contains(out, "secret") {
+		t.Error("progress output shows the URL query")
+	}
+
+	// A second run finds everything in place and asks for nothing.
+	before := len(srv.log())
+	if err := FetchInfo(context.Background(), info, root, FetchOptions{BaseURL: ts.URL + "/base?sig=secret"}); err != nil {
+		t.Fatal(err)
+	}
+	if after := len(srv.log()); after != before {
+		t.Errorf("second fetch made %d requests, want 0", after-before)
+	}
+}
+
+func TestFetchFile(t *testing.T) {
+	data := randomBytes(50<<10, 2)
+	tests := []struct {
+		name        string
+		part        []byte // pre-existing .part
+		ignoreRange bool
+		drop        int
+		want        File
+		wantRanges  []string
+	}{
+		{"resume existing part", data[:1000], false, 0, File{Size: int64(len(data)), SHA256: sha(data)}, []string{"bytes=1000-"}},
+		{"server ignores range", data[:1000], true, 0, File{SHA256: sha(data)}, []string{"bytes=1000-"}},
+		{"drop, then range ignored", nil, true, 7000, File{Size: int64(len(data))}, []string{"", "bytes=7000-"}},
+		{"part already complete", data, false, 0, File{Size: int64(len(data))}, nil},
+		{"complete part, size unknown", data, false, 0, File{}, []string{"bytes=51200-"}},
+		{"garbage longer than the file", append(bytes.Clone(data), 1, 2, 3), false, 0, File{Size: int64(len(data))}, []string{""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := &blobServer{files: map[string][]byte{"/f.bin": data}, ignoreRange: tt.ignoreRange, dropAfter: map[string]int{}}
+			if tt.drop > 0 {
+				srv.dropAfter["/f.bin"] = tt.drop
+			}
+			ts := httptest.NewServer(srv)
+			defer ts.Close()
+			dest := filepath.Join(t.TempDir(), "sub", "f.bin")
+			if tt.part != nil {
+				writeFile(t, dest+".part", tt.part)
+			}
+			if err := FetchFile(context.Background(), ts.URL+"/f.bin", dest, tt.want, FetchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := os.ReadFile(dest); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("downloaded %d bytes, %v; want the %d served", len(got), err, len(data))
+			}
+			var ranges []string
+			for _, r := range srv.log() {
+				ranges = append(ranges, strings.Split(r, " ")[1])
+			}
+			if strings.Join(ranges, "|") != strings.Join(tt.wantRanges, "|") {
+				t.Errorf("ranges %q, want %q", ranges, tt.wantRanges)
+			}
+		})
+	}
+}
+
+func TestFetchFailures(t *testing.T) {
+	data := randomBytes(4096, 3)
+	tests := []struct {
+		name     string
+		path     string
+		want     File
+		errHas   []string
+		requests int
+	}{
+		{"checksum mismatch", "/f.bin", File{SHA256: sha([]byte("something else"))}, []string{"/f.bin", "SHA-256 " + sha(data)}, 1},
+		{"server size differs", "/f.bin", File{Size: 10}, []string{"server reports 4096 bytes, want 10"}, 1},
+		{"not found is not retried", "/missing.bin", File{}, []string{"/missing.bin", "404"}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := &blobServer{files: map[string][]byte{"/f.bin": data}}
+			ts := httptest.NewServer(srv)
+			defer ts.Close()
+			dest := filepath.Join(t.TempDir(), "f.bin")
+			err := FetchFile(context.Background(), ts.URL+tt.path+"?sig=secret", dest, tt.want, FetchOptions{Attempts: 3})
+			wantErr(t, err, tt.errHas...)
+			if err != nil && strings.Contains(err.Error(), "secret") {
+				t.Errorf("error %q shows the URL query", err)
+			}
+			for _, p := range []string{dest, dest + ".part"} {
+				if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("%s exists after a failed fetch (%v)", p, err)
+				}
+			}
+			if n := len(srv.log()); n != tt.requests {
+				t.Errorf("%d requests, want %d", n, tt.requests)
+			}
+		})
+	}
+
+	// A wrong-sized file at the final path is reported, not overwritten.
+	dest := filepath.Join(t.TempDir(), "f.bin")
+	writeFile(t, dest, []byte("short"))
+	err := FetchFile(context.Background(), "http://127.0.0.1:1/unused", dest, File{Size: 4096}, FetchOptions{})
+	wantErr(t, err, "exists with 5 bytes, want 4096")
+
+	// Cancellation stops the retries.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err = FetchFile(ctx, "http://127.0.0.1:1/unused", filepath.Join(t.TempDir(), "g"), File{}, FetchOptions{Attempts: 50})
+	wantErr(t, err, "canceled")
+}
+
+// TestFetchRegistered fetches a registered dataset's test split from a local
+// server laid out like the blob store.
+func TestFetchRegistered(t *testing.T) {
+	srv := &blobServer{files: map[string][]byte{
+		"/classification/kitti_distance_20210923/test_meta.json":  []byte("{}"),
+		"/classification/kitti_distance_20210923/test_images.zip": []byte("zip"),
+	}}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	root := t.TempDir()
+	if err := Fetch(context.Background(), "kitti-distance", root, FetchOptions{BaseURL: ts.URL, Splits: []string{TestSplit}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(root, "classification", "kitti_distance_20210923", "test_images.zip"))
+	if err != nil || string(got) != "zip" {
+		t.Errorf("test_images.zip = %q, %v", got, err)
+	}
+	if n := len(srv.log()); n != 2 {
+		t.Errorf("%d requests, want 2 (index and archive of the test split)", n)
+	}
+	wantErr(t, Fetch(context.Background(), "kitti", root, FetchOptions{BaseURL: ts.URL}), "kitti-distance")
+}
+
+func TestProgressLine(t *testing.T) {
+	began := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		done, total, received int64
+		after                 time.Duration
+		want                  string
+	}{
+		{512 << 10, 1 << 20, 512 << 10, 2 * time.Second, "f.zip [============            ] 512.0 KiB / 1.0 MiB  50.0% 256.0 KiB/s ETA 0:02"},
+		// Resumed bytes do not count towards the rate.
+		{3 << 30, 8 << 30, 1 << 30, 1024 * time.Second, "f.zip [=========               ] 3.0 GiB / 8.0 GiB  37.5% 1.0 MiB/s ETA 1:25:20"},
+		{100, -1, 100, time.Second, "f.zip  100 B  100 B/s"},
+	}
+	for _, tt := range tests {
+		p := &progress{name: "f.zip", done: tt.done, total: tt.total, began: began, received: tt.received}
+		if got := p.line(began.Add(tt.after)); got != tt.want {
+			t.Errorf("line = %q\n          want %q", got, tt.want)
+		}
+	}
+}
