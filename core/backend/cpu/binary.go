@@ -109,7 +109,9 @@ func (k binaryKernel) run(lo, hi int) {
 		case sb == 1:
 			binarySV(k.op, d, k.a[oa], k.b[ob+j:ob+j+m])
 		default:
-			fill(d, binaryScalar(k.op, k.a[oa], k.b[ob]))
+			// Neither operand varies along the last axis, which coalescing leaves
+			// only for a one-element result.
+			binaryVV(k.op, d, k.a[oa:oa+1], k.b[ob:ob+1])
 		}
 		lo += m
 	}
@@ -156,23 +158,6 @@ func equal(a, b float32) float32 {
 		return 1
 	}
 	return 0
-}
-
-func binaryScalar(op core.BinaryOp, a, b float32) float32 {
-	switch op {
-	case core.Add:
-		return a + b
-	case core.Sub:
-		return a - b
-	case core.Mul:
-		return a * b
-	case core.Div:
-		return a / b
-	case core.Maximum:
-		return maximum(a, b)
-	default:
-		return equal(a, b)
-	}
 }
 
 func binaryVV(op core.BinaryOp, d, a, b []float32) {

@@ -22,7 +22,7 @@ func init() {
 type Backend struct {
 	mu   sync.Mutex
 	free [numClasses][]*buffer
-	// pooled counts the float32 elements held in free lists, for Stats.
+	// pooled counts the float32 elements held in free lists, for PooledBytes.
 	pooled int
 
 	scratchMu sync.Mutex

@@ -18,7 +18,7 @@ func workers(units, elems int) int {
 		return 1
 	}
 	p := runtime.GOMAXPROCS(0)
-	if m := elems / (parallelMin / 2); m < p {
+	if m := elems / max(parallelMin/2, 1); m < p {
 		p = m
 	}
 	if units < p {
