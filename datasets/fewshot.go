@@ -46,7 +46,8 @@ func FewShot(samples []Sample, k int, seed int) []Sample {
 // past 1.5·k while none of its labels is below k/2; classes can therefore end with
 // more than k images, or fewer when the data runs out. Images without labels
 // (possible in multi-label data) fill up to k places. The order of the result is
-// the order of taking.
+// the order of taking. (The paper's scripts turn a 1-shot request into k = 2 and
+// then skip the train+val merge; that policy belongs to the caller.)
 func FewShotClasses(samples []Sample, numClasses, k int, seed int) ([]Sample, error) {
 	if k < 1 {
 		return nil, fmt.Errorf("datasets: few-shot k = %d, want ≥ 1", k)
