@@ -100,47 +100,71 @@ func jpegYCbCrInto(dst *RGB, m *image.YCbCr) {
 				cs[dw+j] = int32(m.Cr[nearRow+j])
 			}
 		}
-		for x := 0; x < w; x++ {
-			ax := b.Min.X + x
-			j := ax/hs - cx0
-			switch {
-			case fancyH:
-				// Even output samples lean on the left neighbour, odd ones on
-				// the right; edges reuse their own sample (libjpeg's special
-				// first/last columns reduce to exactly this).
-				even := ax%2 == 0
-				k := j + 1
-				if even {
-					k = j - 1
-				}
-				k = min(max(k, 0), dw-1)
-				shift, bias := int32(2), int32(2) // h2v1: biases 1 (even) and 2 (odd), /4
-				if even {
-					bias = 1
-				}
-				if h2v2 { // column sums of 3·near+far: biases 8 and 7, /16
-					shift, bias = 4, 7
-					if even {
-						bias = 8
+		if fancyH && b.Min.X == 0 {
+			upsampleH(cb, cs[:dw], h2v2)
+			upsampleH(cr, cs[dw:], h2v2)
+		} else {
+			for x := 0; x < w; x++ {
+				ax := b.Min.X + x
+				j := ax/hs - cx0
+				switch {
+				case fancyH:
+					k := j + 1
+					if ax%2 == 0 {
+						k = j - 1
 					}
+					k = min(max(k, 0), dw-1)
+					cb[x] = fancyH2(cs[j], cs[k], ax%2 == 0, h2v2)
+					cr[x] = fancyH2(cs[dw+j], cs[dw+k], ax%2 == 0, h2v2)
+				case fancyV: // 1:2, jdsample.c h1v2_fancy_upsample
+					bias := int32(2)
+					if ay%2 == 0 {
+						bias = 1
+					}
+					cb[x] = uint8((cs[j] + bias) >> 2)
+					cr[x] = uint8((cs[dw+j] + bias) >> 2)
+				default:
+					cb[x], cr[x] = uint8(cs[j]), uint8(cs[dw+j])
 				}
-				cb[x] = uint8((3*cs[j] + cs[k] + bias) >> shift)
-				cr[x] = uint8((3*cs[dw+j] + cs[dw+k] + bias) >> shift)
-			case fancyV: // 1:2, jdsample.c h1v2_fancy_upsample
-				bias := int32(2)
-				if ay%2 == 0 {
-					bias = 1
-				}
-				cb[x] = uint8((cs[j] + bias) >> 2)
-				cr[x] = uint8((cs[dw+j] + bias) >> 2)
-			default:
-				cb[x], cr[x] = uint8(cs[j]), uint8(cs[dw+j])
 			}
 		}
 		ys := m.Y[m.YOffset(b.Min.X, ay):]
 		d := dst.row(r)
 		for x := 0; x < w; x++ {
 			d[3*x], d[3*x+1], d[3*x+2] = yccToRGB(ys[x], cb[x], cr[x])
+		}
+	}
+}
+
+// fancyH2 is one output sample of libjpeg's 2:1 horizontal triangle filter:
+// 3/4 of its own column c plus 1/4 of the neighbour n (the left one for
+// even samples, the right one for odd ones; at the edges n is c itself,
+// which is what libjpeg's special first and last columns compute). After a
+// vertical step (h2v2) the inputs are column sums 3·near+far and the biases
+// are 8 and 7 sixteenths, else (h2v1) 1 and 2 quarters.
+func fancyH2(c, n int32, even, h2v2 bool) uint8 {
+	if h2v2 {
+		if even {
+			return uint8((3*c + n + 8) >> 4)
+		}
+		return uint8((3*c + n + 7) >> 4)
+	}
+	if even {
+		return uint8((3*c + n + 1) >> 2)
+	}
+	return uint8((3*c + n + 2) >> 2)
+}
+
+// upsampleH is fancyH2 across a row that starts on an even column: chroma
+// column j becomes output samples 2j and 2j+1.
+func upsampleH(dst []uint8, cs []int32, h2v2 bool) {
+	dw := len(cs)
+	for j, c := range cs {
+		l, r := cs[max(j-1, 0)], cs[min(j+1, dw-1)]
+		x := 2 * j
+		dst[x] = fancyH2(c, l, true, h2v2)
+		if x+1 < len(dst) {
+			dst[x+1] = fancyH2(c, r, false, h2v2)
 		}
 	}
 }

@@ -68,16 +68,15 @@ func rescale64(f float32) float64 {
 	return float64(f)
 }
 
-type scratch struct{ rgb, pix, tmp []uint8 }
+// scratch holds the buffers one ProcessInto call needs, pooled so that the
+// steady state of a data loader allocates nothing.
+type scratch struct {
+	rgb, pix, tmp []uint8
+	acc           []int32
+	hor, vert     axis
+}
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
-
-func grow(b []uint8, n int) []uint8 {
-	if cap(b) < n {
-		return make([]uint8, n)
-	}
-	return b[:n]
-}
 
 func (p *prepared) into(dst []float32, img image.Image) error {
 	cfg := &p.cfg
@@ -107,13 +106,13 @@ func (p *prepared) into(dst []float32, img image.Image) error {
 	defer scratchPool.Put(s)
 	src, ok := img.(*RGB)
 	if !ok {
-		s.rgb = grow(s.rgb, 3*b.Dx()*b.Dy())
+		s.rgb = growSlice(s.rgb, 3*b.Dx()*b.Dy())
 		src = &RGB{Pix: s.rgb, Stride: 3 * b.Dx(), Rect: b}
 		convertInto(src, img)
 	}
-	pix := grow(s.pix, 3*win.Dx()*win.Dy())
+	pix := growSlice(s.pix, 3*win.Dx()*win.Dy())
 	s.pix = pix
-	s.tmp = resizeWindow(pix, src, rw, rh, win, p.f, cfg.Backend == "torchvision", s.tmp)
+	resizeWindow(pix, src, rw, rh, win, p.f, cfg.Backend == "torchvision", s)
 
 	if win.Dx() != ow || win.Dy() != oh {
 		for c := range 3 {
@@ -172,8 +171,8 @@ func cropOffset(size, n int, backend string) int {
 
 // ProcessInto preprocesses img into dst, a [3,H,W] channel-major RGB tensor
 // with H, W = cfg.OutputSize(width, height) (the crop size when cropping).
-// It allocates nothing in the steady state beyond what converting a non-*RGB
-// image needs, so a data loader can reuse one batch buffer.
+// Its working buffers are pooled, so in the steady state it allocates
+// nothing and a data loader can fill one batch buffer in place.
 func ProcessInto(dst []float32, img image.Image, cfg Config) error {
 	p, err := prepare(cfg)
 	if err != nil {

@@ -84,40 +84,55 @@ func lookupFilter(name string) (filter, error) {
 const precisionBits = 32 - 8 - 2
 
 // axis holds the fixed-point weights of one resampling pass for the output
-// positions [from, from+n) of an inSize → outSize resize.
+// positions [from, to) of an inSize → outSize resize. Its buffers are
+// reused from one image to the next.
 type axis struct {
 	ksize int
 	shift uint    // fractional bits of the weights
 	first []int   // first input index of each output position
 	count []int   // number of taps of each output position
 	k     []int32 // ksize weights per output position
+
+	firstBuf, countBuf []int
+	kBuf               []int32
+	wBuf               []float64
 }
 
-// newAxis is PIL's precompute_coeffs followed by normalize_coeffs_8bpc, for
+func growSlice[T any](b []T, n int) []T {
+	if cap(b) < n {
+		return make([]T, n)
+	}
+	b = b[:n]
+	clear(b)
+	return b
+}
+
+// compute is PIL's precompute_coeffs followed by normalize_coeffs_8bpc, for
 // the box [0, inSize] and only the output positions [from, to).
 //
 // With torch set it follows PyTorch's antialiased uint8 kernel instead (what
 // torchvision's resize runs on uint8 tensors): the same float weights, but
 // stored as int16 with as many fractional bits as the largest weight of the
 // whole axis allows, which rounds some outputs one level differently.
-func newAxis(inSize, outSize, from, to int, f filter, torch bool) axis {
-	if torch && (from != 0 || to != outSize) {
-		// The precision depends on every weight of the axis.
-		a := newAxis(inSize, outSize, 0, outSize, f, true)
-		a.first, a.count = a.first[from:to], a.count[from:to]
-		a.k = a.k[from*a.ksize : to*a.ksize]
-		return a
+func (a *axis) compute(inSize, outSize, from, to int, f filter, torch bool) {
+	lo, hi := from, to
+	if torch {
+		lo, hi = 0, outSize // the precision depends on every weight of the axis
 	}
+	n := hi - lo
 	scale := float64(inSize) / float64(outSize)
 	filterscale := max(scale, 1) // antialias: widen the kernel when shrinking
 	support := f.support * filterscale
 	ksize := int(math.Ceil(support))*2 + 1
-	n := to - from
-	a := axis{ksize: ksize, shift: precisionBits, first: make([]int, n), count: make([]int, n), k: make([]int32, n*ksize)}
-	w := make([]float64, n*ksize)
+	a.ksize, a.shift = ksize, precisionBits
+	a.firstBuf = growSlice(a.firstBuf, n)
+	a.countBuf = growSlice(a.countBuf, n)
+	a.kBuf = growSlice(a.kBuf, n*ksize)
+	a.wBuf = growSlice(a.wBuf, n*ksize)
+	w := a.wBuf
 	wmax := 0.0
 	for i := range n {
-		center := float64(float64(from+i)+0.5) * scale
+		center := float64(float64(lo+i)+0.5) * scale
 		ss := 1 / filterscale
 		xmin := max(int(center-support+0.5), 0) // C's (int) truncates, as Go's conversion does
 		xmax := min(int(center+support+0.5), inSize) - xmin
@@ -134,7 +149,7 @@ func newAxis(inSize, outSize, from, to int, f filter, torch bool) axis {
 				wmax = max(wmax, wi[x])
 			}
 		}
-		a.first[i], a.count[i] = xmin, xmax
+		a.firstBuf[i], a.countBuf[i] = xmin, xmax
 	}
 	if torch {
 		a.shift = 0
@@ -145,12 +160,14 @@ func newAxis(inSize, outSize, from, to int, f filter, torch bool) axis {
 	one := float64(int(1) << a.shift)
 	for i, v := range w {
 		if v < 0 {
-			a.k[i] = int32(-0.5 + v*one)
+			a.kBuf[i] = int32(-0.5 + v*one)
 		} else {
-			a.k[i] = int32(0.5 + v*one)
+			a.kBuf[i] = int32(0.5 + v*one)
 		}
 	}
-	return a
+	a.first = a.firstBuf[from-lo : to-lo]
+	a.count = a.countBuf[from-lo : to-lo]
+	a.k = a.kBuf[(from-lo)*ksize : (to-lo)*ksize]
 }
 
 // clip8 is PIL's clip8: drop the fraction and saturate.
@@ -168,14 +185,13 @@ func clip8(v int32, shift uint) uint8 {
 // resizeWindow resamples src to outW×outH exactly as PIL's ImagingResample
 // does for an 8-bit RGB image with the full-image box, but computes only the
 // output rectangle win (which must lie inside outW×outH), writing it to dst
-// with a tight stride. tmp is scratch space that is grown as needed and
-// returned for reuse.
+// with a tight stride. s holds buffers reused between calls.
 //
 // PIL always runs the horizontal pass first, rounding to 8 bits in between,
 // and skips a pass whose size does not change; since every output sample
 // depends only on its own row and column weights, restricting both passes
 // to the window gives bit-identical values.
-func resizeWindow(dst []uint8, src *RGB, outW, outH int, win image.Rectangle, f filter, torch bool, tmp []uint8) []uint8 {
+func resizeWindow(dst []uint8, src *RGB, outW, outH int, win image.Rectangle, f filter, torch bool, s *scratch) {
 	inW, inH := src.Rect.Dx(), src.Rect.Dy()
 	ww, wh := win.Dx(), win.Dy()
 	needH := outW != inW
@@ -183,10 +199,10 @@ func resizeWindow(dst []uint8, src *RGB, outW, outH int, win image.Rectangle, f 
 
 	// Rows of the source the window needs, and where they land in the
 	// horizontally resampled intermediate.
-	var vert axis
+	vert := &s.vert
 	rowLo, rowHi := win.Min.Y, win.Max.Y
 	if needV {
-		vert = newAxis(inH, outH, win.Min.Y, win.Max.Y, f, torch)
+		vert.compute(inH, outH, win.Min.Y, win.Max.Y, f, torch)
 		rowLo, rowHi = inH, 0
 		for i := range wh {
 			rowLo = min(rowLo, vert.first[i])
@@ -199,23 +215,23 @@ func resizeWindow(dst []uint8, src *RGB, outW, outH int, win image.Rectangle, f 
 	var mid []uint8
 	midStride := 3 * ww
 	if needH {
-		hor := newAxis(inW, outW, win.Min.X, win.Max.X, f, torch)
-		if cap(tmp) < rows*midStride {
-			tmp = make([]uint8, rows*midStride)
-		}
-		mid = tmp[:rows*midStride]
+		hor := &s.hor
+		hor.compute(inW, outW, win.Min.X, win.Max.X, f, torch)
+		s.tmp = growSlice(s.tmp, rows*midStride)
+		mid = s.tmp
 		half := int32(1) << (hor.shift - 1)
 		for r := range rows {
 			in := src.row(rowLo + r)
 			out := mid[r*midStride : (r+1)*midStride]
 			for x := range ww {
 				k := hor.k[x*hor.ksize : x*hor.ksize+hor.count[x]]
-				p := in[3*hor.first[x]:]
+				p := in[3*hor.first[x] : 3*(hor.first[x]+len(k))]
 				s0, s1, s2 := half, half, half
 				for t, c := range k {
-					s0 += int32(p[3*t]) * c
-					s1 += int32(p[3*t+1]) * c
-					s2 += int32(p[3*t+2]) * c
+					q := p[3*t : 3*t+3 : 3*t+3]
+					s0 += int32(q[0]) * c
+					s1 += int32(q[1]) * c
+					s2 += int32(q[2]) * c
 				}
 				out[3*x], out[3*x+1], out[3*x+2] = clip8(s0, hor.shift), clip8(s1, hor.shift), clip8(s2, hor.shift)
 			}
@@ -231,12 +247,13 @@ func resizeWindow(dst []uint8, src *RGB, outW, outH int, win image.Rectangle, f 
 		for r := range wh {
 			copy(dst[r*dstStride:(r+1)*dstStride], mid[r*midStride:r*midStride+3*ww])
 		}
-		return tmp
+		return
 	}
 	// Vertical pass, one tap at a time across the whole row so that mid is
 	// read sequentially.
 	half := int32(1) << (vert.shift - 1)
-	acc := make([]int32, 3*ww)
+	s.acc = growSlice(s.acc, 3*ww)
+	acc := s.acc
 	for r := range wh {
 		for x := range acc {
 			acc[x] = half
@@ -249,11 +266,10 @@ func resizeWindow(dst []uint8, src *RGB, outW, outH int, win image.Rectangle, f 
 			}
 		}
 		out := dst[r*dstStride : (r+1)*dstStride]
-		for x, s := range acc {
-			out[x] = clip8(s, vert.shift)
+		for x, v := range acc {
+			out[x] = clip8(v, vert.shift)
 		}
 	}
-	return tmp
 }
 
 // Resize resizes img to width×height with PIL's Image.resize on an RGB
@@ -272,6 +288,6 @@ func Resize(img image.Image, width, height int, resample string) (*RGB, error) {
 		return nil, fmt.Errorf("preprocess: cannot resize an empty %dx%d image", src.Rect.Dx(), src.Rect.Dy())
 	}
 	out := &RGB{Pix: make([]uint8, 3*width*height), Stride: 3 * width, Rect: image.Rect(0, 0, width, height)}
-	resizeWindow(out.Pix, src, width, height, out.Rect, f, false, nil)
+	resizeWindow(out.Pix, src, width, height, out.Rect, f, false, new(scratch))
 	return out, nil
 }
