@@ -100,7 +100,7 @@ func jpegYCbCrInto(dst *RGB, m *image.YCbCr) {
 				cs[dw+j] = int32(m.Cr[nearRow+j])
 			}
 		}
-		if fancyH && b.Min.X == 0 {
+		if fancyH && b.Min.X%2 == 0 {
 			upsampleH(cb, cs[:dw], h2v2)
 			upsampleH(cr, cs[dw:], h2v2)
 		} else {

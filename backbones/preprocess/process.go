@@ -30,7 +30,7 @@ func prepare(cfg Config) (*prepared, error) {
 		// float32(x)·float32(factor).
 		inv := float32(1 / rescale64(cfg.RescaleFactor))
 		for c := range 3 {
-			m, s := cfg.Mean[c]*inv, cfg.Std[c]*inv
+			m, s := float32(cfg.Mean[c]*inv), float32(cfg.Std[c]*inv) // no FMA with the subtraction
 			for v := range 256 {
 				x := float32(v)
 				if cfg.DoNormalize {

@@ -12,9 +12,10 @@ type filter struct {
 	kernel  func(float64) float64
 }
 
-// The kernels are written with explicit float64 conversions around every
-// product: Go may otherwise fuse x*y+z into an FMA on some platforms, and the
-// weights must round exactly as PIL's plain double arithmetic does.
+// Every product that is followed by an addition is wrapped in an explicit
+// float64 conversion here and in axis.compute: Go may otherwise fuse x*y+z
+// into one FMA on some platforms (arm64), and the weights must round
+// exactly as PIL's plain double arithmetic does on x86-64.
 var filters = map[string]filter{
 	"box": {0.5, func(x float64) float64 {
 		if x > -0.5 && x <= 0.5 {
@@ -44,11 +45,15 @@ var filters = map[string]filter{
 	"bicubic": {2, func(x float64) float64 {
 		const a = -0.5 // PIL's choice; Keys' a = -0.75 is what OpenCV uses
 		x = math.Abs(x)
-		if x < 1 {
-			return float64(float64(float64(float64((a+2)*x)-(a+3))*x)*x) + 1
+		if x < 1 { // ((a+2)·x - (a+3))·x·x + 1
+			t := float64((a + 2) * x)
+			t = float64((t - (a + 3)) * x)
+			return float64(t*x) + 1
 		}
-		if x < 2 {
-			return float64(float64(float64(float64(x-5)*x)+8)*x-4) * a
+		if x < 2 { // (((x-5)·x + 8)·x - 4)·a
+			t := float64((x - 5) * x)
+			t = float64((t + 8) * x)
+			return (t - 4) * a
 		}
 		return 0
 	}},
@@ -122,7 +127,7 @@ func (a *axis) compute(inSize, outSize, from, to int, f filter, torch bool) {
 	n := hi - lo
 	scale := float64(inSize) / float64(outSize)
 	filterscale := max(scale, 1) // antialias: widen the kernel when shrinking
-	support := f.support * filterscale
+	support := float64(f.support * filterscale)
 	ksize := int(math.Ceil(support))*2 + 1
 	a.ksize, a.shift = ksize, precisionBits
 	a.firstBuf = growSlice(a.firstBuf, n)
@@ -132,7 +137,7 @@ func (a *axis) compute(inSize, outSize, from, to int, f filter, torch bool) {
 	w := a.wBuf
 	wmax := 0.0
 	for i := range n {
-		center := float64(float64(lo+i)+0.5) * scale
+		center := float64(float64(float64(lo+i)+0.5) * scale)
 		ss := 1 / filterscale
 		xmin := max(int(center-support+0.5), 0) // C's (int) truncates, as Go's conversion does
 		xmax := min(int(center+support+0.5), inSize) - xmin
@@ -160,9 +165,9 @@ func (a *axis) compute(inSize, outSize, from, to int, f filter, torch bool) {
 	one := float64(int(1) << a.shift)
 	for i, v := range w {
 		if v < 0 {
-			a.kBuf[i] = int32(-0.5 + v*one)
+			a.kBuf[i] = int32(-0.5 + float64(v*one))
 		} else {
-			a.kBuf[i] = int32(0.5 + v*one)
+			a.kBuf[i] = int32(0.5 + float64(v*one))
 		}
 	}
 	a.first = a.firstBuf[from-lo : to-lo]
