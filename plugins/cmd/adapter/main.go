@@ -1,0 +1,9 @@
+// Command adapter is the adapter method plugin; the host starts it.
+package main
+
+import (
+	"github.com/kadapt/kadapt/methods/adapter"
+	"github.com/kadapt/kadapt/plugins"
+)
+
+func main() { plugins.Serve(adapter.Method{}) }

@@ -1,0 +1,9 @@
+// Command lora is the lora method plugin; the host starts it.
+package main
+
+import (
+	"github.com/kadapt/kadapt/methods/lora"
+	"github.com/kadapt/kadapt/plugins"
+)
+
+func main() { plugins.Serve(lora.Method{}) }

@@ -1,0 +1,195 @@
+package plugins
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	goplugin "github.com/hashicorp/go-plugin"
+
+	"github.com/kadapt/kadapt/plugins/plan"
+)
+
+var tiny = plan.StandardViT(plan.ViTConfig{Name: "tiny", Layers: 2, Width: 8, Heads: 2, MLPDim: 16, Patch: 4, Image: 8, EmbedDim: 6})
+
+// inProcess is a Method served over go-plugin's in-memory gRPC harness.
+type inProcess struct{ NoEvents }
+
+func (inProcess) Describe() Description {
+	return Description{Name: "inproc", Version: "2", Summary: "s",
+		Hyperparameters: []Hyperparameter{{Name: "scale", Type: "float", Default: "0.5", Help: "h"}, {Name: "on", Type: "bool", Default: "true"}}}
+}
+
+func (inProcess) Plan(bb plan.Backbone, hp Values) (plan.Plan, error) {
+	return plan.Plan{Method: "inproc", Version: "2", Trainable: plan.TrainableSpec{Mode: plan.TrainNone},
+		Params: []plan.ParamSpec{{Name: "g", Shape: []int{bb.Width}, Init: plan.Init{Kind: plan.Ones}, Scope: plan.Shared, Trainable: hp.Bool("on")}},
+		Edits:  []plan.Edit{{Site: "blocks.*.mlp", Kind: plan.ModuleAfter, Expr: "h * g"}},
+		Notes:  hp.Raw()["scale"]}, nil
+}
+
+func TestInProcessRoundTrip(t *testing.T) {
+	client, _ := goplugin.TestPluginGRPCConn(t, false, map[string]goplugin.Plugin{pluginName: &GRPCPlugin{Impl: inProcess{}}})
+	defer client.Close()
+	raw, err := client.Dispense(pluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := raw.(*grpcClient)
+	ctx := context.Background()
+	d, err := g.describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Name != "inproc" || len(d.Hyperparameters) != 2 || d.Hyperparameters[0].Default != "0.5" {
+		t.Fatalf("description %+v", d)
+	}
+	p, err := g.plan(ctx, tiny, map[string]string{"scale": "0.25", "on": "false"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Notes != "0.25" || p.Params[0].Trainable || p.Edits[0].Expr != "h * g" {
+		t.Fatalf("plan %+v did not carry the hyperparameters", p)
+	}
+	if _, err := g.plan(ctx, tiny, map[string]string{"scale": "lots"}); err == nil || !strings.Contains(err.Error(), `"scale"`) {
+		t.Fatalf("bad value: %v", err)
+	}
+	if err := g.event(ctx, Event{Kind: "run_start", Payload: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestParseValues(t *testing.T) {
+	d := inProcess{}.Describe()
+	v, err := ParseValues(d, map[string]string{"on": "false"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Float("scale") != 0.5 || v.Bool("on") {
+		t.Fatalf("values %v", v.Raw())
+	}
+	for _, tc := range []struct {
+		raw  map[string]string
+		want string
+	}{
+		{map[string]string{"scal": "1"}, `unknown hyperparameter "scal" (inproc has: scale, on)`},
+		{map[string]string{"on": "maybe"}, `hyperparameter "on": "maybe" is not a valid bool`},
+	} {
+		if _, err := ParseValues(d, tc.raw); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), `plugin "inproc"`) {
+			t.Errorf("%v: error %v, want it to contain %q and name the plugin", tc.raw, err, tc.want)
+		}
+	}
+}
+
+// buildTestPlugin compiles internal/testplugin once per test binary.
+func buildTestPlugin(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go toolchain on PATH to build the test plugin")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "testplugin")
+	cmd := exec.Command("go", "build", "-o", bin, "./internal/testplugin")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the test plugin: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func TestRealPluginProcess(t *testing.T) {
+	bin := buildTestPlugin(t)
+	defer CleanupClients()
+
+	t.Run("plan", func(t *testing.T) {
+		c, err := Open(bin, OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if c.Describe().Name != "testplugin" {
+			t.Fatalf("description %+v", c.Describe())
+		}
+		p, err := c.Plan(tiny, map[string]string{"r": "3"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := plan.CountTrainable(p, tiny)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := int64(2 * 2 * 3 * 8); n != want {
+			t.Fatalf("%d trainable, want %d", n, want)
+		}
+		if _, err := c.Plan(tiny, map[string]string{"r": "13"}); err == nil || !strings.Contains(err.Error(), "unlucky") || !strings.Contains(err.Error(), "testplugin") {
+			t.Fatalf("plugin error not relayed with the plugin's name: %v", err)
+		}
+		if _, err := c.Plan(tiny, map[string]string{"rank": "3"}); err == nil || !strings.Contains(err.Error(), `unknown hyperparameter "rank"`) {
+			t.Fatalf("unknown hyperparameter: %v", err)
+		}
+		if err := c.Event("fail", nil); err == nil {
+			t.Fatal("a refused event did not return an error")
+		}
+	})
+
+	t.Run("sha256 pin", func(t *testing.T) {
+		data, _ := os.ReadFile(bin)
+		sum := sha256.Sum256(data)
+		c, err := Open(bin, OpenOptions{SHA256: hex.EncodeToString(sum[:])})
+		if err != nil {
+			t.Fatalf("correct pin refused: %v", err)
+		}
+		c.Close()
+		sum[0] ^= 1
+		if _, err := Open(bin, OpenOptions{SHA256: hex.EncodeToString(sum[:])}); err == nil || !strings.Contains(err.Error(), "SHA-256") {
+			t.Fatalf("wrong pin: %v", err)
+		}
+	})
+
+	for _, tc := range []struct{ mode, want string }{
+		{"hang", "did not complete the handshake"},
+		{"crash", "crashed at start"},
+		{"version", "protocol version mismatch"},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			t.Setenv("KADAPT_TESTPLUGIN", tc.mode)
+			start := time.Now()
+			_, err := Open(bin, OpenOptions{StartTimeout: 2 * time.Second})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), bin) {
+				t.Fatalf("error %v, want it to name the plugin and say %q", err, tc.want)
+			}
+			if time.Since(start) > 20*time.Second {
+				t.Fatalf("took %s: the host must not hang on a bad plugin", time.Since(start))
+			}
+		})
+	}
+
+	t.Run("discover", func(t *testing.T) {
+		dir := filepath.Dir(bin)
+		if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not a plugin"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		script := filepath.Join(dir, "impostor")
+		if err := os.WriteFile(script, []byte("#!/bin/sh\necho hello\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		found, errs := Discover([]string{dir, filepath.Join(dir, "missing")}, OpenOptions{StartTimeout: 3 * time.Second})
+		if len(found) != 1 || found[0].Name != "testplugin" || found[0].Path != bin || len(found[0].SHA256) != 64 {
+			t.Fatalf("found %+v", found)
+		}
+		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "impostor") {
+			t.Fatalf("errors %v, want one naming the impostor", errs)
+		}
+		p, err := Find("testplugin", []string{filepath.Join(dir, "missing"), dir})
+		if err != nil || p != bin {
+			t.Fatalf("Find: %q %v", p, err)
+		}
+		if _, err := Find("nothing", []string{dir}); err == nil || !strings.Contains(err.Error(), "nothing") {
+			t.Fatalf("Find of a missing plugin: %v", err)
+		}
+	})
+}
