@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"sort"
@@ -56,7 +57,7 @@ func defaultRunConfig() map[string]any {
 		"runs_dir": "runs", "run_id": "",
 		"data.dataset": "mnist-demo", "data.root": "", "data.format": "auto", "data.shots": 5,
 		"data.fewshot_seed": 0, "data.val_fraction": 0.2, "data.workers": 2,
-		"train.epochs": 50, "train.batch_size": 64, "train.optimizer": "sgd", "train.lr": 1e-3,
+		"train.epochs": 50, "train.batch_size": 64, "train.optimizer": "sgd", "train.lr": 1e-2,
 		"train.weight_decay": 0.0, "train.momentum": 0.9, "train.nesterov": false, "train.schedule": "constant",
 		"train.warmup_epochs": 0, "train.step_every": 0, "train.step_gamma": 0.1, "train.clip_grad": 0.0,
 		"train.label_smoothing": 0.0, "train.select": "val", "train.patience": 0, "train.seed": 0,
@@ -205,11 +206,21 @@ func init() {
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		_, k, err := loadRunConfig(fs)
+		rc, _, err := loadRunConfig(fs)
 		if err != nil {
 			return err
 		}
-		out, err := k.Marshal(yaml.Parser())
+		// Through the typed struct, so values show as what they parsed to
+		// (KADAPT_TRAIN__EPOCHS=7 is the number 7, not the string "7").
+		raw, err := json.Marshal(rc)
+		if err != nil {
+			return err
+		}
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return err
+		}
+		out, err := yaml.Parser().Marshal(m)
 		if err != nil {
 			return err
 		}

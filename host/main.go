@@ -10,7 +10,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/hashicorp/go-plugin"
+	"github.com/kadapt/kadapt/plugins"
 	"github.com/spf13/pflag"
 
 	_ "github.com/kadapt/kadapt/core/backend/cpu" // the default backend registers itself
@@ -32,7 +32,7 @@ func register(name, summary string, run func(args []string) error) {
 }
 
 func main() {
-	defer plugin.CleanupClients()
+	defer plugins.CleanupClients()
 	os.Exit(runMain(os.Args[1:]))
 }
 

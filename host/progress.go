@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -54,11 +55,13 @@ func (p *progress) Epoch(m train.EpochMetrics) {
 	if p.tty {
 		fmt.Fprint(p.w, "\r\033[K")
 	}
-	val := "-"
-	if m.Val >= 0 {
-		val = fmt.Sprintf("%.4f", m.Val)
+	score := func(v float64) string {
+		if math.IsNaN(v) {
+			return "-"
+		}
+		return fmt.Sprintf("%.4f", v)
 	}
-	line := fmt.Sprintf("epoch %d/%d  loss %.4f  val %s  test %.4f  lr %.3g  %.0f img/s  %.1fs",
-		m.Epoch, p.epochs, m.TrainLoss, val, m.Test, m.LR, m.ImagesPS, m.Seconds)
+	line := fmt.Sprintf("epoch %d/%d  loss %.4f  val %s (loss %s)  test %s  lr %.3g  %.0f img/s  %.1fs",
+		m.Epoch, p.epochs, m.TrainLoss, score(m.Val), score(m.ValLoss), score(m.Test), m.LR, m.ImagesPS, m.Seconds)
 	fmt.Fprintln(p.w, line)
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kadapt/kadapt/backbones/safetensors"
@@ -84,7 +85,9 @@ func (c Config) Validate() error {
 
 // Task is the data and how to score it.
 type Task struct {
-	Train, Val, Test Data // Val may be nil (then selection falls back to the last epoch)
+	// Val may be nil (selection then falls back to the last epoch); Test may be nil
+	// (hyperparameter-search trials, which look at validation scores only).
+	Train, Val, Test Data
 	Classes          int
 	MultiLabel       bool
 	Metric           string // a datasets metric name
@@ -97,6 +100,7 @@ type EpochMetrics struct {
 	LR        float64 `json:"lr"`
 	TrainLoss float64 `json:"train_loss"`
 	Val       float64 `json:"val"`
+	ValLoss   float64 `json:"val_loss"`
 	Test      float64 `json:"test"`
 	Seconds   float64 `json:"seconds"`
 	ImagesPS  float64 `json:"images_per_s"`
@@ -131,6 +135,9 @@ type Options struct {
 // ErrStopped is returned when Options.StopAfterSteps cut the run short.
 var ErrStopped = errors.New("train: stopped early on request")
 
+// ErrDiverged is returned when the training loss stops being finite.
+var ErrDiverged = errors.New("train: the loss diverged (NaN or Inf): lower the learning rate or weight decay")
+
 // Run trains m on task and returns the selected result.
 func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
@@ -148,7 +155,7 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 	batches := (n + cfg.BatchSize - 1) / cfg.BatchSize
 	sched := schedule(cfg, batches)
 
-	st := state{best: math.Inf(-1)}
+	st := state{best: math.Inf(-1), bestLoss: math.Inf(1), sel: cfg.Select}
 	metricsPath := filepath.Join(opt.Dir, "metrics.jsonl")
 	ckptPath := filepath.Join(opt.Dir, "checkpoint.safetensors")
 	if opt.Resume {
@@ -203,6 +210,11 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 			o.ZeroGrad()
 			var l [1]float32
 			b.Download(l[:], loss.Value)
+			if math.IsNaN(float64(l[0])) || math.IsInf(float64(l[0]), 0) {
+				tp.Reset()
+				b.Release(target)
+				return nil, fmt.Errorf("%w (epoch %d, step %d, loss %v)", ErrDiverged, epoch+1, steps+1, l[0])
+			}
 			lossSum += float64(l[0])
 			tp.Reset()
 			b.Release(target)
@@ -217,21 +229,24 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 		elapsed := time.Since(start).Seconds()
 		em := EpochMetrics{Epoch: epoch + 1, Step: steps, LR: float64(sched.LR(max(steps-1, 0))),
 			TrainLoss: lossSum / float64(batches), Seconds: elapsed, ImagesPS: float64(n) / elapsed,
-			Val: math.NaN(), Test: math.NaN()}
+			Val: math.NaN(), ValLoss: math.NaN(), Test: math.NaN()}
 		var err error
 		if task.Val != nil {
-			if em.Val, err = Evaluate(b, m, task.Val, task, cfg.BatchSize); err != nil {
+			if em.Val, em.ValLoss, err = EvaluateWithLoss(b, m, task.Val, task, cfg.BatchSize); err != nil {
 				return nil, err
 			}
 		}
 		final := epoch+1 == cfg.Epochs
-		// The test split is scored only where the report can need it: every epoch for
-		// best-test-epoch, at each new best validation score, and at the end. Few-shot
-		// test sets are large, so this is most of an epoch's cost saved.
-		if cfg.Select == "best-test-epoch" || final || task.Val == nil || (cfg.Select == "val" && em.Val > st.best) {
+		// best-test-epoch needs the test score of every epoch; otherwise the selected
+		// epoch's weights are kept aside and the test split is scored once at the end.
+		// Few-shot test sets are thousands of images, so that is most of the run saved.
+		if cfg.Select == "best-test-epoch" && task.Test != nil {
 			if em.Test, err = Evaluate(b, m, task.Test, task, cfg.BatchSize); err != nil {
 				return nil, err
 			}
+		}
+		if st.improves(em) {
+			st.snapshot(m)
 		}
 		st.record(em, cfg.Select)
 		if err := appendMetrics(metricsPath, em); err != nil {
@@ -249,6 +264,19 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 		}
 		if last {
 			break
+		}
+	}
+	if cfg.Select != "best-test-epoch" && task.Test != nil {
+		st.restore(m)
+		test, err := Evaluate(b, m, task.Test, task, cfg.BatchSize)
+		if err != nil {
+			return nil, err
+		}
+		st.selected.Test = test
+		for i := range st.history {
+			if st.history[i].Epoch == st.selected.Epoch {
+				st.history[i].Test = test
+			}
 		}
 	}
 	return st.result(task.Metric, cfg.Select), nil
@@ -318,11 +346,56 @@ func targetTensor(b core.Backend, labels [][]int, task Task) *core.Tensor {
 
 // Evaluate scores m on d with the task's metric, in eval mode and without gradients.
 func Evaluate(b core.Backend, m Model, d Data, task Task, batch int) (float64, error) {
+	score, _, err := EvaluateWithLoss(b, m, d, task, batch)
+	return score, err
+}
+
+// EvaluateWithLoss also returns the mean loss (cross-entropy, or BCE for multi-label
+// tasks), which breaks ties between epochs of equal validation score: few-shot
+// validation sets are small enough that ties are the rule.
+func EvaluateWithLoss(b core.Backend, m Model, d Data, task Task, batch int) (score, loss float64, err error) {
 	logits, labels, err := Predict(b, m, d, batch)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return metrics.Evaluate(task.Metric, logits, labels)
+	for i, row := range logits {
+		for _, v := range row {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return 0, 0, fmt.Errorf("%w (logits of example %d are not finite)", ErrDiverged, i)
+			}
+		}
+	}
+	if score, err = metrics.Evaluate(task.Metric, logits, labels); err != nil {
+		return 0, 0, err
+	}
+	return score, meanLoss(logits, labels, task), nil
+}
+
+func meanLoss(logits [][]float32, labels [][]int, task Task) float64 {
+	var total float64
+	for i, row := range logits {
+		if task.MultiLabel {
+			target := make([]float64, len(row))
+			for _, l := range labels[i] {
+				target[l] = 1
+			}
+			for c, x := range row {
+				x := float64(x)
+				total += (math.Max(x, 0) - x*target[c] + math.Log1p(math.Exp(-math.Abs(x)))) / float64(len(row))
+			}
+			continue
+		}
+		mx := math.Inf(-1)
+		for _, x := range row {
+			mx = math.Max(mx, float64(x))
+		}
+		var z float64
+		for _, x := range row {
+			z += math.Exp(float64(x) - mx)
+		}
+		total += mx + math.Log(z) - float64(row[labels[i][0]])
+	}
+	return total / float64(len(logits))
 }
 
 // Predict returns every example's logits and labels.
@@ -364,28 +437,82 @@ func Predict(b core.Backend, m Model, d Data, batch int) ([][]float32, [][]int, 
 type state struct {
 	epoch, step int
 	best        float64 // best selection score so far
+	bestLoss    float64 // its validation loss, the tie-breaker
 	sinceBest   int
 	selected    EpochMetrics
 	history     []EpochMetrics
+	sel         string
+	// bestWeights holds the selected epoch's trainable parameters and BatchNorm
+	// statistics, restored before the final test pass.
+	bestWeights map[string][]float32
+}
+
+// weightTensors lists what defines the model's function beyond the frozen backbone.
+func weightTensors(m Model) map[string]*core.Tensor {
+	out := map[string]*core.Tensor{}
+	for _, p := range m.Trainable() {
+		out["param."+p.Name] = p.Value
+	}
+	bn := m.Head().BN
+	out["buffer.head.bn.running_mean"] = bn.RunningMean
+	out["buffer.head.bn.running_var"] = bn.RunningVar
+	return out
+}
+
+func (s *state) snapshot(m Model) {
+	if s.bestWeights == nil {
+		s.bestWeights = map[string][]float32{}
+	}
+	for name, t := range weightTensors(m) {
+		d := s.bestWeights[name]
+		if len(d) != t.Size() {
+			d = make([]float32, t.Size())
+		}
+		t.Backend().Download(d, t)
+		s.bestWeights[name] = d
+	}
+}
+
+func (s *state) restore(m Model) {
+	for name, t := range weightTensors(m) {
+		if d, ok := s.bestWeights[name]; ok {
+			t.Backend().Upload(t, d)
+		}
+	}
+}
+
+// score is the selection criterion of an epoch: the validation score (ties broken
+// by validation loss), the test score for best-test-epoch, or recency.
+func (s *state) score(em EpochMetrics) (float64, float64) {
+	switch {
+	case s.sel == "best-test-epoch":
+		return em.Test, 0
+	case s.sel == "last" || math.IsNaN(em.Val):
+		return float64(em.Epoch), 0
+	}
+	return em.Val, em.ValLoss
+}
+
+func (s *state) improves(em EpochMetrics) bool {
+	score, loss := s.score(em)
+	return score > s.best || (score == s.best && loss < s.bestLoss)
 }
 
 func (s *state) record(em EpochMetrics, sel string) {
+	s.sel = sel
 	s.history = append(s.history, em)
-	score := em.Val
-	switch {
-	case sel == "best-test-epoch":
-		score = em.Test
-	case sel == "last" || math.IsNaN(em.Val):
-		score = float64(em.Epoch) // later is better
-	}
-	if score > s.best {
-		s.best, s.selected, s.sinceBest = score, em, 0
+	if s.improves(em) {
+		s.best, s.bestLoss = s.score(em)
+		s.selected, s.sinceBest = em, 0
 	} else {
 		s.sinceBest++
 	}
 }
 
 func (s *state) result(metric, sel string) *Result {
+	if sel == "val" && math.IsNaN(s.selected.Val) {
+		sel = "last" // no validation split: say what actually happened
+	}
 	label := map[string]string{"val": "best validation epoch", "last": "last epoch",
 		"best-test-epoch": "best TEST epoch (the paper's released protocol; optimistic, peeks at the test set)"}[sel]
 	return &Result{Metric: metric, Score: s.selected.Test, Epoch: s.selected.Epoch, Selection: label,
@@ -414,6 +541,9 @@ func appendMetrics(path string, em EpochMetrics) error {
 func jsonSafe(em EpochMetrics) EpochMetrics {
 	if math.IsNaN(em.Val) {
 		em.Val = -1
+	}
+	if math.IsNaN(em.ValLoss) {
+		em.ValLoss = -1
 	}
 	if math.IsNaN(em.Test) {
 		em.Test = -1
@@ -485,6 +615,9 @@ func saveCheckpoint(path string, m Model, o optim.Optimizer, st *state) error {
 	for k, t := range ot {
 		put("optim."+k, t)
 	}
+	for name, d := range st.bestWeights {
+		tensors["best."+name] = safetensors.Tensor{Shape: []int{len(d)}, Data: d}
+	}
 	meta := map[string]string{}
 	for k, v := range ometa {
 		meta["optim."+k] = v
@@ -494,6 +627,7 @@ func saveCheckpoint(path string, m Model, o optim.Optimizer, st *state) error {
 	meta["epoch"] = strconv.Itoa(st.epoch)
 	meta["step"] = strconv.Itoa(st.step)
 	meta["best"] = strconv.FormatFloat(st.best, 'g', -1, 64)
+	meta["best_loss"] = strconv.FormatFloat(st.bestLoss, 'g', -1, 64)
 	meta["since_best"] = strconv.Itoa(st.sinceBest)
 	meta["history"] = string(hist)
 	meta["selected"] = string(sel)
@@ -539,13 +673,21 @@ func loadCheckpoint(path string, m Model, o optim.Optimizer, st *state) error {
 	}
 	ostate := map[string][]float32{}
 	ometa := map[string]string{}
+	st.bestWeights = map[string][]float32{}
 	for _, n := range f.Names() {
-		if len(n) > 6 && n[:6] == "optim." {
+		switch {
+		case strings.HasPrefix(n, "optim."):
 			d, err := f.Float32s(n)
 			if err != nil {
 				return err
 			}
 			ostate[n[6:]] = d
+		case strings.HasPrefix(n, "best."):
+			d, err := f.Float32s(n)
+			if err != nil {
+				return err
+			}
+			st.bestWeights[n[5:]] = d
 		}
 	}
 	meta := f.Metadata()
@@ -571,6 +713,9 @@ func loadCheckpoint(path string, m Model, o optim.Optimizer, st *state) error {
 	}
 	if st.best, err = strconv.ParseFloat(meta["best"], 64); err != nil {
 		return fmt.Errorf("resume: %s: metadata \"best\": %v", path, err)
+	}
+	if st.bestLoss, err = strconv.ParseFloat(meta["best_loss"], 64); err != nil {
+		return fmt.Errorf("resume: %s: metadata \"best_loss\": %v", path, err)
 	}
 	if err := json.Unmarshal([]byte(meta["history"]), &st.history); err != nil {
 		return fmt.Errorf("resume: %s: metadata \"history\": %v", path, err)

@@ -158,7 +158,7 @@ func TestSelectionModes(t *testing.T) {
 		epoch int
 		score float64
 	}{{"val", 2, 0.5}, {"best-test-epoch", 3, 0.9}, {"last", 4, 0.4}} {
-		st := state{best: math.Inf(-1)}
+		st := state{best: math.Inf(-1), bestLoss: math.Inf(1), sel: tc.sel}
 		for _, em := range h {
 			st.record(em, tc.sel)
 		}

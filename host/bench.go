@@ -1,0 +1,141 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/kadapt/kadapt/backbones"
+	"github.com/kadapt/kadapt/core"
+	"github.com/kadapt/kadapt/core/autograd"
+	"github.com/kadapt/kadapt/core/optim"
+	"github.com/kadapt/kadapt/host/adapt"
+	"github.com/kadapt/kadapt/host/train"
+)
+
+func init() {
+	register("bench", "measure training-step and inference throughput and peak memory (random weights)", cmdBench)
+}
+
+// peakMemory is implemented by backends that track device memory.
+type peakMemory interface{ PeakBytes() int64 }
+
+func cmdBench(args []string) error {
+	fs := newFlags("bench", "bench [--device cpu|cuda] [--backbone clip-vit-b32] [--plugin lora] [--batch 8] [--steps 3]")
+	device := fs.String("device", "cpu", "cpu, cuda or cuda:N (append ?precision=tf32 or bf16 where the backend supports it)")
+	backbone := fs.String("backbone", "clip-vit-b32", "architecture preset ("+presetNames()+")")
+	pluginName := fs.String("plugin", "lora", "method plugin")
+	batch := fs.Int("batch", 8, "images per step")
+	steps := fs.Int("steps", 3, "timed steps after one warm-up step")
+	classes := fs.Int("classes", 10, "head size")
+	precision := fs.String("precision", "fp32", "fp32, tf32 or bf16 (GPU backends)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dev := *device
+	if *precision != "fp32" {
+		dev += "?precision=" + *precision
+	}
+	b, err := core.OpenBackend(dev)
+	if err != nil {
+		return err
+	}
+	cfg, err := backbones.Preset(*backbone)
+	if err != nil {
+		return err
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "bench", Output: os.Stderr, Level: hclog.Warn})
+	meth, err := openMethod(RunConfig{Plugin: *pluginName, HP: map[string]string{}}, log)
+	if err != nil {
+		return err
+	}
+	defer meth.Close()
+	v, err := backbones.NewVision(b, cfg)
+	if err != nil {
+		return err
+	}
+	v.InitRandom(1)
+	p, err := meth.Plan(adapt.Describe(v), nil)
+	if err != nil {
+		return err
+	}
+	a, err := adapt.Compile(v, p, 1)
+	if err != nil {
+		return err
+	}
+	feat := cfg.EmbedDim
+	if feat == 0 {
+		feat = cfg.Width
+	}
+	head := train.NewHead(b, feat, *classes)
+	head.InitRandom(1)
+	m := &adaptedModel{vision: v, head: head, trainable: a.Trainable}
+	params := m.Trainable()
+	o := optim.NewAdamW(b, []optim.Group{{Name: "all", Params: params}}, optim.DefaultAdamWConfig())
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	px := make([]float32, *batch*cfg.Channels*cfg.ImageSize*cfg.ImageSize)
+	for i := range px {
+		px[i] = float32(rng.NormFloat64())
+	}
+	lab := make([]float32, *batch)
+	for i := range lab {
+		lab[i] = float32(rng.IntN(*classes))
+	}
+	labels := b.Alloc(core.Shape{*batch})
+	b.Upload(labels, lab)
+	tp := autograd.NewTape(b)
+	step := func() error {
+		tp.Training = true
+		x := tp.Input(px, *batch, cfg.Channels, cfg.ImageSize, cfg.ImageSize)
+		loss := tp.CrossEntropy(head.Forward(tp, m.Features(tp, x)), labels, 0)
+		tp.Backward(loss)
+		o.Step(1e-4)
+		o.ZeroGrad()
+		tp.Reset()
+		return b.Sync()
+	}
+	infer := func() error {
+		prev := tp.SetGradEnabled(false)
+		tp.Training = false
+		head.Forward(tp, m.Features(tp, tp.Input(px, *batch, cfg.Channels, cfg.ImageSize, cfg.ImageSize)))
+		tp.Reset()
+		tp.SetGradEnabled(prev)
+		return b.Sync()
+	}
+	measure := func(f func() error) (float64, error) {
+		if err := f(); err != nil { // warm-up: pools fill, kernels compile
+			return 0, err
+		}
+		start := time.Now()
+		for i := 0; i < *steps; i++ {
+			if err := f(); err != nil {
+				return 0, err
+			}
+		}
+		ips := float64(*batch**steps) / time.Since(start).Seconds()
+		return ips, nil
+	}
+	trainIPS, err := measure(step)
+	if err != nil {
+		return err
+	}
+	inferIPS, err := measure(infer)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("device %s  backbone %s  plugin %s  batch %d  precision %s  trainable %d\n", b.Name(), cfg.Name, *pluginName, *batch, *precision, a.Count+int64(feat+1)*int64(*classes))
+	fmt.Printf("train step: %.1f images/s\ninference:  %.1f images/s\n", trainIPS, inferIPS)
+	if pm, ok := b.(peakMemory); ok {
+		fmt.Printf("peak device memory: %.2f GiB\n", float64(pm.PeakBytes())/(1<<30))
+	} else {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Printf("peak host memory (Go heap, system): %.2f GiB\n", float64(ms.Sys)/(1<<30))
+	}
+	return nil
+}

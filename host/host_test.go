@@ -1,0 +1,187 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// binaries builds the host and the six plugins once per test binary, laid out as
+// `make build` lays them out (bin/host, bin/plugins/*).
+func binaries(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go toolchain on PATH")
+	}
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "kadapt-host-test-")
+		if buildErr != nil {
+			return
+		}
+		args := [][]string{{"build", "-o", filepath.Join(buildDir, "host"), "."}}
+		for _, m := range allMethods {
+			args = append(args, []string{"build", "-o", filepath.Join(buildDir, "plugins", m), "../plugins/cmd/" + m})
+		}
+		for _, a := range args {
+			if out, err := exec.Command("go", a...).CombinedOutput(); err != nil {
+				buildErr = err
+				buildDir = string(out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build: %v\n%s", buildErr, buildDir)
+	}
+	return buildDir
+}
+
+func host(t *testing.T, dir string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binaries(t), "host"), args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestDryRunCountsThroughPlugins checks the paper's trainable-parameter counts end to
+// end: real plugin processes, plans over gRPC, validation and counting in the host.
+func TestDryRunCountsThroughPlugins(t *testing.T) {
+	const classes = 10
+	head := int64(513 * classes)
+	for _, tc := range []struct {
+		plugin string
+		want   int64
+	}{
+		{"kadaptation", 50176}, {"adapter", 1208064}, {"lora", 147456},
+		{"compacter", 48384}, {"finetune", 87849216}, {"linearprobe", 0},
+	} {
+		out, err := host(t, t.TempDir(), "run", "--plugin", tc.plugin, "--backbone", "clip-vit-b32", "--classes", "10", "--dry-run", "--json")
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", tc.plugin, err, out)
+		}
+		var got struct {
+			Trainable int64 `json:"trainable_params"`
+		}
+		if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &got); err != nil {
+			t.Fatalf("%s: %v\n%s", tc.plugin, err, out)
+		}
+		if got.Trainable != tc.want+head {
+			t.Errorf("%s: trainable_params %d, want %d + %d", tc.plugin, got.Trainable, tc.want, head)
+		}
+	}
+}
+
+func TestBadInputNamesTheCulprit(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--plugin", "nosuch", "--dry-run", "--backbone", "clip-vit-b32"}, `no plugin "nosuch"`},
+		{[]string{"run", "--plugin", "lora", "--hp", "rank=3", "--dry-run", "--backbone", "clip-vit-b32"}, `unknown hyperparameter "rank"`},
+		{[]string{"run", "--plugin", "kadaptation", "--hp", "n=5", "--hp", "targets=q,zz", "--dry-run", "--backbone", "clip-vit-b32"}, "zz"},
+		{[]string{"run", "--plugin", "lora", "--optimizer", "adam", "--dry-run"}, "train.optimizer"},
+		{[]string{"run", "--plugin", "lora", "--dry-run", "--backbone", "vit-huge"}, `unknown backbone "vit-huge"`},
+	} {
+		out, err := host(t, dir, tc.args...)
+		if err == nil || !strings.Contains(out, tc.want) {
+			t.Errorf("%v: err %v, output %q; want an error mentioning %q", tc.args, err, out, tc.want)
+		}
+	}
+	yaml := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(yaml, []byte("train:\n  lr: 0.1\n  learning_rate: 0.2\n"), 0o644)
+	if out, err := host(t, dir, "config", "show", "--config", yaml); err == nil || !strings.Contains(out, "train.learning_rate") || !strings.Contains(out, "bad.yaml") {
+		t.Errorf("unknown YAML key: err %v, output %q", err, out)
+	}
+	cmd := exec.Command(filepath.Join(binaries(t), "host"), "config", "show", "--lr", "0.5")
+	cmd.Env = append(os.Environ(), "KADAPT_TRAIN__EPOCHS=7")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "epochs: 7") || !strings.Contains(string(out), "lr: 0.5") {
+		t.Errorf("env and flag layering: err %v\n%s", err, out)
+	}
+}
+
+// TestResumeAfterKill9 kills a training run with SIGKILL mid-way and checks that
+// --resume reaches the final metrics of an uninterrupted run with the same seed.
+func TestResumeAfterKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains the demo task three times")
+	}
+	dir := t.TempDir()
+	common := []string{"run", "--plugin", "lora", "--epochs", "12", "--checkpoint-every", "1", "--seed", "3", "--json"}
+	out, err := host(t, dir, append(common, "--run-id", "whole")...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var whole Summary
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &whole); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+
+	cmd := exec.Command(filepath.Join(binaries(t), "host"), append(common, "--run-id", "killed")...)
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	metrics := filepath.Join(dir, "runs", "killed", "metrics.jsonl")
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		data, _ := os.ReadFile(metrics)
+		if strings.Count(string(data), "\n") >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("the run never reached epoch 5")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if _, err := os.Stat(filepath.Join(dir, "runs", "killed", "final.json")); err == nil {
+		t.Fatal("the run finished before it was killed; the test proves nothing")
+	}
+	out, err = host(t, dir, "run", "--resume", filepath.Join("runs", "killed"), "--json")
+	if err != nil {
+		t.Fatalf("resume: %v\n%s", err, out)
+	}
+	var resumed Summary
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &resumed); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if resumed.Accuracy != whole.Accuracy || resumed.Epoch != whole.Epoch {
+		t.Fatalf("resumed run: %.4f%% at epoch %d; uninterrupted: %.4f%% at epoch %d", resumed.Accuracy, resumed.Epoch, whole.Accuracy, whole.Epoch)
+	}
+	a, _ := os.ReadFile(filepath.Join(dir, "runs", "whole", "metrics.jsonl"))
+	b, _ := os.ReadFile(filepath.Join(dir, "runs", "killed", "metrics.jsonl"))
+	strip := func(s string) string { // timings differ; everything else must not
+		var lines []string
+		for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+			var m map[string]any
+			json.Unmarshal([]byte(l), &m)
+			delete(m, "seconds")
+			delete(m, "images_per_s")
+			j, _ := json.Marshal(m)
+			lines = append(lines, string(j))
+		}
+		return strings.Join(lines, "\n")
+	}
+	if strip(string(a)) != strip(string(b)) {
+		t.Fatalf("metrics differ:\nuninterrupted:\n%s\nresumed:\n%s", a, b)
+	}
+}

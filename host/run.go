@@ -1,0 +1,406 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/kadapt/kadapt/backbones"
+	"github.com/kadapt/kadapt/core"
+	"github.com/kadapt/kadapt/core/autograd"
+	"github.com/kadapt/kadapt/host/adapt"
+	"github.com/kadapt/kadapt/host/train"
+	"github.com/kadapt/kadapt/plugins/plan"
+)
+
+func init() {
+	register("run", "adapt a backbone with a method plugin and evaluate it (the main job)", cmdRun)
+}
+
+// Summary is the outcome of a run, printed and written to final.json.
+type Summary struct {
+	Plugin          string  `json:"plugin"`
+	Dataset         string  `json:"dataset"`
+	Backbone        string  `json:"backbone"`
+	Metric          string  `json:"metric"`
+	Accuracy        float64 `json:"accuracy"` // the test score at the selected epoch, in percent
+	TrainableParams int64   `json:"trainable_params"`
+	HeadParams      int64   `json:"head_params"`
+	PE              float64 `json:"pe"`
+	Epoch           int     `json:"epoch"`
+	Selection       string  `json:"selection"`
+	Seed            uint64  `json:"seed"`
+	FewShotSeed     int     `json:"fewshot_seed"`
+	Shots           int     `json:"shots"`
+	RunDir          string  `json:"run_dir"`
+	Seconds         float64 `json:"seconds"`
+}
+
+// PE is the paper's performance-efficiency score: acc · exp(−log10(M/10⁸ + 1)) for M
+// trainable parameters, in the unit of acc.
+func PE(acc float64, params int64) float64 {
+	return acc * math.Exp(-math.Log10(float64(params)/1e8+1))
+}
+
+func cmdRun(args []string) error {
+	fs := newFlags("run", "run --plugin NAME [flags]")
+	addRunFlags(fs)
+	dryRun := fs.Bool("dry-run", false, "print the plan and trainable_params without weights or data")
+	classes := fs.Int("classes", 0, "number of classes, for --dry-run")
+	jsonOut := fs.Bool("json", false, "print the result as one JSON object")
+	resume := fs.String("resume", "", "continue the run in this directory (runs/<id>)")
+	quiet := fs.Bool("quiet", false, "no progress output")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	rc, _, err := loadRunConfig(fs)
+	if err != nil {
+		return err
+	}
+	if *resume != "" {
+		raw, err := os.ReadFile(filepath.Join(*resume, "config.json"))
+		if err != nil {
+			return fmt.Errorf("--resume: %v", err)
+		}
+		rc = RunConfig{}
+		if err := json.Unmarshal(raw, &rc); err != nil {
+			return fmt.Errorf("--resume: %s: %v", filepath.Join(*resume, "config.json"), err)
+		}
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "host", Output: os.Stderr, Level: hclog.Info})
+	if *quiet || *jsonOut {
+		log.SetLevel(hclog.Warn)
+	}
+	meth, err := openMethod(rc, log)
+	if err != nil {
+		return err
+	}
+	defer meth.Close()
+	if *dryRun {
+		return dryRunPlan(rc, meth, *classes, *jsonOut)
+	}
+	s, err := runJob(rc, meth, log, *resume, *quiet || *jsonOut)
+	if err != nil {
+		return err
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	fmt.Printf("%s on %s (%s): %s %.2f%% at epoch %d (%s)\n", s.Plugin, s.Dataset, s.Backbone, s.Metric, s.Accuracy, s.Epoch, s.Selection)
+	fmt.Printf("trainable_params: %d (head %d)\npe: %.2f\nrun_dir: %s\n", s.TrainableParams, s.HeadParams, s.PE, s.RunDir)
+	return nil
+}
+
+// dryRunPlan asks the plugin for its plan on a described (not loaded) backbone.
+func dryRunPlan(rc RunConfig, meth method, classes int, jsonOut bool) error {
+	cfg, err := describedConfig(rc)
+	if err != nil {
+		return err
+	}
+	bb := plan.StandardViT(plan.ViTConfig{Name: cfg.Name, Layers: cfg.Layers, Width: cfg.Width, Heads: cfg.Heads,
+		MLPDim: cfg.MLPDim, Patch: cfg.PatchSize, Image: cfg.ImageSize, Channels: cfg.Channels, EmbedDim: cfg.EmbedDim})
+	p, err := meth.Plan(bb, rc.HP)
+	if err != nil {
+		return err
+	}
+	n, err := plan.CountTrainable(p, bb)
+	if err != nil {
+		return err
+	}
+	feat := cfg.EmbedDim
+	if feat == 0 {
+		feat = cfg.Width
+	}
+	head := int64(0)
+	if classes > 0 {
+		head = int64(feat+1) * int64(classes)
+	}
+	if jsonOut {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"plugin": rc.Plugin, "backbone": cfg.Name, "plan": p,
+			"adapter_params": n, "head_params": head, "trainable_params": n + head})
+	}
+	out, _ := json.MarshalIndent(p, "", "  ")
+	fmt.Printf("plan of %s on %s:\n%s\n", rc.Plugin, cfg.Name, out)
+	fmt.Printf("adapter_params: %d\nhead_params: %d (%d·%d)\ntrainable_params: %d\n", n, head, feat+1, classes, n+head)
+	return nil
+}
+
+// describedConfig is the architecture named by --backbone, --model's config, or the
+// built-in backbone.
+func describedConfig(rc RunConfig) (backbones.Config, error) {
+	switch {
+	case rc.Backbone != "":
+		return backbones.Preset(rc.Backbone)
+	case rc.ModelConfig != "":
+		c, _, err := backbones.ReadHFConfig(rc.ModelConfig)
+		return c, err
+	case rc.Model != "":
+		if p := filepath.Join(rc.Model, "config.json"); fileExists(p) {
+			c, _, err := backbones.ReadHFConfig(p)
+			return c, err
+		}
+		w, err := backbones.ResolveWeightsPath(rc.Model)
+		if err != nil {
+			return backbones.Config{}, err
+		}
+		c, _, err := backbones.InferConfig(w)
+		return c, err
+	}
+	return builtinConfig()
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// adaptedModel is the backbone with the plan compiled in, then the head.
+type adaptedModel struct {
+	vision    *backbones.Vision
+	head      *train.Head
+	trainable []*autograd.Var
+}
+
+func (m *adaptedModel) Features(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
+	return m.vision.Forward(tp, x).Embeds
+}
+func (m *adaptedModel) Head() *train.Head { return m.head }
+func (m *adaptedModel) Trainable() []*autograd.Var {
+	return append(append([]*autograd.Var(nil), m.trainable...), m.head.Params()...)
+}
+
+// probeModel trains the head on features computed once.
+type probeModel struct{ head *train.Head }
+
+func (m *probeModel) Features(_ *autograd.Tape, x *autograd.Var) *autograd.Var { return x }
+func (m *probeModel) Head() *train.Head                                        { return m.head }
+func (m *probeModel) Trainable() []*autograd.Var                               { return m.head.Params() }
+
+// assembled is a model ready for train.Run: the plan compiled onto a freshly loaded
+// tower, the head initialised, features cached for a frozen backbone.
+type assembled struct {
+	model      train.Model
+	task       train.Task
+	plan       plan.Plan
+	vision     *backbones.Vision
+	count      int64 // trainable parameters, head included
+	headParams int64
+}
+
+func assemble(rc RunConfig, meth method, b core.Backend, mdl *backbones.Model, task train.Task, names []string, log hclog.Logger) (*assembled, error) {
+	vision := mdl.Vision
+	p, err := meth.Plan(adapt.Describe(vision), rc.HP)
+	if err != nil {
+		return nil, err
+	}
+	a, err := adapt.Compile(vision, p, rc.Train.Seed)
+	if err != nil {
+		return nil, err
+	}
+	if rc.Adapter != "" {
+		if err := applyPeftAdapter(vision, rc.Adapter); err != nil {
+			return nil, err
+		}
+	}
+	feat := vision.Cfg.EmbedDim
+	if feat == 0 {
+		feat = vision.Cfg.Width
+	}
+	head := train.NewHead(b, feat, task.Classes)
+	if err := initHead(head, rc, mdl, names, task, log); err != nil {
+		return nil, err
+	}
+	out := &assembled{model: &adaptedModel{vision: vision, head: head, trainable: a.Trainable}, task: task, plan: p,
+		vision: vision, headParams: int64(feat+1) * int64(task.Classes)}
+	out.count = a.Count + out.headParams
+	if len(a.Trainable) == 0 && len(p.Edits) == 0 {
+		log.Info("frozen backbone: computing features once", "plugin", rc.Plugin)
+		if out.task, err = cacheFeatures(b, vision, task, rc.Train.BatchSize); err != nil {
+			return nil, err
+		}
+		out.model = &probeModel{head: head}
+	}
+	return out, nil
+}
+
+func runJob(rc RunConfig, meth method, log hclog.Logger, resumeDir string, quiet bool) (*Summary, error) {
+	start := time.Now()
+	b, err := core.OpenBackend(rc.Device)
+	if err != nil {
+		return nil, err
+	}
+	mdl, err := loadRunModel(b, rc)
+	if err != nil {
+		return nil, err
+	}
+	task, names, err := buildTask(rc, mdl, log)
+	if err != nil {
+		return nil, err
+	}
+	switch rc.Search {
+	case "":
+	case "paper":
+		if resumeDir != "" {
+			break // the search ran before the run directory existed; its result is in config.json
+		}
+		if task.Val == nil {
+			return nil, usageErr("--search paper needs a validation split (data.val_fraction > 0)")
+		}
+		lr, wd, err := paperSearch(rc, meth, b, task, names, log)
+		if err != nil {
+			return nil, err
+		}
+		// The paper's final run: the chosen settings, trained on train+val, reported
+		// at the last epoch.
+		rc.Train.LR, rc.Train.WeightDecay, rc.Train.Select = lr, wd, "last"
+		task.Train, task.Val = train.Concat(task.Train, task.Val), nil
+		rc.Search = "paper (done: lr and weight_decay below were chosen by it)"
+		if mdl, err = loadRunModel(b, rc); err != nil {
+			return nil, err
+		}
+	default:
+		if !strings.HasPrefix(rc.Search, "paper (done") {
+			return nil, usageErr("search %q: want paper or nothing", rc.Search)
+		}
+	}
+	as, err := assemble(rc, meth, b, mdl, task, names, log)
+	if err != nil {
+		return nil, err
+	}
+	dir := resumeDir
+	if dir == "" {
+		if dir, err = newRunDir(rc); err != nil {
+			return nil, err
+		}
+		if err := writeJSON(filepath.Join(dir, "config.json"), rc); err != nil {
+			return nil, err
+		}
+		if err := writeJSON(filepath.Join(dir, "plan.json"), as.plan); err != nil {
+			return nil, err
+		}
+	}
+	log.Info("run", "dir", dir, "plugin", rc.Plugin, "backbone", as.vision.Cfg.Name, "dataset", rc.Data.Dataset,
+		"train", as.task.Train.Len(), "test", as.task.Test.Len(), "trainable_params", as.count)
+	if err := meth.Event("run_start", map[string]any{"run_dir": dir, "trainable_params": as.count}); err != nil {
+		log.Warn("plugin run_start event failed", "error", err)
+	}
+	res, err := train.Run(b, as.model, as.task, rc.Train, train.Options{Dir: dir, Resume: resumeDir != "", Progress: newProgress(log, quiet)})
+	if err != nil {
+		return nil, err
+	}
+	s := &Summary{Plugin: rc.Plugin, Dataset: rc.Data.Dataset, Backbone: as.vision.Cfg.Name, Metric: res.Metric,
+		Accuracy: 100 * res.Score, TrainableParams: as.count, HeadParams: as.headParams, Epoch: res.Epoch, Selection: res.Selection,
+		Seed: rc.Train.Seed, FewShotSeed: rc.Data.FewShotSeed, Shots: rc.Data.Shots, RunDir: dir, Seconds: time.Since(start).Seconds()}
+	s.PE = PE(s.Accuracy, s.TrainableParams)
+	if err := writeJSON(filepath.Join(dir, "final.json"), s); err != nil {
+		return nil, err
+	}
+	if err := meth.Event("final_metrics", s); err != nil {
+		log.Warn("plugin final_metrics event failed", "error", err)
+	}
+	if err := meth.Event("run_end", map[string]any{"run_dir": dir}); err != nil {
+		log.Warn("plugin run_end event failed", "error", err)
+	}
+	return s, nil
+}
+
+func newRunDir(rc RunConfig) (string, error) {
+	id := rc.RunID
+	if id == "" {
+		id = fmt.Sprintf("%s-%s-%s-s%d-f%d", time.Now().UTC().Format("20060102-150405"), rc.Plugin,
+			strings.ReplaceAll(rc.Data.Dataset, "/", "_"), rc.Train.Seed, rc.Data.FewShotSeed)
+	}
+	dir := filepath.Join(rc.RunsDir, id)
+	if err := os.MkdirAll(rc.RunsDir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		if os.IsExist(err) {
+			return "", fmt.Errorf("run directory %s exists: pass --resume %s to continue it, or another --run-id", dir, dir)
+		}
+		return "", err
+	}
+	return dir, nil
+}
+
+// writeJSON writes v atomically.
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// cacheFeatures runs the frozen tower once over every split.
+func cacheFeatures(b core.Backend, v *backbones.Vision, task train.Task, batch int) (train.Task, error) {
+	conv := func(d train.Data) (train.Data, error) {
+		if d == nil {
+			return nil, nil
+		}
+		n := d.Len()
+		shape := d.Shape()
+		per := 1
+		for _, s := range shape {
+			per *= s
+		}
+		out := &train.MemData{}
+		x := make([]float32, batch*per)
+		tp := autograd.NewTape(b)
+		tp.SetGradEnabled(false)
+		for start := 0; start < n; start += batch {
+			end := min(start+batch, n)
+			idx := make([]int, end-start)
+			for i := range idx {
+				idx[i] = start + i
+			}
+			labels := make([][]int, len(idx))
+			if err := d.Fetch(idx, x[:len(idx)*per], labels); err != nil {
+				return nil, err
+			}
+			emb := v.Forward(tp, tp.Input(x[:len(idx)*per], append([]int{len(idx)}, shape...)...)).Embeds
+			f := make([]float32, emb.Value.Size())
+			b.Download(f, emb.Value)
+			out.X = append(out.X, f...)
+			out.Labels = append(out.Labels, labels...)
+			out.ExShape = []int{emb.Shape()[1]}
+			tp.Reset()
+		}
+		return out, nil
+	}
+	var err error
+	if task.Train, err = conv(task.Train); err != nil {
+		return task, err
+	}
+	if task.Val, err = conv(task.Val); err != nil {
+		return task, err
+	}
+	task.Test, err = conv(task.Test)
+	return task, err
+}

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/kadapt/kadapt/backbones"
+	"github.com/kadapt/kadapt/backbones/builtin"
+	"github.com/kadapt/kadapt/core"
+	"github.com/kadapt/kadapt/datasets"
+	"github.com/kadapt/kadapt/datasets/metrics"
+	"github.com/kadapt/kadapt/host/train"
+)
+
+const demoDataset = "mnist-demo"
+
+// builtinConfig is the architecture of the committed demo backbone.
+func builtinConfig() (backbones.Config, error) {
+	path, cleanup, err := builtin.Path()
+	if err != nil {
+		return backbones.Config{}, err
+	}
+	defer cleanup()
+	c, _, err := backbones.InferConfig(path)
+	return c, err
+}
+
+// loadRunModel loads --model, or the built-in backbone when none is given.
+func loadRunModel(b core.Backend, rc RunConfig) (*backbones.Model, error) {
+	if rc.Model == "" {
+		path, cleanup, err := builtin.Path()
+		if err != nil {
+			return nil, err
+		}
+		defer cleanup()
+		return backbones.Open(b, path, backbones.OpenOptions{})
+	}
+	return backbones.Open(b, rc.Model, backbones.OpenOptions{Config: rc.ModelConfig, Preset: rc.Backbone})
+}
+
+// buildTask loads the configured dataset, draws the few-shot training set and the
+// paper's validation split, and returns the task with its class names.
+func buildTask(rc RunConfig, m *backbones.Model, log hclog.Logger) (train.Task, []string, error) {
+	dc := rc.Data
+	if dc.Dataset == demoDataset {
+		return demoTask(dc, log)
+	}
+	var trainDS, testDS *datasets.Dataset
+	metric := metrics.NameAccuracy
+	var err error
+	format := dc.Format
+	if format == "auto" || format == "" {
+		format = "elevater"
+		if _, lerr := datasets.Lookup(dc.Dataset); lerr != nil {
+			format = "imagefolder"
+		}
+	}
+	if dc.Root == "" && format == "elevater" {
+		return train.Task{}, nil, usageErr("--data-root is required for dataset %q", dc.Dataset)
+	}
+	switch format {
+	case "elevater":
+		info, err := datasets.Lookup(dc.Dataset)
+		if err != nil {
+			return train.Task{}, nil, err
+		}
+		metric = info.Metric
+		if trainDS, err = datasets.LoadELEVATER(dc.Root, dc.Dataset, datasets.TrainSplit); err != nil {
+			return train.Task{}, nil, err
+		}
+		if testDS, err = datasets.LoadELEVATER(dc.Root, dc.Dataset, datasets.TestSplit); err != nil {
+			return train.Task{}, nil, err
+		}
+	case "imagefolder":
+		root := dc.Root
+		if root == "" {
+			root = dc.Dataset
+		}
+		if trainDS, err = datasets.LoadImageFolder(filepath.Join(root, "train")); err != nil {
+			return train.Task{}, nil, err
+		}
+		if testDS, err = datasets.LoadImageFolder(filepath.Join(root, "test")); err != nil {
+			return train.Task{}, nil, err
+		}
+	case "cifar10":
+		if trainDS, err = datasets.LoadCIFAR10(dc.Root, true); err == nil {
+			testDS, err = datasets.LoadCIFAR10(dc.Root, false)
+		}
+	case "cifar100":
+		if trainDS, err = datasets.LoadCIFAR100(dc.Root, true, datasets.FineLabels); err == nil {
+			testDS, err = datasets.LoadCIFAR100(dc.Root, false, datasets.FineLabels)
+		}
+	case "mnist":
+		if trainDS, err = datasets.LoadMNISTDir(dc.Root, true); err == nil {
+			testDS, err = datasets.LoadMNISTDir(dc.Root, false)
+		}
+	case "csv":
+		if trainDS, err = datasets.LoadManifest(filepath.Join(dc.Root, "train.csv")); err == nil {
+			testDS, err = datasets.LoadManifest(filepath.Join(dc.Root, "test.csv"))
+		}
+	default:
+		return train.Task{}, nil, usageErr("data.format %q: want auto, elevater, imagefolder, cifar10, cifar100, mnist or csv", format)
+	}
+	if err != nil {
+		return train.Task{}, nil, err
+	}
+	trainSet, valSet, err := fewShotSplits(trainDS, dc)
+	if err != nil {
+		return train.Task{}, nil, err
+	}
+	cfg, err := preprocessConfig(m)
+	if err != nil {
+		return train.Task{}, nil, err
+	}
+	if vc := m.Vision.Cfg; vc.Channels != 3 {
+		return train.Task{}, nil, fmt.Errorf("backbone %s takes %d-channel input; image datasets give RGB", vc.Name, vc.Channels)
+	}
+	task := train.Task{Train: newImageData(trainSet, cfg, dc.Workers), Test: newImageData(testDS, cfg, dc.Workers),
+		Classes: len(trainDS.Classes), MultiLabel: trainDS.MultiLabel, Metric: metric}
+	if valSet != nil {
+		task.Val = newImageData(valSet, cfg, dc.Workers)
+	}
+	return task, trainDS.Classes, nil
+}
+
+// fewShotSplits applies the protocol: k images per class drawn as vision-datasets
+// does, then the first ⌈frac·n_c⌉ per class held out for validation.
+func fewShotSplits(ds *datasets.Dataset, dc DataConfig) (trainSet, valSet *datasets.Dataset, err error) {
+	trainSet = ds
+	if dc.Shots > 0 {
+		if trainSet, err = ds.FewShot(dc.Shots, dc.FewShotSeed); err != nil {
+			return nil, nil, err
+		}
+	}
+	if dc.ValFraction > 0 {
+		return trainSet.SplitVal(dc.ValFraction)
+	}
+	return trainSet, nil, nil
+}
+
+// demoTask is the built-in transfer task: the backbone was pretrained on digits 0–4;
+// adapt it to digits 5–9 from a few images per class and test on every test image of
+// those digits.
+func demoTask(dc DataConfig, log hclog.Logger) (train.Task, []string, error) {
+	digits := []int{5, 6, 7, 8, 9}
+	trainAll, err := mnistDigits(true, digits)
+	if err != nil {
+		return train.Task{}, nil, err
+	}
+	testDS, err := mnistDigits(false, digits)
+	if err != nil {
+		return train.Task{}, nil, err
+	}
+	trainSet, valSet, err := fewShotSplits(trainAll, dc)
+	if err != nil {
+		return train.Task{}, nil, err
+	}
+	task := train.Task{Classes: len(digits), Metric: metrics.NameAccuracy}
+	if task.Train, err = mnistTensor(trainSet); err != nil {
+		return task, nil, err
+	}
+	if valSet != nil {
+		if task.Val, err = mnistTensor(valSet); err != nil {
+			return task, nil, err
+		}
+	}
+	if task.Test, err = mnistTensor(testDS); err != nil {
+		return task, nil, err
+	}
+	return task, trainAll.Classes, nil
+}
+
+// initHead initialises the head from the text tower when there is one (the paper's
+// recipe), else as head_init says.
+func initHead(h *train.Head, rc RunConfig, m *backbones.Model, names []string, task train.Task, log hclog.Logger) error {
+	mode := rc.HeadInit
+	if mode == "text" && (m.Text == nil || len(names) != task.Classes) {
+		log.Info("no text tower to initialise the head from; using random init", "head_init", "random")
+		mode = "random"
+	}
+	switch mode {
+	case "text":
+		tok, err := loadTokenizer(m)
+		if err != nil {
+			return fmt.Errorf("head_init text: %v", err)
+		}
+		w, err := classEmbeddings(m, tok, names, rc.Data.Dataset)
+		if err != nil {
+			return err
+		}
+		h.InitFromText(w)
+	case "zeros":
+		h.W.Value.Backend().Fill(h.W.Value, 0)
+		h.B.Value.Backend().Fill(h.B.Value, 0)
+	case "random":
+		h.InitRandom(rc.Train.Seed)
+	default:
+		return usageErr("head_init %q: want text, zeros or random", rc.HeadInit)
+	}
+	return nil
+}
