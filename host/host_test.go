@@ -185,3 +185,32 @@ func TestResumeAfterKill9(t *testing.T) {
 		t.Fatalf("metrics differ:\nuninterrupted:\n%s\nresumed:\n%s", a, b)
 	}
 }
+
+// TestOutOfTreePlugin builds examples/bitfit — its own module, using only the public
+// SDK — drops it into a plugin directory and runs it through the host.
+func TestOutOfTreePlugin(t *testing.T) {
+	bins := binaries(t)
+	pluginDir := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "bitfit"), ".")
+	build.Dir = filepath.Join("..", "examples", "bitfit")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building examples/bitfit: %v\n%s", err, out)
+	}
+	cmd := exec.Command(filepath.Join(bins, "host"), "run", "--plugin", "bitfit", "--backbone", "clip-vit-b32", "--classes", "10", "--dry-run", "--json")
+	cmd.Env = append(os.Environ(), "KADAPT_PLUGIN_PATH="+pluginDir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var got struct {
+		Adapter int64 `json:"adapter_params"`
+	}
+	if err := json.Unmarshal(out[strings.Index(string(out), "{"):], &got); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	// Every bias of CLIP ViT-B/32: per block q, k, v, out (4·768), fc1 (3072), fc2
+	// (768) and two LayerNorms (2·768); plus ln_pre and ln_post.
+	if want := int64(12*(4*768+3072+768+2*768) + 2*768); got.Adapter != want {
+		t.Fatalf("bitfit trains %d parameters, want %d", got.Adapter, want)
+	}
+}
