@@ -1,7 +1,14 @@
 // Package datasets turns image-classification data on disk into lists of labelled
 // samples, and knows the 20 ELEVATER benchmark datasets that the KAdaptation paper
-// evaluates on: where they live, how to fetch them, how the toolkit draws its
-// few-shot subsets and validation splits, and which metric scores each of them.
+// evaluates on: their sizes and the metric that scores each, how to find and fetch
+// their files, and how the toolkit draws its few-shot subsets and validation splits.
+//
+// The registry holds the protocol's facts only (from the project's reference notes).
+// ELEVATER's class-name lists, prompt-template sets and file layouts are the
+// toolkit's resources and are not copied here: class names come from each dataset's
+// labelmap, layouts are discovered on disk (LoadELEVATER), file lists come from a
+// MANIFEST or the caller (Fetch), and template sets from a user's file
+// (LoadTemplates); DefaultTemplates is kadapt's own generic set.
 //
 // Formats: a folder per class (LoadImageFolder); the ELEVATER / vision-datasets
 // index files (LoadIndex, LoadCOCO, LoadELEVATER) whose images sit inside zip

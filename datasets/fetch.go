@@ -10,52 +10,50 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// DefaultBaseURL is the blob container the ELEVATER toolkit and vision-datasets
-// download from: a file's URL is base/<RootFolder>/<Path>. The toolkit appends a
-// read-only shared-access query to it; when the container asks for one, pass the
-// base URL with that query as FetchOptions.BaseURL (the query is kept on every
-// file's URL and never printed).
+// DefaultBaseURL is the public location the ELEVATER toolkit downloads from. A
+// dataset's files are at base/<name>/<path>. When the container asks for a
+// shared-access query, pass the base URL with that query as FetchOptions.BaseURL (the
+// query is kept on every file's URL and never printed).
 const DefaultBaseURL = "https://cvinthewildeus.blob.core.windows.net/datasets"
+
+// File is one file to download: a slash-separated path below the dataset's folder,
+// with its size and SHA-256 when known (verified when given).
+type File struct {
+	Path   string
+	Size   int64
+	SHA256 string
+}
 
 // FetchOptions configures Fetch.
 type FetchOptions struct {
 	BaseURL  string       // "" means DefaultBaseURL
 	Progress io.Writer    // nil means silent
 	Client   *http.Client // nil means http.DefaultClient
-	// Splits limits the download to these splits ("train", "val", "test"); none
-	// means all. The labelmap always comes along.
-	Splits []string
+	// Files lists what to download. Empty means: first download base/<name>/MANIFEST
+	// — one file per line, "path [size [sha256]]", # comments — and then every file
+	// it lists. kadapt bundles no per-dataset file lists of its own.
+	Files []File
 	// Attempts bounds the requests per file; a dropped connection is resumed where
 	// it broke. 0 means 5.
 	Attempts int
 }
 
-// Fetch downloads the registered dataset name into root/<RootFolder>/, skipping
-// files already there. See FetchInfo.
-func Fetch(ctx context.Context, name, root string, opt FetchOptions) error {
-	info, err := Lookup(name)
-	if err != nil {
-		return err
-	}
-	return FetchInfo(ctx, info, root, opt)
-}
+// ManifestName is the file list Fetch reads when FetchOptions.Files is empty.
+const ManifestName = "MANIFEST"
 
-// FetchInfo downloads the files of info (Info.Files for opt.Splits) into
-// root/<RootFolder>/. Each file is written to "<name>.part", resumed with an HTTP
-// Range request when that exists or the connection drops, checked against the
-// File's size and SHA-256 when known, and only then renamed to its final name, so
-// a file at the final path is always complete. A file already at its final path is
-// kept when its size matches (or is unknown); it is not re-hashed.
-func FetchInfo(ctx context.Context, info Info, root string, opt FetchOptions) error {
-	files, err := info.Files(opt.Splits...)
-	if err != nil {
+// Fetch downloads the registered dataset name into root/<name>/ (where LoadELEVATER
+// finds it), skipping files already there. Each file is written to "<name>.part",
+// resumed with an HTTP Range request when that exists or the connection drops,
+// checked against its size and SHA-256 when known, and only then renamed to its
+// final name, so a file at the final path is always complete.
+func Fetch(ctx context.Context, name, root string, opt FetchOptions) error {
+	if _, err := Lookup(name); err != nil {
 		return err
 	}
 	base := opt.BaseURL
@@ -66,20 +64,66 @@ func FetchInfo(ctx context.Context, info Info, root string, opt FetchOptions) er
 	if err != nil {
 		return fmt.Errorf("datasets: base URL: %w", err)
 	}
-	for _, f := range files {
-		rel := path.Join(info.RootFolder, f.Path)
-		if !filepath.IsLocal(filepath.FromSlash(rel)) {
-			return fmt.Errorf("datasets: %s: file %q leaves the download root", info.Name, rel)
+	dir := filepath.Join(root, name)
+	files := opt.Files
+	if len(files) == 0 {
+		manifest := filepath.Join(dir, ManifestName)
+		if err := FetchFile(ctx, u.JoinPath(name, ManifestName).String(), manifest, File{}, opt); err != nil {
+			return fmt.Errorf("%w (kadapt has no built-in file list for %s: give the files explicitly, or serve a %s)", err, name, ManifestName)
 		}
-		dest := filepath.Join(root, filepath.FromSlash(rel))
-		if err := FetchFile(ctx, u.JoinPath(rel).String(), dest, f, opt); err != nil {
+		if files, err = ReadManifest(manifest); err != nil {
+			return err
+		}
+	}
+	for _, f := range files {
+		if !filepath.IsLocal(filepath.FromSlash(f.Path)) {
+			return fmt.Errorf("datasets: %s: file %q leaves the dataset folder", name, f.Path)
+		}
+		dest := filepath.Join(dir, filepath.FromSlash(f.Path))
+		if err := FetchFile(ctx, u.JoinPath(name, f.Path).String(), dest, f, opt); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// FetchFile downloads rawURL to dest as FetchInfo does for each file; want carries
+// ReadManifest parses a file list: "path [size [sha256]]" per line, # comments.
+func ReadManifest(path string) ([]File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("datasets: %w", err)
+	}
+	var files []File
+	for n, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Fields(line)
+		f := File{Path: fields[0]}
+		if len(fields) > 3 {
+			return nil, fmt.Errorf("datasets: %s:%d: want \"path [size [sha256]]\", got %q", path, n+1, line)
+		}
+		if len(fields) > 1 {
+			if f.Size, err = strconv.ParseInt(fields[1], 10, 64); err != nil || f.Size < 0 {
+				return nil, fmt.Errorf("datasets: %s:%d: size %q is not a byte count", path, n+1, fields[1])
+			}
+		}
+		if len(fields) > 2 {
+			if len(fields[2]) != 64 {
+				return nil, fmt.Errorf("datasets: %s:%d: sha256 %q is not 64 hex digits", path, n+1, fields[2])
+			}
+			f.SHA256 = strings.ToLower(fields[2])
+		}
+		files = append(files, f)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("datasets: %s lists no files", path)
+	}
+	return files, nil
+}
+
+// FetchFile downloads rawURL to dest as Fetch does for each file; want carries
 // the expected size and SHA-256 (either may be unknown).
 func FetchFile(ctx context.Context, rawURL, dest string, want File, opt FetchOptions) error {
 	if fi, err := os.Stat(dest); err == nil {

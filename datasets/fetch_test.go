@@ -96,26 +96,22 @@ func TestFetchResumesDroppedConnection(t *testing.T) {
 	labels := []byte("x\n")
 	srv := &blobServer{
 		files: map[string][]byte{
-			"/base/classification/toy/train.zip":  zipData,
-			"/base/classification/toy/train.txt":  index,
-			"/base/classification/toy/labels.txt": labels,
+			"/base/mnist/train.zip":  zipData,
+			"/base/mnist/train.txt":  index,
+			"/base/mnist/labels.txt": labels,
 		},
-		dropAfter: map[string]int{"/base/classification/toy/train.zip": 100 << 10},
+		dropAfter: map[string]int{"/base/mnist/train.zip": 100 << 10},
 	}
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
-	info := Info{
-		Name: "toy", NumClasses: 1, RootFolder: "classification/toy",
-		Labelmap: File{Path: "labels.txt"},
-		Train:    &Split{Index: File{Path: "train.txt"}, Zips: []File{{Path: "train.zip", Size: int64(len(zipData)), SHA256: sha(zipData)}}},
-	}
+	files := []File{{Path: "labels.txt"}, {Path: "train.txt"}, {Path: "train.zip", Size: int64(len(zipData)), SHA256: sha(zipData)}}
 	root := t.TempDir()
 	var progress bytes.Buffer
-	err := FetchInfo(context.Background(), info, root, FetchOptions{BaseURL: ts.URL + "/base?sig=secret", Progress: &progress})
+	err := Fetch(context.Background(), "mnist", root, FetchOptions{BaseURL: ts.URL + "/base?sig=secret", Progress: &progress, Files: files})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(root, "classification", "toy")
+	dir := filepath.Join(root, "mnist")
 	for name, want := range map[string][]byte{"train.zip": zipData, "train.txt": index, "labels.txt": labels} {
 		got, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil || !bytes.Equal(got, want) {
@@ -130,13 +126,13 @@ func TestFetchResumesDroppedConnection(t *testing.T) {
 		if !strings.HasSuffix(r, "sig=secret") {
 			t.Errorf("request %q lost the base URL's query", r)
 		}
-		if strings.HasPrefix(r, "/base/classification/toy/train.zip") {
+		if strings.HasPrefix(r, "/base/mnist/train.zip") {
 			zipRequests = append(zipRequests, r)
 		}
 	}
 	want := []string{
-		"/base/classification/toy/train.zip  sig=secret",
-		"/base/classification/toy/train.zip bytes=102400- sig=secret",
+		"/base/mnist/train.zip  sig=secret",
+		"/base/mnist/train.zip bytes=102400- sig=secret",
 	}
 	if strings.Join(zipRequests, "|") != strings.Join(want, "|") {
 		t.Errorf("archive requests %q, want %q", zipRequests, want)
@@ -153,7 +149,7 @@ func TestFetchResumesDroppedConnection(t *testing.T) {
 
 	// A second run finds everything in place and asks for nothing.
 	before := len(srv.log())
-	if err := FetchInfo(context.Background(), info, root, FetchOptions{BaseURL: ts.URL + "/base?sig=secret"}); err != nil {
+	if err := Fetch(context.Background(), "mnist", root, FetchOptions{BaseURL: ts.URL + "/base?sig=secret", Files: files}); err != nil {
 		t.Fatal(err)
 	}
 	if after := len(srv.log()); after != before {
@@ -255,27 +251,53 @@ func TestFetchFailures(t *testing.T) {
 	wantErr(t, err, "canceled")
 }
 
-// TestFetchRegistered fetches a registered dataset's test split from a local
-// server laid out like the blob store.
-func TestFetchRegistered(t *testing.T) {
+// TestFetchWithManifest fetches a registered dataset whose server lists its files in
+// a MANIFEST, checking sizes and checksums from it.
+func TestFetchWithManifest(t *testing.T) {
+	zipData := []byte("zip bytes")
 	srv := &blobServer{files: map[string][]byte{
-		"/classification/kitti_distance_20210923/test_meta.json":  []byte("{}"),
-		"/classification/kitti_distance_20210923/test_images.zip": []byte("zip"),
+		"/kitti-distance/MANIFEST":        []byte("# files\ntest_meta.json\ntest_images.zip " + fmt.Sprint(len(zipData)) + " " + sha(zipData) + "\n"),
+		"/kitti-distance/test_meta.json":  []byte("{}"),
+		"/kitti-distance/test_images.zip": zipData,
 	}}
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 	root := t.TempDir()
-	if err := Fetch(context.Background(), "kitti-distance", root, FetchOptions{BaseURL: ts.URL, Splits: []string{TestSplit}}); err != nil {
+	if err := Fetch(context.Background(), "kitti-distance", root, FetchOptions{BaseURL: ts.URL}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := os.ReadFile(filepath.Join(root, "classification", "kitti_distance_20210923", "test_images.zip"))
-	if err != nil || string(got) != "zip" {
+	got, err := os.ReadFile(filepath.Join(root, "kitti-distance", "test_images.zip"))
+	if err != nil || !bytes.Equal(got, zipData) {
 		t.Errorf("test_images.zip = %q, %v", got, err)
 	}
-	if n := len(srv.log()); n != 2 {
-		t.Errorf("%d requests, want 2 (index and archive of the test split)", n)
+	if n := len(srv.log()); n != 3 {
+		t.Errorf("%d requests, want 3 (manifest, index, archive)", n)
 	}
 	wantErr(t, Fetch(context.Background(), "kitti", root, FetchOptions{BaseURL: ts.URL}), "kitti-distance")
+	// No manifest and no file list: the error says what to do.
+	wantErr(t, Fetch(context.Background(), "dtd", root, FetchOptions{BaseURL: ts.URL, Attempts: 1}), "no built-in file list for dtd")
+	// A checksum in the manifest that does not match leaves no file behind.
+	srv.files["/mnist/MANIFEST"] = []byte("a.bin 3 " + sha([]byte("abc")) + "\n")
+	srv.files["/mnist/a.bin"] = []byte("abd")
+	wantErr(t, Fetch(context.Background(), "mnist", root, FetchOptions{BaseURL: ts.URL, Attempts: 1}), "a.bin")
+	if _, err := os.Stat(filepath.Join(root, "mnist", "a.bin")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a corrupt download was left at its final path: %v", err)
+	}
+}
+
+func TestReadManifestErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ body, want string }{
+		{"", "lists no files"},
+		{"a.zip lots\n", "manifest.txt:1: size \"lots\""},
+		{"a.zip 3 abc\n", "not 64 hex digits"},
+		{"a b c d\n", "want \"path [size [sha256]]\""},
+	} {
+		p := filepath.Join(dir, "manifest.txt")
+		writeFile(t, p, []byte(tc.body))
+		_, err := ReadManifest(p)
+		wantErr(t, err, tc.want)
+	}
 }
 
 func TestProgressLine(t *testing.T) {

@@ -252,11 +252,8 @@ func TestLoadCOCOMultiLabel(t *testing.T) {
 
 func TestLoadELEVATER(t *testing.T) {
 	root := t.TempDir()
-	voc, err := Lookup("voc-2007-classification")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(root, filepath.FromSlash(voc.RootFolder))
+	// Folders named as the blob store names them: found by their prefix.
+	dir := filepath.Join(root, "voc2007_20211007")
 	img := pngBytes(t, testImage(7, 2, 2))
 	writeZip(t, filepath.Join(dir, "test.zip"), []zipMember{{"x/1.png", img, zip.Deflate}, {"x/2.png", img, zip.Store}})
 	var names []string
@@ -277,8 +274,7 @@ func TestLoadELEVATER(t *testing.T) {
 	}
 
 	// kitti-distance indexes with COCO JSON and has no labelmap.
-	kitti, _ := Lookup("kitti-distance")
-	kdir := filepath.Join(root, filepath.FromSlash(kitti.RootFolder))
+	kdir := filepath.Join(root, "kitti-distance")
 	writeFile(t, filepath.Join(kdir, "test_meta.json"), []byte(`{"images": [{"id": 1, "file_name": "test_images.zip@k/1.png"}],
 		"annotations": [{"image_id": 1, "category_id": 4}],
 		"categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}, {"id": 3, "name": "c"}, {"id": 4, "name": "d"}]}`))
@@ -295,13 +291,20 @@ func TestLoadELEVATER(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "test_ic.txt"), []byte("test.zip@x/1.png 1\n"))
 	_, err = LoadELEVATER(root, "voc-2007-classification", TestSplit)
 	wantErr(t, err, "2 classes", "expects 20")
-	_, err = LoadELEVATER(root, "caltech-101", ValSplit)
-	wantErr(t, err, "caltech-101 has no val split")
+	_, err = LoadELEVATER(root, "voc-2007-classification", ValSplit)
+	wantErr(t, err, "no index file for the val split", "test_ic.txt")
+	_, err = LoadELEVATER(root, "caltech-101", TestSplit)
+	wantErr(t, err, "no folder for caltech-101")
 	_, err = LoadELEVATER(root, "voc2007", TestSplit)
 	wantErr(t, err, "voc-2007-classification")
-	if _, err := os.Stat(filepath.Join(root, "classification")); err != nil {
-		t.Fatal(err)
-	}
+	// Two candidate index files for one split are ambiguous; an exact name wins.
+	writeFile(t, filepath.Join(dir, "test_other.txt"), []byte("test.zip@x/1.png 1\n"))
+	_, err = LoadELEVATER(root, "voc-2007-classification", TestSplit)
+	wantErr(t, err, "several index files", "test_ic.txt", "test_other.txt")
+	// Two candidate folders are ambiguous too.
+	os.MkdirAll(filepath.Join(root, "voc2007_20200101"), 0o755)
+	_, err = LoadELEVATER(root, "voc-2007-classification", TestSplit)
+	wantErr(t, err, "several folders", "voc2007_20200101")
 }
 
 // TestConcurrentZipReads reads every member from many goroutines through one

@@ -2,9 +2,11 @@ package datasets
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -24,142 +26,39 @@ const (
 	TestSplit  = "test"
 )
 
-// DefaultTemplates is the prompt set for datasets without their own.
-var DefaultTemplates = []string{"a photo of a {}."}
-
-// File is one file of a dataset's layout.
-type File struct {
-	Path   string // relative to the dataset's RootFolder, slash-separated
-	Size   int64  // bytes; 0 when unknown
-	SHA256 string // lower-case hex; "" when unknown
+// DefaultTemplates is kadapt's own generic prompt set, used for every dataset unless
+// a templates file (LoadTemplates) gives one. ELEVATER's per-dataset sets are not
+// bundled: they are the toolkit's resources, not this project's.
+var DefaultTemplates = []string{
+	"a photo of a {}.",
+	"a photo of the {}.",
+	"a bad photo of a {}.",
+	"a good photo of a {}.",
+	"a close-up photo of a {}.",
+	"a cropped photo of the {}.",
+	"an image of a {}.",
+	"itap of a {}.",
 }
 
-// Split is one split of an ELEVATER dataset: its index (a vision-datasets index
-// file, or a COCO-style JSON when the name ends in .json), the archives the index
-// refers to, and the number of images.
-type Split struct {
-	Index     File
-	Zips      []File
-	NumImages int
-}
-
-// Info describes one ELEVATER dataset.
-//
-// The ELEVATER registry publishes neither sizes nor checksums of its files, so the
-// registry leaves File.Size and File.SHA256 empty; Fetch verifies whatever a File
-// carries.
+// Info describes one ELEVATER dataset: the facts the protocol needs. Class names come
+// from the dataset's labelmap when it is loaded; files are found on disk.
 type Info struct {
 	Name       string
 	NumClasses int
 	Metric     string // one of the Metric constants
 	MultiLabel bool
-	// ResizeOnly marks datasets the toolkit resizes to a square without a centre
-	// crop (kitti-distance, whose label depends on the whole frame).
-	ResizeOnly bool
-
-	// RootFolder is where the dataset's files live below the download root and
-	// below the base URL.
-	RootFolder string
-	// Labelmap is labels.txt or similar; Path is "" where the index is COCO JSON
-	// carrying the category names.
-	Labelmap File
-	// Train and Test always exist; Val is nil where ELEVATER has none. The
-	// paper's protocol never uses Val: it validates on part of the few-shot set.
-	Train, Val, Test *Split
-
-	// Classes are the names ELEVATER puts into the prompt templates to initialise
-	// the head (CLIP's cleaned-up names), index-aligned with the labels; nil where
-	// unknown, in which case the labelmap's names are used, as the toolkit does
-	// (see PromptClasses).
-	Classes []string
-	// Templates are the prompt templates, "{}" standing for the class name.
-	Templates []string
+	// ResizeOnly marks datasets resized to a square without a centre crop
+	// (kitti-distance, whose label depends on the whole frame).
+	ResizeOnly  bool
+	TrainImages int
+	TestImages  int
 }
 
-// TrainSize returns the number of training images (ELEVATER's train split).
-func (i Info) TrainSize() int {
-	if i.Train == nil {
-		return 0
-	}
-	return i.Train.NumImages
-}
+// TrainSize returns the number of training images.
+func (i Info) TrainSize() int { return i.TrainImages }
 
 // TestSize returns the number of test images.
-func (i Info) TestSize() int {
-	if i.Test == nil {
-		return 0
-	}
-	return i.Test.NumImages
-}
-
-// Split returns the named split ("train", "val" or "test").
-func (i Info) Split(name string) (*Split, error) {
-	var s *Split
-	switch name {
-	case TrainSplit:
-		s = i.Train
-	case ValSplit:
-		s = i.Val
-	case TestSplit:
-		s = i.Test
-	default:
-		return nil, fmt.Errorf("datasets: unknown split %q (want train, val or test)", name)
-	}
-	if s == nil {
-		return nil, fmt.Errorf("datasets: %s has no %s split", i.Name, name)
-	}
-	return s, nil
-}
-
-// Files lists the files of the named splits (all splits when none are named) plus
-// the labelmap, each once, in a fixed order: labelmap, then per split its index and
-// archives.
-func (i Info) Files(splits ...string) ([]File, error) {
-	if len(splits) == 0 {
-		for _, name := range []string{TrainSplit, ValSplit, TestSplit} {
-			if s, _ := i.Split(name); s != nil {
-				splits = append(splits, name)
-			}
-		}
-	}
-	var files []File
-	seen := map[string]bool{}
-	add := func(f File) {
-		if f.Path != "" && !seen[f.Path] {
-			seen[f.Path] = true
-			files = append(files, f)
-		}
-	}
-	add(i.Labelmap)
-	for _, name := range splits {
-		s, err := i.Split(name)
-		if err != nil {
-			return nil, err
-		}
-		add(s.Index)
-		for _, z := range s.Zips {
-			add(z)
-		}
-	}
-	return files, nil
-}
-
-// PromptTemplates returns the dataset's templates, or DefaultTemplates.
-func (i Info) PromptTemplates() []string {
-	if len(i.Templates) == 0 {
-		return DefaultTemplates
-	}
-	return i.Templates
-}
-
-// PromptClasses returns the class names to put into the templates: Classes when
-// the registry has them, else labelmap (the names a loaded Dataset carries).
-func (i Info) PromptClasses(labelmap []string) []string {
-	if i.Classes != nil {
-		return i.Classes
-	}
-	return labelmap
-}
+func (i Info) TestSize() int { return i.TestImages }
 
 // Prompts fills each template with the class name: prompts[c][t].
 func Prompts(classes, templates []string) [][]string {
@@ -173,28 +72,9 @@ func Prompts(classes, templates []string) [][]string {
 	return out
 }
 
-func cloneInfo(i Info) Info {
-	cp := func(s *Split) *Split {
-		if s == nil {
-			return nil
-		}
-		c := *s
-		c.Zips = slices.Clone(s.Zips)
-		return &c
-	}
-	i.Train, i.Val, i.Test = cp(i.Train), cp(i.Val), cp(i.Test)
-	i.Classes = slices.Clone(i.Classes)
-	i.Templates = slices.Clone(i.Templates)
-	return i
-}
-
 // Registry returns the 20 ELEVATER datasets sorted by name. The result is a copy.
 func Registry() []Info {
-	out := make([]Info, len(elevater))
-	for k, i := range elevater {
-		out[k] = cloneInfo(i)
-	}
-	return out
+	return slices.Clone(elevater)
 }
 
 // Names returns the registered dataset names, sorted.
@@ -211,7 +91,7 @@ func Names() []string {
 func Lookup(name string) (Info, error) {
 	for _, i := range elevater {
 		if i.Name == name {
-			return cloneInfo(i), nil
+			return i, nil
 		}
 	}
 	near := closeNames(name, Names())
@@ -278,46 +158,147 @@ func editDistance(a, b string) int {
 	return prev[len(rb)]
 }
 
-// LoadELEVATER loads split ("train", "val" or "test") of the registered dataset
-// name from root, the folder Fetch downloaded it into (files under
-// root/<RootFolder>/). Classes are the dataset's own labelmap (or COCO category)
-// names; use Info.PromptClasses for the names that go into prompts.
+// LoadELEVATER loads split ("train", "val" or "test") of the registered dataset name
+// from root. The files are found on disk rather than from a transcribed layout:
+//
+//   - the dataset folder is root/<name>, or the one folder under root whose name,
+//     less a trailing _YYYYMMDD date, and the dataset's name are one a prefix of the
+//     other (case, '-' and '_' ignored: caltech_101_20211007 for caltech-101,
+//     voc2007_20211007 for voc-2007-classification), or root itself when it holds
+//     the index files;
+//   - the labelmap is labels.txt or labelmap.txt in that folder (optional: without
+//     one, classes are numbered);
+//   - the split's index is the one .txt (vision-datasets lines "zip@path labels") or
+//     .json (COCO style) file whose name contains the split's name; zips are resolved
+//     next to the index.
+//
+// Classes are the labelmap's (or the COCO categories') names.
 func LoadELEVATER(root, name, split string) (*Dataset, error) {
 	info, err := Lookup(name)
 	if err != nil {
 		return nil, err
 	}
-	s, err := info.Split(split)
+	if split != TrainSplit && split != ValSplit && split != TestSplit {
+		return nil, fmt.Errorf("datasets: unknown split %q (want train, val or test)", split)
+	}
+	dir, err := findDatasetDir(root, name)
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(root, filepath.FromSlash(info.RootFolder))
-	index := filepath.Join(dir, filepath.FromSlash(s.Index.Path))
+	index, err := findIndex(dir, split)
+	if err != nil {
+		return nil, err
+	}
 	var d *Dataset
-	if strings.HasSuffix(strings.ToLower(s.Index.Path), ".json") {
+	if strings.HasSuffix(strings.ToLower(index), ".json") {
 		d, err = LoadCOCO(index, info.MultiLabel)
 	} else {
 		labelmap := ""
-		if info.Labelmap.Path != "" {
-			labelmap = filepath.Join(dir, filepath.FromSlash(info.Labelmap.Path))
+		for _, lm := range []string{"labels.txt", "labelmap.txt"} {
+			if p := filepath.Join(dir, lm); fileExists(p) {
+				labelmap = p
+				break
+			}
 		}
 		d, err = LoadIndex(index, labelmap, info.MultiLabel)
+		if err == nil && labelmap == "" && len(d.Classes) < info.NumClasses {
+			// Without a labelmap the classes were inferred from the largest label;
+			// absent top classes must still get a slot.
+			d.Classes = numberedClasses(info.NumClasses)
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
-	switch n := len(d.Classes); {
-	case n > info.NumClasses:
-		d.Close()
-		return nil, fmt.Errorf("datasets: %s: %s names %d classes, the registry expects %d", name, index, n, info.NumClasses)
-	case n < info.NumClasses && info.Labelmap.Path == "" && !strings.HasSuffix(strings.ToLower(s.Index.Path), ".json"):
-		// Without a labelmap the classes were inferred from the largest label;
-		// absent top classes must still get a slot.
-		d.Classes = numberedClasses(info.NumClasses)
-	case n < info.NumClasses:
+	if n := len(d.Classes); n != info.NumClasses {
 		d.Close()
 		return nil, fmt.Errorf("datasets: %s: %s names %d classes, the registry expects %d", name, index, n, info.NumClasses)
 	}
 	d.Name = name
 	return d, nil
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+// findDatasetDir applies LoadELEVATER's folder rule.
+func findDatasetDir(root, name string) (string, error) {
+	if st, err := os.Stat(filepath.Join(root, name)); err == nil && st.IsDir() {
+		return filepath.Join(root, name), nil
+	}
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return "", fmt.Errorf("datasets: %w", err)
+	}
+	want := canonical(name)
+	var hits []string
+	hasIndex := false
+	for _, e := range entries {
+		if e.IsDir() && folderMatches(e.Name(), want) {
+			hits = append(hits, e.Name())
+		}
+		if !e.IsDir() && isIndexName(e.Name()) {
+			hasIndex = true
+		}
+	}
+	switch {
+	case len(hits) == 1:
+		return filepath.Join(root, hits[0]), nil
+	case len(hits) > 1:
+		return "", fmt.Errorf("datasets: %s: several folders could hold %s: %s; pass the dataset's own folder as the root", root, name, strings.Join(hits, ", "))
+	case hasIndex:
+		return root, nil
+	}
+	return "", fmt.Errorf("datasets: %s: no folder for %s (looked for %s/%s, a folder starting with %q, or index files in %s itself)", root, name, root, name, name, root)
+}
+
+// folderMatches reports whether a folder (minus a trailing _YYYYMMDD version date, as
+// the blob store names them) and a dataset name are one a prefix of the other, in
+// canonical form: voc2007_20211007 holds voc-2007-classification.
+func folderMatches(folder, canonicalName string) bool {
+	if i := strings.LastIndexByte(folder, '_'); i > 0 && len(folder)-i-1 == 8 {
+		if _, err := strconv.Atoi(folder[i+1:]); err == nil {
+			folder = folder[:i]
+		}
+	}
+	f := canonical(folder)
+	return len(f) >= 3 && (strings.HasPrefix(canonicalName, f) || strings.HasPrefix(f, canonicalName))
+}
+
+func isIndexName(n string) bool {
+	l := strings.ToLower(n)
+	return (strings.HasSuffix(l, ".txt") || strings.HasSuffix(l, ".json")) && l != "labels.txt" && l != "labelmap.txt"
+}
+
+// findIndex finds the split's index file in dir.
+func findIndex(dir, split string) (string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", fmt.Errorf("datasets: %w", err)
+	}
+	var hits, all []string
+	for _, e := range entries {
+		if e.IsDir() || !isIndexName(e.Name()) {
+			continue
+		}
+		all = append(all, e.Name())
+		if strings.Contains(strings.ToLower(e.Name()), split) {
+			hits = append(hits, e.Name())
+		}
+	}
+	switch len(hits) {
+	case 1:
+		return filepath.Join(dir, hits[0]), nil
+	case 0:
+		return "", fmt.Errorf("datasets: %s: no index file for the %s split (a .txt or .json whose name contains %q); found: %s", dir, split, split, strings.Join(all, ", "))
+	}
+	// "train.txt" beside "train_val.txt": the exact name wins.
+	for _, h := range hits {
+		if b := strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(h, ".txt"), ".json")); b == split {
+			return filepath.Join(dir, h), nil
+		}
+	}
+	return "", fmt.Errorf("datasets: %s: several index files could be the %s split: %s", dir, split, strings.Join(hits, ", "))
 }
