@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kadapt/kadapt/backbones/safetensors"
+	"github.com/kadapt/kadapt/backbones/tokenizer"
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/core/backend/cpu"
@@ -362,5 +363,60 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %q:\n%v", want, err)
 		}
+	}
+}
+
+// TestClassEmbeddings checks the zero-shot recipe against transformers' text
+// embeddings: with one template the class weight is the prompt's normalised
+// embedding; with two it is the re-normalised mean of both.
+func TestClassEmbeddings(t *testing.T) {
+	_, tc, err := ReadHFConfig("testdata/clip_text_small/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	txt, err := NewText(cpu.New(), *tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := LoadText(txt, "testdata/clip_text_small/model.safetensors", LoadOptions{Strict: true}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.LoadDir("testdata/clip_text_small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb, _ := fixture(t, "testdata/clip_text_small/io.safetensors", "text_embeds") // rows: "a photo of a cat.", "A PHOTO of the dog!", ...
+	d := 24
+	norm := func(v []float64) []float32 {
+		var s float64
+		for _, x := range v {
+			s += x * x
+		}
+		out := make([]float32, len(v))
+		for i, x := range v {
+			out[i] = float32(x / math.Sqrt(s))
+		}
+		return out
+	}
+	row := func(i int) []float64 {
+		out := make([]float64, d)
+		for j := range out {
+			out[j] = float64(emb[i*d+j])
+		}
+		return out
+	}
+	got, err := ClassEmbeddings(txt, tok, []string{"cat", "dog"}, []string{"a photo of a {}."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertClose(t, "cat", got[0], norm(row(0)), 1e-5)
+	got, err = ClassEmbeddings(txt, tok, []string{"dog"}, []string{"A PHOTO of the {}!", "a photo of the {}!"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both prompts tokenise alike (lower-casing), so the mean is that one prompt.
+	assertClose(t, "dog", got[0], norm(row(1)), 1e-5)
+	if _, err := ClassEmbeddings(txt, tok, []string{"dog"}, []string{"no placeholder"}); err == nil {
+		t.Error("a template without {} was accepted")
 	}
 }

@@ -48,6 +48,9 @@ type DataConfig struct {
 	FewShotSeed int     `koanf:"fewshot_seed" json:"fewshot_seed"`
 	ValFraction float64 `koanf:"val_fraction" json:"val_fraction"`
 	Workers     int     `koanf:"workers" json:"workers"`
+	// Templates is a prompt-template file (datasets.LoadTemplates) for the text
+	// initialisation of the head; empty means kadapt's generic set.
+	Templates string `koanf:"templates" json:"templates,omitempty"`
 }
 
 func defaultRunConfig() map[string]any {
@@ -56,7 +59,7 @@ func defaultRunConfig() map[string]any {
 		"backbone": "", "adapter": "", "device": "cpu", "head_init": "text", "search": "",
 		"runs_dir": "runs", "run_id": "",
 		"data.dataset": "mnist-demo", "data.root": "", "data.format": "auto", "data.shots": 5,
-		"data.fewshot_seed": 0, "data.val_fraction": 0.2, "data.workers": 2,
+		"data.fewshot_seed": 0, "data.val_fraction": 0.2, "data.workers": 2, "data.templates": "",
 		"train.epochs": 50, "train.batch_size": 64, "train.optimizer": "sgd", "train.lr": 1e-2,
 		"train.weight_decay": 0.0, "train.momentum": 0.9, "train.nesterov": false, "train.schedule": "constant",
 		"train.warmup_epochs": 0, "train.step_every": 0, "train.step_gamma": 0.1, "train.clip_grad": 0.0,
@@ -72,7 +75,8 @@ var flagKeys = map[string]string{
 	"device": "device", "head-init": "head_init", "search": "search", "runs-dir": "runs_dir", "run-id": "run_id",
 	"dataset": "data.dataset", "data-root": "data.root", "format": "data.format", "shots": "data.shots",
 	"fewshot-seed": "data.fewshot_seed", "val-fraction": "data.val_fraction", "workers": "data.workers",
-	"epochs": "train.epochs", "batch-size": "train.batch_size", "optimizer": "train.optimizer", "lr": "train.lr",
+	"templates": "data.templates",
+	"epochs":    "train.epochs", "batch-size": "train.batch_size", "optimizer": "train.optimizer", "lr": "train.lr",
 	"weight-decay": "train.weight_decay", "momentum": "train.momentum", "nesterov": "train.nesterov",
 	"schedule": "train.schedule", "warmup-epochs": "train.warmup_epochs", "clip-grad": "train.clip_grad",
 	"label-smoothing": "train.label_smoothing", "select": "train.select", "patience": "train.patience",

@@ -16,6 +16,7 @@ import (
 func init() {
 	register("embed", "write image embeddings of a model for images or preprocessed pixels", cmdEmbed)
 	register("preprocess", "write pixel_values exactly as a model sees them", cmdPreprocess)
+	register("zeroshot", "classify images zero-shot with a CLIP model's text tower", cmdZeroshot)
 
 }
 

@@ -186,7 +186,17 @@ func initHead(h *train.Head, rc RunConfig, m *backbones.Model, names []string, t
 		if err != nil {
 			return fmt.Errorf("head_init text: %v", err)
 		}
-		w, err := classEmbeddings(m, tok, names, rc.Data.Dataset)
+		var tf *datasets.TemplateFile
+		if rc.Data.Templates != "" {
+			if tf, err = datasets.LoadTemplates(rc.Data.Templates); err != nil {
+				return err
+			}
+		}
+		prompts, err := tf.ClassNames(rc.Data.Dataset, names)
+		if err != nil {
+			return err
+		}
+		w, err := backbones.ClassEmbeddings(m.Text, tok, prompts, tf.For(rc.Data.Dataset))
 		if err != nil {
 			return err
 		}

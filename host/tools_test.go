@@ -1,0 +1,133 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/kadapt/kadapt/backbones/safetensors"
+)
+
+const fixtures = "../backbones/testdata"
+
+// clipFolder assembles a Hugging Face CLIP model folder (both towers in one
+// CLIPModel-style checkpoint, config.json, tokenizer files) from the PyTorch fixtures.
+func clipFolder(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	tensors := map[string]safetensors.Tensor{}
+	for _, file := range []string{fixtures + "/clip_vision_small.safetensors", fixtures + "/clip_text_small/model.safetensors"} {
+		f, err := safetensors.Open(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range f.Names() {
+			info, _ := f.Info(n)
+			d, err := f.Float32s(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tensors[n] = safetensors.Tensor{Shape: info.Shape, Data: d}
+		}
+		f.Close()
+	}
+	if err := safetensors.WriteFile(filepath.Join(dir, "model.safetensors"), tensors, nil); err != nil {
+		t.Fatal(err)
+	}
+	var vision, text map[string]any
+	for file, dst := range map[string]*map[string]any{fixtures + "/clip_vision_small.config.json": &vision, fixtures + "/clip_text_small/config.json": &text} {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.Unmarshal(raw, dst)
+	}
+	cfg, _ := json.Marshal(map[string]any{"model_type": "clip", "projection_dim": 24, "vision_config": vision, "text_config": text})
+	os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o644)
+	for _, name := range []string{"vocab.json", "merges.txt"} {
+		raw, err := os.ReadFile(filepath.Join(fixtures, "clip_text_small", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, name), raw, 0o644)
+	}
+	return dir
+}
+
+func readTensor(t *testing.T, path, name string) []float32 {
+	t.Helper()
+	f, err := safetensors.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	d, err := f.Float32s(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestEmbedMatchesTransformers(t *testing.T) {
+	model := clipFolder(t)
+	out := filepath.Join(t.TempDir(), "embeds.safetensors")
+	if o, err := host(t, ".", "embed", "--model", model, "--pixels", fixtures+"/clip_vision_small.io.safetensors", "--out", out); err != nil {
+		t.Fatalf("%v\n%s", err, o)
+	}
+	got := readTensor(t, out, "image_embeds")
+	want := readTensor(t, fixtures+"/clip_vision_small.io.safetensors", "image_embeds")
+	for i := range want {
+		if math.Abs(float64(got[i]-want[i])) > 1e-4 {
+			t.Fatalf("image_embeds[%d] = %v, transformers %v", i, got[i], want[i])
+		}
+	}
+	if p := readTensor(t, out, "pooled"); len(p) != 2*48 {
+		t.Fatalf("pooled has %d values, want 2·48", len(p))
+	}
+}
+
+func TestPreprocessMatchesCLIPImageProcessor(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "px.safetensors")
+	img := "../backbones/preprocess/testdata/camera.png"
+	if o, err := host(t, ".", "preprocess", "--images", img, "--out", out); err != nil {
+		t.Fatalf("%v\n%s", err, o)
+	}
+	got := readTensor(t, out, "pixel_values")
+	want := readTensor(t, "../backbones/preprocess/testdata/clip_preprocess.safetensors", "camera")
+	// PIL's resampler against the fixture's (transformers 5's torchvision backend):
+	// at most 1/255 apart before normalisation (see backbones/preprocess).
+	std := []float64{0.26862954, 0.26130258, 0.27577711}
+	worst := 0.0
+	for i := range want {
+		c := i / (224 * 224)
+		worst = math.Max(worst, math.Abs(float64(got[i]-want[i]))*std[c]*255)
+	}
+	if worst > 1.001 {
+		t.Fatalf("pixels differ by %.3f/255 from the CLIPImageProcessor fixture", worst)
+	}
+}
+
+func TestZeroshotRuns(t *testing.T) {
+	model := clipFolder(t)
+	// The fixture tower takes 64×64 images; its folder has no preprocessor_config.json,
+	// so the architecture's size applies.
+	out, err := host(t, ".", "zeroshot", "--model", model, "--classes", "cat,dog,plane", "--images", "../backbones/preprocess/testdata/camera.png", "--template", "a photo of a {}.")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	line := out[strings.Index(out, "camera.png:"):]
+	var total float64
+	for _, f := range strings.Fields(line)[1:] {
+		if strings.HasSuffix(f, "%") {
+			v, _ := strconv.ParseFloat(strings.TrimSuffix(f, "%"), 64)
+			total += v
+		}
+	}
+	if math.Abs(total-100) > 0.5 {
+		t.Fatalf("the three class probabilities add up to %.2f%%:\n%s", total, out)
+	}
+}
