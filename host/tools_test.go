@@ -131,3 +131,49 @@ func TestZeroshotRuns(t *testing.T) {
 		t.Fatalf("the three class probabilities add up to %.2f%%:\n%s", total, out)
 	}
 }
+
+// TestExportRoundTrips trains a LoRA run briefly, exports it, and checks that the
+// merged backbone and the original backbone with the exported peft adapter applied
+// compute the same embeddings.
+func TestExportRoundTrips(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := host(t, dir, "run", "--plugin", "lora", "--epochs", "2", "--lr", "0.5", "--run-id", "r", "--quiet"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	exp := filepath.Join(dir, "export")
+	if out, err := host(t, dir, "export", filepath.Join("runs", "r"), "--out", exp, "--merged"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	px := make([]float32, 3*28*28)
+	for i := range px {
+		px[i] = float32(math.Sin(float64(i) * 0.37))
+	}
+	pixels := filepath.Join(dir, "px.safetensors")
+	if err := safetensors.WriteFile(pixels, map[string]safetensors.Tensor{"pixel_values": {Shape: []int{3, 1, 28, 28}, Data: px}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	base, err := filepath.Abs("../backbones/builtin/mnist-vit.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	embed := func(name string, args ...string) []float32 {
+		out := filepath.Join(dir, name)
+		if o, err := host(t, dir, append([]string{"embed", "--pixels", pixels, "--out", out}, args...)...); err != nil {
+			t.Fatalf("%v\n%s", err, o)
+		}
+		return readTensor(t, out, "image_embeds")
+	}
+	merged := embed("merged.safetensors", "--model", filepath.Join(exp, "merged.safetensors"))
+	adapted := embed("adapted.safetensors", "--model", base, "--adapter", exp)
+	plain := embed("plain.safetensors", "--model", base)
+	changed := 0.0
+	for i := range merged {
+		if d := math.Abs(float64(merged[i] - adapted[i])); d > 1e-4 {
+			t.Fatalf("embedding %d: merged %v, base + peft adapter %v", i, merged[i], adapted[i])
+		}
+		changed = math.Max(changed, math.Abs(float64(merged[i]-plain[i])))
+	}
+	if changed < 1e-4 {
+		t.Fatalf("the trained adapter does not change the embeddings (max %.3g): the test would prove nothing", changed)
+	}
+}
