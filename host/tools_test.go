@@ -1,7 +1,11 @@
 package main
 
 import (
+	"archive/zip"
 	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -175,5 +179,69 @@ func TestExportRoundTrips(t *testing.T) {
 	}
 	if changed < 1e-4 {
 		t.Fatalf("the trained adapter does not change the embeddings (max %.3g): the test would prove nothing", changed)
+	}
+}
+
+// elevaterDataset writes a tiny cifar-10 in the vision-datasets layout: index files
+// of "zip@member label" lines, images inside zips, labels.txt.
+func elevaterDataset(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	dir := filepath.Join(root, "cifar10_20211007")
+	os.MkdirAll(dir, 0o755)
+	classes := []string{"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
+	os.WriteFile(filepath.Join(dir, "labels.txt"), []byte(strings.Join(classes, "\n")+"\n"), 0o644)
+	for split, per := range map[string]int{"train": 3, "test": 2} {
+		zf, err := os.Create(filepath.Join(dir, split+".zip"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		zw := zip.NewWriter(zf)
+		var index strings.Builder
+		for c := range classes {
+			for k := 0; k < per; k++ {
+				img := image.NewRGBA(image.Rect(0, 0, 40, 30))
+				for i := range img.Pix {
+					img.Pix[i] = uint8((i*7 + c*40 + k*13) % 256)
+				}
+				name := fmt.Sprintf("%s/%d_%d.png", split, c, k)
+				w, _ := zw.Create(name)
+				png.Encode(w, img)
+				fmt.Fprintf(&index, "%s.zip@%s %d\n", split, name, c)
+			}
+		}
+		zw.Close()
+		zf.Close()
+		os.WriteFile(filepath.Join(dir, split+".txt"), []byte(index.String()), 0o644)
+	}
+	return root
+}
+
+// TestRunOnELEVATERData adapts a CLIP model (both towers, so the head starts from
+// text embeddings) on a dataset in ELEVATER's layout, few-shot, end to end.
+func TestRunOnELEVATERData(t *testing.T) {
+	model := clipFolder(t)
+	root := elevaterDataset(t)
+	dir := t.TempDir()
+	out, err := host(t, dir, "run", "--plugin", "kadaptation", "--model", model, "--dataset", "cifar-10", "--data-root", root,
+		"--shots", "2", "--epochs", "2", "--batch-size", "8", "--json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var s Summary
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &s); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	// The fixture tower: width 48 (n falls to 48's largest divisor <= 32, i.e. 24),
+	// 3 blocks, 24-d projection, 10 classes.
+	n, m := 24, 2
+	want := int64(3*(4*n*m+48)+4*n*n) + 25*10
+	if s.TrainableParams != want || s.Metric != "accuracy" || s.Shots != 2 {
+		t.Fatalf("summary %+v; want %d trainable parameters", s, want)
+	}
+	if _, err := os.Stat(filepath.Join(s.RunDir, "final.json")); err != nil && !filepath.IsAbs(s.RunDir) {
+		if _, err := os.Stat(filepath.Join(dir, s.RunDir, "final.json")); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
