@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kadapt/kadapt/backbones/safetensors"
@@ -174,22 +175,23 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 	for _, d := range shape {
 		per *= d
 	}
-	xbuf := make([]float32, cfg.BatchSize*per)
-	labels := make([][]int, cfg.BatchSize)
 	tp := autograd.NewTape(b)
 	steps := st.step
 	for epoch := st.epoch; epoch < cfg.Epochs; epoch++ {
 		start := time.Now()
 		order := permutation(n, cfg.Seed, epoch)
 		var lossSum float64
+		next, stop := prefetch(task.Train, order, cfg.BatchSize, per)
+		defer stop() // an early return must not strand the prefetching goroutine
 		for bi := 0; bi < batches; bi++ {
-			idx := order[bi*cfg.BatchSize : min((bi+1)*cfg.BatchSize, n)]
-			if len(idx) < 2 && batches > 1 {
-				continue // BatchNorm needs two examples; PyTorch's drop_last would skip it too
+			fb, ok := <-next
+			if !ok {
+				break
 			}
-			if err := task.Train.Fetch(idx, xbuf[:len(idx)*per], labels[:len(idx)]); err != nil {
-				return nil, err
+			if fb.err != nil {
+				return nil, fb.err
 			}
+			idx, xbuf, labels := fb.idx, fb.x, fb.labels
 			tp.Training = true
 			tp.SetSeed((cfg.Seed+1)*0x9E3779B97F4A7C15 + uint64(steps)<<20) // 2²⁰ dropout calls per step before masks could repeat
 			x := tp.Input(xbuf[:len(idx)*per], append([]int{len(idx)}, shape...)...)
@@ -222,6 +224,7 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 			if opt.Progress != nil {
 				opt.Progress.Step(epoch+1, cfg.Epochs, bi+1, batches, float64(l[0]), float64((bi+1)*cfg.BatchSize)/time.Since(start).Seconds())
 			}
+			fb.done()
 			if opt.StopAfterSteps > 0 && steps >= opt.StopAfterSteps {
 				return nil, ErrStopped
 			}
@@ -280,6 +283,64 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 		}
 	}
 	return st.result(task.Metric, cfg.Select), nil
+}
+
+// fetched is one prefetched batch; done hands its buffers back.
+type fetched struct {
+	idx    []int
+	x      []float32
+	labels [][]int
+	err    error
+	done   func()
+}
+
+// prefetchDepth is how many batches are decoded ahead of the step that uses them.
+const prefetchDepth = 2
+
+// prefetch fetches an epoch's batches in order on a goroutine, up to prefetchDepth
+// ahead, so decoding overlaps computing. Batches of one example are skipped when the
+// epoch has others (BatchNorm needs two; PyTorch's drop_last would skip it too). The
+// channel closes after the last batch or the first error.
+func prefetch(d Data, order []int, batch, per int) (<-chan fetched, func()) {
+	out := make(chan fetched, prefetchDepth)
+	quit := make(chan struct{})
+	free := make(chan int, prefetchDepth+1)
+	bufs := make([][]float32, prefetchDepth+1)
+	labs := make([][][]int, prefetchDepth+1)
+	for i := range bufs {
+		bufs[i] = make([]float32, batch*per)
+		labs[i] = make([][]int, batch)
+		free <- i
+	}
+	n := len(order)
+	batches := (n + batch - 1) / batch
+	go func() {
+		defer close(out)
+		for bi := 0; bi < batches; bi++ {
+			idx := order[bi*batch : min((bi+1)*batch, n)]
+			if len(idx) < 2 && batches > 1 {
+				continue
+			}
+			var slot int
+			select {
+			case slot = <-free:
+			case <-quit:
+				return
+			}
+			x, l := bufs[slot][:len(idx)*per], labs[slot][:len(idx)]
+			err := d.Fetch(idx, x, l)
+			select {
+			case out <- fetched{idx: idx, x: x, labels: l, err: err, done: func() { free <- slot }}:
+			case <-quit:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return out, func() { once.Do(func() { close(quit) }) }
 }
 
 // paramGroups puts biases and 1-D parameters (norm scales) in a group without weight
