@@ -249,7 +249,8 @@ func TestHFViTNamingMatchesTimm(t *testing.T) {
 	assertClose(t, "logits", download(out.Logits), want, 1e-4)
 }
 
-func TestCLIPTextMatchesTransformers(t *testing.T) {
+func loadTextSmall(t *testing.T) *Text {
+	t.Helper()
 	_, tc, err := ReadHFConfig("testdata/clip_text_small/config.json")
 	if err != nil {
 		t.Fatal(err)
@@ -261,6 +262,11 @@ func TestCLIPTextMatchesTransformers(t *testing.T) {
 	if err := LoadText(txt, "testdata/clip_text_small/model.safetensors", LoadOptions{Strict: true}); err != nil {
 		t.Fatal(err)
 	}
+	return txt
+}
+
+func TestCLIPTextMatchesTransformers(t *testing.T) {
+	txt := loadTextSmall(t)
 	f, err := safetensors.Open("testdata/clip_text_small/io.safetensors")
 	if err != nil {
 		t.Fatal(err)
@@ -370,17 +376,7 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 // embeddings: with one template the class weight is the prompt's normalised
 // embedding; with two it is the re-normalised mean of both.
 func TestClassEmbeddings(t *testing.T) {
-	_, tc, err := ReadHFConfig("testdata/clip_text_small/config.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	txt, err := NewText(cpu.New(), *tc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := LoadText(txt, "testdata/clip_text_small/model.safetensors", LoadOptions{Strict: true}); err != nil {
-		t.Fatal(err)
-	}
+	txt := loadTextSmall(t)
 	tok, err := tokenizer.LoadDir("testdata/clip_text_small")
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/kadapt/kadapt/backbones/safetensors"
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/host/adapt"
+	"github.com/kadapt/kadapt/host/atomicfile"
 	"github.com/kadapt/kadapt/host/train"
 	"github.com/kadapt/kadapt/plugins/plan"
 )
@@ -115,7 +116,7 @@ func cmdExport(args []string) error {
 	if err := safetensors.WriteFile(filepath.Join(*out, "adaptation.safetensors"), tensors, meta); err != nil {
 		return err
 	}
-	if err := writeJSON(filepath.Join(*out, "adaptation.json"), map[string]any{"plugin": r.rc.Plugin, "plan": r.plan,
+	if err := atomicfile.WriteJSON(filepath.Join(*out, "adaptation.json"), map[string]any{"plugin": r.rc.Plugin, "plan": r.plan,
 		"config": r.rc, "trainable_params": r.adapted.Count}); err != nil {
 		return err
 	}

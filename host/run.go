@@ -15,6 +15,7 @@ import (
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/host/adapt"
+	"github.com/kadapt/kadapt/host/atomicfile"
 	"github.com/kadapt/kadapt/host/train"
 	"github.com/kadapt/kadapt/plugins/plan"
 )
@@ -285,10 +286,10 @@ func runJob(rc RunConfig, meth method, log hclog.Logger, resumeDir string, quiet
 		if dir, err = newRunDir(rc); err != nil {
 			return nil, err
 		}
-		if err := writeJSON(filepath.Join(dir, "config.json"), rc); err != nil {
+		if err := atomicfile.WriteJSON(filepath.Join(dir, "config.json"), rc); err != nil {
 			return nil, err
 		}
-		if err := writeJSON(filepath.Join(dir, "plan.json"), as.plan); err != nil {
+		if err := atomicfile.WriteJSON(filepath.Join(dir, "plan.json"), as.plan); err != nil {
 			return nil, err
 		}
 	}
@@ -305,7 +306,7 @@ func runJob(rc RunConfig, meth method, log hclog.Logger, resumeDir string, quiet
 		Accuracy: 100 * res.Score, TrainableParams: as.count, HeadParams: as.headParams, Epoch: res.Epoch, Selection: res.Selection,
 		Seed: rc.Train.Seed, FewShotSeed: rc.Data.FewShotSeed, Shots: rc.Data.Shots, RunDir: dir, Seconds: time.Since(start).Seconds()}
 	s.PE = PE(s.Accuracy, s.TrainableParams)
-	if err := writeJSON(filepath.Join(dir, "final.json"), s); err != nil {
+	if err := atomicfile.WriteJSON(filepath.Join(dir, "final.json"), s); err != nil {
 		return nil, err
 	}
 	if err := meth.Event("final_metrics", s); err != nil {
@@ -334,28 +335,6 @@ func newRunDir(rc RunConfig) (string, error) {
 		return "", err
 	}
 	return dir, nil
-}
-
-// writeJSON writes v atomically.
-func writeJSON(path string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // cacheFeatures runs the frozen tower once over every split.

@@ -18,6 +18,7 @@ import (
 	"github.com/kadapt/kadapt/backbones"
 	"github.com/kadapt/kadapt/backbones/safetensors"
 	"github.com/kadapt/kadapt/core/autograd"
+	"github.com/kadapt/kadapt/host/atomicfile"
 )
 
 // Config is the part of adapter_config.json kadapt reads and writes.
@@ -249,22 +250,5 @@ func Export(dir string, params []*autograd.Var, r int, alpha float64, targets []
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(dir, "adapter_config.json"), append(raw, '\n'))
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(filepath.Join(dir, "adapter_config.json"), append(raw, '\n'))
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/core/optim"
 	"github.com/kadapt/kadapt/datasets/metrics"
+	"github.com/kadapt/kadapt/host/atomicfile"
 )
 
 // Data is one split of examples ready for the model.
@@ -632,29 +633,7 @@ func truncateMetrics(path string, epochs int) error {
 	if lines < epochs {
 		return fmt.Errorf("%s: %d lines but the checkpoint is at epoch %d", path, lines, epochs)
 	}
-	return writeAtomic(path, data[:keep])
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, data[:keep])
 }
 
 // checkpoint layout: every trainable parameter under its name, BatchNorm running
