@@ -43,6 +43,14 @@ func (t Tol) accepts(got, want float64) bool {
 	return math.Abs(got-want) <= t.Abs+t.Rel*math.Abs(want)
 }
 
+// forSum widens Abs by √n for a sum of n terms: rounding error in a plain float32 sum
+// grows with its length, while a dropped or doubled term (the bug to catch) costs a
+// whole input value of order one.
+func (t Tol) forSum(n int) Tol {
+	t.Abs *= math.Sqrt(float64(max(n, 1)))
+	return t
+}
+
 // Tolerances holds one Tol per family of ops. Inputs are mostly in [-1, 1] (see each
 // case), so Abs is roughly an absolute error on values of order one.
 type Tolerances struct {
@@ -50,7 +58,7 @@ type Tolerances struct {
 	Elementwise Tol // Axpby, Binary, ScaleBy, Dropout values, accumulating CopyAlong and ScatterAdd
 	Unary       Tol // Unary and UnaryGrad (transcendental functions)
 	MatMul      Tol
-	Reduce      Tol // Reduce and SumSquares
+	Reduce      Tol // Reduce and SumSquares; Abs grows by √n for sums of n terms
 	Softmax     Tol // Softmax, LogSoftmax and their gradients
 	Loss        Tol // CrossEntropy and BCEWithLogits, loss and gradient
 	LayerNorm   Tol // LayerNorm outputs and statistics, LayerNormGrad

@@ -23,6 +23,11 @@ func cases() []testCase {
 // shapes used by the elementwise families: odd sizes, size-1 axes, a scalar.
 var elementShapes = []core.Shape{{}, {1}, {7}, {3, 17}, {2, 1, 33}}
 
+// large is an odd size above 2^16, so that backends which split work across threads
+// or blocks once an op is big enough take that path too (the CPU backend does above
+// 2^15 elements).
+const large = 1<<16 + 1
+
 func flags(tA, tB bool) string {
 	s := [2]byte{'N', 'N'}
 	if tA {
@@ -100,7 +105,7 @@ func fillCopyCases() []testCase {
 
 func axpbyCases() []testCase {
 	var cs []testCase
-	for _, s := range []core.Shape{{1}, {17}, {3, 33}} {
+	for _, s := range []core.Shape{{1}, {17}, {3, 33}, {large}} {
 		for _, ab := range [][2]float32{{1, 0}, {0.5, -2}, {-1.5, 1}, {2, 0.25}} {
 			cs = append(cs, testCase{fmt.Sprintf("Axpby/%v/alpha=%g,beta=%g", s, ab[0], ab[1]), func(e *env) {
 				x := e.uniform(s, -1, 1)
@@ -130,6 +135,20 @@ func matmulCases() []testCase {
 		{"shared_b", core.Shape{1, 3}, nil, core.Shape{1, 3}},
 	}
 	var cs []testCase
+	add := func(name string, tA, tB bool, aShape, bShape, dShape core.Shape, alpha, beta float32) {
+		name = fmt.Sprintf("MatMul/%s/%s/a%v_b%v/alpha=%g,beta=%g", flags(tA, tB), name, aShape, bShape, alpha, beta)
+		cs = append(cs, testCase{name, func(e *env) {
+			a, b := e.uniform(aShape, -1, 1), e.uniform(bShape, -1, 1)
+			d := e.uniform(dShape, -1, 1)
+			if beta == 0 {
+				d = e.nan(dShape)
+			}
+			e.do(func(be core.Backend, t func(*pair) *core.Tensor) {
+				be.MatMul(t(d), t(a), t(b), tA, tB, alpha, beta)
+			})
+			e.check("dst", d, e.tol.MatMul)
+		}})
+	}
 	n := 0
 	for _, lay := range layouts {
 		for _, tA := range []bool{false, true} {
@@ -146,23 +165,14 @@ func matmulCases() []testCase {
 					if tB {
 						bShape = append(lay.b.Clone(), nn, k)
 					}
-					dShape := append(lay.d.Clone(), m, nn)
-					name := fmt.Sprintf("MatMul/%s/%s/a%v_b%v/alpha=%g,beta=%g", flags(tA, tB), lay.name, aShape, bShape, alpha, beta)
-					cs = append(cs, testCase{name, func(e *env) {
-						a, b := e.uniform(aShape, -1, 1), e.uniform(bShape, -1, 1)
-						d := e.uniform(dShape, -1, 1)
-						if beta == 0 {
-							d = e.nan(dShape)
-						}
-						e.do(func(be core.Backend, t func(*pair) *core.Tensor) {
-							be.MatMul(t(d), t(a), t(b), tA, tB, alpha, beta)
-						})
-						e.check("dst", d, e.tol.MatMul)
-					}})
+					add(lay.name, tA, tB, aShape, bShape, append(lay.d.Clone(), m, nn), alpha, beta)
 				}
 			}
 		}
 	}
+	add("large", false, false, core.Shape{2, 65, 129}, core.Shape{2, 129, 67}, core.Shape{2, 65, 67}, 1, 1)
+	add("large_shared_a", true, false, core.Shape{129, 65}, core.Shape{3, 129, 67}, core.Shape{3, 65, 67}, 0.5, 0)
+	add("large_shared_b", false, true, core.Shape{3, 65, 129}, core.Shape{67, 129}, core.Shape{3, 65, 67}, -1, 0.5)
 	return cs
 }
 
@@ -178,6 +188,8 @@ func broadcastPairs() [][2]core.Shape {
 		{{}, {3}},
 		{{33}, {}},
 		{{2, 1, 1, 3}, {1, 7, 1, 1}},
+		{{129, 257}, {257}},
+		{{129, 1}, {1, 257}},
 	}
 	rng := rand.New(rand.NewPCG(17, 33))
 	sizes := []int{1, 3, 7, 17}
@@ -260,7 +272,7 @@ func unaryCases() []testCase {
 	var cs []testCase
 	for _, op := range unaryOps {
 		lo, hi := unaryDomain(op)
-		for _, s := range []core.Shape{{1}, {3, 17}, {2, 3, 33}} {
+		for _, s := range []core.Shape{{1}, {3, 17}, {2, 3, 33}, {large}} {
 			cs = append(cs, testCase{fmt.Sprintf("Unary/%v/%v", op, s), func(e *env) {
 				x, d := e.uniform(s, lo, hi), e.nan(s)
 				e.do(func(be core.Backend, t func(*pair) *core.Tensor) { be.Unary(op, t(d), t(x)) })
@@ -275,7 +287,8 @@ func unaryCases() []testCase {
 		for _, c := range []struct {
 			s   core.Shape
 			acc bool
-		}{{core.Shape{3, 17}, false}, {core.Shape{2, 3, 33}, true}, {core.Shape{1}, false}, {core.Shape{7}, true}} {
+		}{{core.Shape{3, 17}, false}, {core.Shape{2, 3, 33}, true}, {core.Shape{1}, false}, {core.Shape{7}, true},
+			{core.Shape{large}, true}} {
 			cs = append(cs, testCase{fmt.Sprintf("UnaryGrad/%v/%v/accumulate=%v", op, c.s, c.acc), func(e *env) {
 				x, dy := e.uniform(c.s, lo, hi), e.uniform(c.s, -1, 1)
 				dx := e.nan(c.s)
@@ -292,7 +305,7 @@ func unaryCases() []testCase {
 
 func reduceCases() []testCase {
 	var cs []testCase
-	for _, xs := range []core.Shape{{17}, {3, 7}, {1, 5, 3}, {3, 1, 17}, {2, 3, 1, 7}, {2, 5, 3, 4}} {
+	for _, xs := range []core.Shape{{17}, {3, 7}, {1, 5, 3}, {3, 1, 17}, {2, 3, 1, 7}, {2, 5, 3, 4}, {33, 257, 9}} {
 		seen := map[string]bool{}
 		for mask := range 1 << len(xs) {
 			ds := xs.Clone()
@@ -317,7 +330,11 @@ func reduceCases() []testCase {
 						d = e.uniform(ds, -1, 1)
 					}
 					e.do(func(be core.Backend, t func(*pair) *core.Tensor) { be.Reduce(v.op, t(d), t(x), v.acc) })
-					e.check("dst", d, e.tol.Reduce)
+					tol := e.tol.Reduce
+					if v.op == core.ReduceSum {
+						tol = tol.forSum(xs.Size() / ds.Size())
+					}
+					e.check("dst", d, tol)
 				}})
 			}
 		}
@@ -343,7 +360,7 @@ func permutations(n int) [][]int {
 func permuteCases() []testCase {
 	var cs []testCase
 	rng := rand.New(rand.NewPCG(5, 7))
-	for _, xs := range []core.Shape{{3, 17}, {2, 1, 7}, {3, 2, 5, 1}, {2, 3, 1, 4, 3}} {
+	for _, xs := range []core.Shape{{3, 17}, {2, 1, 7}, {3, 2, 5, 1}, {2, 3, 1, 4, 3}, {17, 65, 33}} {
 		perms := permutations(len(xs))
 		if len(perms) > 8 {
 			// Keep the reversal and draw the rest at random.
@@ -387,6 +404,7 @@ func copyAlongCases() []testCase {
 		{core.Shape{1, 5}, core.Shape{1, 5}, 1, 0, 0, 5},
 		{core.Shape{2, 1, 3}, core.Shape{2, 4, 3}, 1, 3, 0, 1},
 		{core.Shape{17}, core.Shape{33}, 0, 16, 0, 17},
+		{core.Shape{9, 257, 33}, core.Shape{9, 300, 33}, 1, 40, 0, 257},
 	} {
 		for _, acc := range []bool{false, true} {
 			name := fmt.Sprintf("CopyAlong/%v->%v/axis=%d,dst=%d,src=%d,n=%d/accumulate=%v",
@@ -421,6 +439,7 @@ func gatherCases() []testCase {
 		{core.Shape{1, 1}, 0, 3},
 		{core.Shape{5}, 0, 7},
 		{core.Shape{2, 7, 1}, 1, 1},
+		{core.Shape{513, 67}, 0, 999},
 	} {
 		other := c.x.Clone()
 		other[c.axis] = c.n
@@ -446,7 +465,7 @@ func softmaxCases() []testCase {
 	}
 	variants := []variant{
 		{core.Shape{1, 1}, 1}, {core.Shape{5}, 2}, {core.Shape{3, 17}, 2}, {core.Shape{2, 3, 33}, 2},
-		{core.Shape{7, 1}, 2}, {core.Shape{2, 65}, 1}, {core.Shape{3, 17}, 30},
+		{core.Shape{7, 1}, 2}, {core.Shape{2, 65}, 1}, {core.Shape{3, 17}, 30}, {core.Shape{257, 129}, 2},
 	}
 	for _, log := range []bool{false, true} {
 		op := "Softmax"
@@ -493,7 +512,7 @@ func softmaxCases() []testCase {
 
 func lossCases() []testCase {
 	var cs []testCase
-	for _, nc := range [][2]int{{1, 1}, {3, 7}, {17, 5}, {4, 33}, {2, 65}} {
+	for _, nc := range [][2]int{{1, 1}, {3, 7}, {17, 5}, {4, 33}, {2, 65}, {513, 67}} {
 		N, C := nc[0], nc[1]
 		for _, s := range []float32{0, 0.1} {
 			cs = append(cs, testCase{fmt.Sprintf("CrossEntropy/[%d,%d]/smoothing=%g", N, C, s), func(e *env) {
@@ -515,7 +534,7 @@ func lossCases() []testCase {
 	for _, c := range []struct {
 		N, C  int
 		scale float64
-	}{{1, 1, 3}, {3, 7, 5}, {17, 5, 5}, {4, 33, 5}, {3, 7, 40}} {
+	}{{1, 1, 3}, {3, 7, 5}, {17, 5, 5}, {4, 33, 5}, {3, 7, 40}, {257, 129, 5}} {
 		cs = append(cs, testCase{fmt.Sprintf("BCEWithLogits/[%d,%d]/scale=%g", c.N, c.C, c.scale), func(e *env) {
 			s := core.Shape{c.N, c.C}
 			logits := e.uniform(s, -c.scale, c.scale)
@@ -546,7 +565,8 @@ func layerNormCases() []testCase {
 	for _, c := range []struct {
 		s      core.Shape
 		offset float64
-	}{{core.Shape{3, 17}, 0}, {core.Shape{2, 3, 33}, 4}, {core.Shape{5, 1}, 0}, {core.Shape{1, 7}, 1}, {core.Shape{4, 65}, 0}} {
+	}{{core.Shape{3, 17}, 0}, {core.Shape{2, 3, 33}, 4}, {core.Shape{5, 1}, 0}, {core.Shape{1, 7}, 1}, {core.Shape{4, 65}, 0},
+		{core.Shape{257, 129}, 1}} {
 		D := c.s[len(c.s)-1]
 		rows := core.Shape{c.s.Size() / D}
 		for _, affine := range []bool{true, false} {
@@ -624,7 +644,7 @@ func dropoutCases() []testCase {
 		p float32
 	}{
 		{core.Shape{1}, 0.5}, {core.Shape{3, 17}, 0}, {core.Shape{3, 17}, 0.1}, {core.Shape{2, 3, 33}, 0.5},
-		{core.Shape{1000}, 0.9}, {core.Shape{7, 33}, 1}, {core.Shape{257}, 0.25},
+		{core.Shape{1000}, 0.9}, {core.Shape{7, 33}, 1}, {core.Shape{257}, 0.25}, {core.Shape{large}, 0.3},
 	} {
 		inPlace := i%2 == 1
 		cs = append(cs, testCase{fmt.Sprintf("Dropout/%v/p=%g/in_place=%v", c.s, c.p, inPlace), func(e *env) {
@@ -652,7 +672,7 @@ func dropoutCases() []testCase {
 
 func sumSquaresCases() []testCase {
 	var cs []testCase
-	for _, s := range []core.Shape{{1}, {17}, {3, 33}, {5, 7, 17}} {
+	for _, s := range []core.Shape{{1}, {17}, {3, 33}, {5, 7, 17}, {large}} {
 		for _, acc := range []bool{false, true} {
 			cs = append(cs, testCase{fmt.Sprintf("SumSquares/%v/accumulate=%v", s, acc), func(e *env) {
 				x := e.uniform(s, -1, 1)
@@ -665,7 +685,7 @@ func sumSquaresCases() []testCase {
 			}})
 		}
 	}
-	for _, s := range []core.Shape{{1}, {3, 17}, {2, 3, 33}} {
+	for _, s := range []core.Shape{{1}, {3, 17}, {2, 3, 33}, {large}} {
 		for _, alpha := range []float32{1, -0.5} {
 			cs = append(cs, testCase{fmt.Sprintf("ScaleBy/%v/alpha=%g", s, alpha), func(e *env) {
 				d, sc := e.uniform(s, -1, 1), e.uniform(core.Shape{1}, 0.1, 2)
@@ -690,6 +710,7 @@ func optimizerCases() []testCase {
 		{core.Shape{33}, 0.1, 0.9, 0, false},
 		{core.Shape{2, 17}, 0.01, 0.9, 1e-4, true},
 		{core.Shape{1}, 0.2, 0.5, 0.1, false},
+		{core.Shape{large}, 0.01, 0.9, 1e-4, true},
 	} {
 		name := fmt.Sprintf("SGDStep/%v/lr=%g,momentum=%g,wd=%g,nesterov=%v", c.s, c.lr, c.momentum, c.wd, c.nesterov)
 		cs = append(cs, testCase{name, func(e *env) {
@@ -718,6 +739,7 @@ func optimizerCases() []testCase {
 		{core.Shape{3, 7}, 0.05, 0.8, 0.95, 1e-6, 0},
 		{core.Shape{33}, 0.01, 0.9, 0.999, 1e-8, 0.1},
 		{core.Shape{1}, 0.1, 0.5, 0.75, 1e-3, 0.05},
+		{core.Shape{large}, 1e-3, 0.9, 0.999, 1e-8, 0.01},
 	} {
 		name := fmt.Sprintf("AdamWStep/%v/lr=%g,betas=%g,%g,eps=%g,wd=%g", c.s, c.lr, c.beta1, c.beta2, c.eps, c.wd)
 		cs = append(cs, testCase{name, func(e *env) {
