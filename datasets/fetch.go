@@ -16,8 +16,8 @@ import (
 	"time"
 )
 
-// DefaultBaseURL is the public location the ELEVATER toolkit downloads from. A
-// dataset's files are at base/<name>/<path>. When the container asks for a
+// DefaultBaseURL is the public location the ELEVATER toolkit downloads from. Fetch
+// asks for a dataset's files at base/<name>/<path>. When the container asks for a
 // shared-access query, pass the base URL with that query as FetchOptions.BaseURL (the
 // query is kept on every file's URL and never printed).
 const DefaultBaseURL = "https://cvinthewildeus.blob.core.windows.net/datasets"
@@ -35,9 +35,9 @@ type FetchOptions struct {
 	BaseURL  string       // "" means DefaultBaseURL
 	Progress io.Writer    // nil means silent
 	Client   *http.Client // nil means http.DefaultClient
-	// Files lists what to download. Empty means: first download base/<name>/MANIFEST
-	// — one file per line, "path [size [sha256]]", # comments — and then every file
-	// it lists. kadapt bundles no per-dataset file lists of its own.
+	// Files lists what to download. Empty means: read the dataset's MANIFEST (see
+	// Fetch) and download every file it lists. kadapt bundles no per-dataset file
+	// lists of its own.
 	Files []File
 	// Attempts bounds the requests per file; a dropped connection is resumed where
 	// it broke. 0 means 5.
@@ -48,10 +48,21 @@ type FetchOptions struct {
 const ManifestName = "MANIFEST"
 
 // Fetch downloads the registered dataset name into root/<name>/ (where LoadELEVATER
-// finds it), skipping files already there. Each file is written to "<name>.part",
-// resumed with an HTTP Range request when that exists or the connection drops,
-// checked against its size and SHA-256 when known, and only then renamed to its
-// final name, so a file at the final path is always complete.
+// finds it), skipping files already there.
+//
+// Which files: FetchOptions.Files when given. Otherwise Fetch first downloads
+// <BaseURL>/<name>/MANIFEST into root/<name>/MANIFEST — a text file, one file a line,
+// "path [size [sha256]]", path slash-separated below the dataset's folder, blank
+// lines and # comments ignored (ReadManifest) — and then every file it lists from
+// <BaseURL>/<name>/<path>. The manifest is kept and reused by later calls; delete it
+// to read the server's again. The MANIFEST is kadapt's own scheme, which the ELEVATER
+// store at DefaultBaseURL is not known to publish: against it, pass Files, or serve a
+// mirror that has manifests.
+//
+// Each file is written to "<name>.part", resumed with an HTTP Range request when that
+// exists or the connection drops, checked against its size and SHA-256 when known,
+// and only then renamed to its final name, so a file at the final path is always
+// complete.
 func Fetch(ctx context.Context, name, root string, opt FetchOptions) error {
 	if _, err := Lookup(name); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package datasets
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -13,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -252,27 +254,70 @@ func TestFetchFailures(t *testing.T) {
 }
 
 // TestFetchWithManifest fetches a registered dataset whose server lists its files in
-// a MANIFEST, checking sizes and checksums from it.
+// base/<name>/MANIFEST, checking sizes and checksums from it, and then loads what
+// arrived with LoadELEVATER.
 func TestFetchWithManifest(t *testing.T) {
-	zipData := []byte("zip bytes")
+	var zipBuf bytes.Buffer
+	zw := zip.NewWriter(&zipBuf)
+	for i, member := range []string{"p/0.png", "p/1.png"} {
+		w, err := zw.Create(member)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(pngBytes(t, testImage(uint8(30+i), 2, 2)))
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	zipData := zipBuf.Bytes()
+	index := []byte("data/images.zip@p/0.png 1\ndata/images.zip@p/1.png 0\n")
 	srv := &blobServer{files: map[string][]byte{
-		"/kitti-distance/MANIFEST":        []byte("# files\ntest_meta.json\ntest_images.zip " + fmt.Sprint(len(zipData)) + " " + sha(zipData) + "\n"),
-		"/kitti-distance/test_meta.json":  []byte("{}"),
-		"/kitti-distance/test_images.zip": zipData,
+		"/rendered-sst2/MANIFEST": []byte("# files\nlabels.txt\ntest.txt " + fmt.Sprint(len(index)) + "\n" +
+			"data/images.zip " + fmt.Sprint(len(zipData)) + " " + sha(zipData) + "\n"),
+		"/rendered-sst2/labels.txt":      []byte("negative\npositive\n"),
+		"/rendered-sst2/test.txt":        index,
+		"/rendered-sst2/data/images.zip": zipData,
 	}}
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 	root := t.TempDir()
-	if err := Fetch(context.Background(), "kitti-distance", root, FetchOptions{BaseURL: ts.URL}); err != nil {
+	if err := Fetch(context.Background(), "rendered-sst2", root, FetchOptions{BaseURL: ts.URL}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := os.ReadFile(filepath.Join(root, "kitti-distance", "test_images.zip"))
+	got, err := os.ReadFile(filepath.Join(root, "rendered-sst2", "data", "images.zip"))
 	if err != nil || !bytes.Equal(got, zipData) {
-		t.Errorf("test_images.zip = %q, %v", got, err)
+		t.Errorf("images.zip = %d bytes, %v; want the %d served", len(got), err, len(zipData))
 	}
-	if n := len(srv.log()); n != 3 {
-		t.Errorf("%d requests, want 3 (manifest, index, archive)", n)
+	if n := len(srv.log()); n != 4 {
+		t.Errorf("%d requests, want 4 (manifest, labelmap, index, archive)", n)
 	}
+	d, err := LoadELEVATER(root, "rendered-sst2", TestSplit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if !slices.Equal(d.Classes, []string{"negative", "positive"}) || d.Len() != 2 || d.Samples[0].Labels[0] != 1 {
+		t.Errorf("fetched dataset: classes %q, %d samples, labels %v", d.Classes, d.Len(), d.Samples[0].Labels)
+	}
+	img, err := d.Image(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _, _, _ := img.At(0, 0).RGBA(); r>>8 != 31 {
+		t.Errorf("Image(1) red %d, want 31", r>>8)
+	}
+	// A second Fetch finds the kept manifest and every file in place: nothing is
+	// requested again.
+	before := len(srv.log())
+	if err := Fetch(context.Background(), "rendered-sst2", root, FetchOptions{BaseURL: ts.URL}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(srv.log()) - before; n != 0 {
+		t.Errorf("re-fetch made %d requests, want 0", n)
+	}
+	// A manifest entry that leaves the dataset folder is refused before any download.
+	srv.files["/food-101/MANIFEST"] = []byte("../evil.txt\n")
+	wantErr(t, Fetch(context.Background(), "food-101", root, FetchOptions{BaseURL: ts.URL}), "food-101", `"../evil.txt" leaves the dataset folder`)
 	wantErr(t, Fetch(context.Background(), "kitti", root, FetchOptions{BaseURL: ts.URL}), "kitti-distance")
 	// No manifest and no file list: the error says what to do.
 	wantErr(t, Fetch(context.Background(), "dtd", root, FetchOptions{BaseURL: ts.URL, Attempts: 1}), "no built-in file list for dtd")

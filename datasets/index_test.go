@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -250,61 +251,237 @@ func TestLoadCOCOMultiLabel(t *testing.T) {
 	}
 }
 
+// layout is a generated dataset tree: relative path → content. Members of zip
+// archives are given as "archive.zip@member" keys and gathered into one archive
+// each; directories are created for keys ending in "/".
+type layout map[string]string
+
+func (l layout) write(t *testing.T, root string) {
+	t.Helper()
+	archives := map[string][]zipMember{}
+	for path, body := range l {
+		switch {
+		case strings.HasSuffix(path, "/"):
+			if err := os.MkdirAll(filepath.Join(root, path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		case strings.Contains(path, "@"):
+			zipPath, member, _ := strings.Cut(path, "@")
+			seed, _ := strconv.Atoi(body)
+			archives[zipPath] = append(archives[zipPath], zipMember{member, pngBytes(t, testImage(uint8(seed), 2, 3)), zip.Deflate})
+		default:
+			writeFile(t, filepath.Join(root, path), []byte(body))
+		}
+	}
+	for zipPath, members := range archives {
+		slices.SortFunc(members, func(a, b zipMember) int { return strings.Compare(a.name, b.name) })
+		writeZip(t, filepath.Join(root, zipPath), members)
+	}
+}
+
+func classLines(prefix string, n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "%s%d\n", prefix, i)
+	}
+	return b.String()
+}
+
 func TestLoadELEVATER(t *testing.T) {
-	root := t.TempDir()
-	// Folders named as the blob store names them: found by their prefix.
-	dir := filepath.Join(root, "voc2007_20211007")
-	img := pngBytes(t, testImage(7, 2, 2))
-	writeZip(t, filepath.Join(dir, "test.zip"), []zipMember{{"x/1.png", img, zip.Deflate}, {"x/2.png", img, zip.Store}})
-	var names []string
-	for i := range 20 {
-		names = append(names, fmt.Sprint("class", i))
+	tests := []struct {
+		name     string
+		files    layout
+		dataset  string
+		split    string
+		wantDir  string   // folder the samples must come from
+		classes  []string // expected class names (first and last are checked when long)
+		labels   [][]int  // expected labels, sample by sample
+		seeds    []int    // expected red channel of each decoded image
+		errParts []string // non-nil: the error must mention each
+	}{
+		{
+			name: "txt index in a dated folder",
+			files: layout{
+				"caltech_101_20211007/labels.txt":             classLines("c", 102),
+				"caltech_101_20211007/train.txt":              "imgs/train.zip@a/0.png 5\nimgs/train.zip@b/1.png 101\n",
+				"caltech_101_20211007/test.txt":               "imgs/test.zip@x.png 0\n",
+				"caltech_101_20211007/imgs/train.zip@a/0.png": "10",
+				"caltech_101_20211007/imgs/train.zip@b/1.png": "11",
+				"cifar_100_20211007/labels.txt":               classLines("x", 100),
+			},
+			dataset: "caltech-101", split: TrainSplit, wantDir: "caltech_101_20211007",
+			classes: []string{"c0", "c101"}, labels: [][]int{{5}, {101}}, seeds: []int{10, 11},
+		},
+		{
+			name: "exact folder name and labelmap.txt",
+			files: layout{
+				"cifar-10/labelmap.txt":         "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n",
+				"cifar-10/cifar10_val.txt":      "v.zip@0.png 9\n",
+				"cifar-10/v.zip@0.png":          "3",
+				"cifar_100/labels.txt":          classLines("x", 100),
+				"cifar-10-copy/cifar10_val.txt": "v.zip@0.png 1\n",
+			},
+			dataset: "cifar-10", split: ValSplit, wantDir: "cifar-10",
+			classes: []string{"airplane", "truck"}, labels: [][]int{{9}}, seeds: []int{3},
+		},
+		{
+			name: "multi-label txt index",
+			files: layout{
+				"VOC-2007-Classification_v1/labels.txt":   classLines("voc", 20),
+				"VOC-2007-Classification_v1/test_ic.txt":  "t.zip@1.png 4,19\nt.zip@2.png 0\n",
+				"VOC-2007-Classification_v1/train_ic.txt": "t.zip@1.png 1\n",
+				"VOC-2007-Classification_v1/t.zip@1.png":  "21",
+				"VOC-2007-Classification_v1/t.zip@2.png":  "22",
+			},
+			dataset: "voc-2007-classification", split: TestSplit, wantDir: "VOC-2007-Classification_v1",
+			classes: []string{"voc0", "voc19"}, labels: [][]int{{4, 19}, {0}}, seeds: []int{21, 22},
+		},
+		{
+			name: "COCO json index, categories name the classes",
+			files: layout{
+				"kitti-distance.2021/images.zip@k/1.png": "40",
+				"kitti-distance.2021/index-test.json": `{"images": [{"id": 1, "file_name": "images.zip@k/1.png"}],
+					"annotations": [{"image_id": 1, "category_id": 4}],
+					"categories": [{"id": 1, "name": "near"}, {"id": 2, "name": "mid"}, {"id": 3, "name": "far"}, {"id": 4, "name": "none"}]}`,
+				"kitti-distance.2021/index-train.json": "{}",
+			},
+			dataset: "kitti-distance", split: TestSplit, wantDir: "kitti-distance.2021",
+			classes: []string{"near", "none"}, labels: [][]int{{3}}, seeds: []int{40},
+		},
+		{
+			name: "word match beats substring, trainval is neither",
+			files: layout{
+				"dtd/labels.txt":      classLines("d", 47),
+				"dtd/trainval.txt":    "z.zip@0.png 1\n",
+				"dtd/dtd-train-1.txt": "z.zip@0.png 46\n",
+				"dtd/z.zip@0.png":     "7",
+			},
+			dataset: "dtd", split: TrainSplit, wantDir: "dtd",
+			classes: []string{"d0", "d46"}, labels: [][]int{{46}}, seeds: []int{7},
+		},
+		{
+			name: "exact index name wins over a longer one",
+			files: layout{
+				"mnist/train.txt":     "z.zip@0.png 3\n",
+				"mnist/train_old.txt": "z.zip@0.png 1\n",
+				"mnist/z.zip@0.png":   "8",
+			},
+			dataset: "mnist", split: TrainSplit, wantDir: "mnist",
+			classes: []string{"0", "9"}, labels: [][]int{{3}}, seeds: []int{8},
+		},
+		{
+			name: "two candidate folders",
+			files: layout{
+				"gtsrb_20211007/": "", "gtsrb-v2/": "",
+			},
+			dataset: "gtsrb", split: TestSplit,
+			errParts: []string{"several folders could hold gtsrb", "gtsrb-v2", "gtsrb_20211007"},
+		},
+		{
+			name:    "no folder lists what is there",
+			files:   layout{"cifar_100/": "", "food101/": ""},
+			dataset: "cifar-10", split: TestSplit,
+			errParts: []string{"no folder for cifar-10", `starts with "cifar-10"`, "folders there: cifar_100, food101"},
+		},
+		{
+			name: "two candidate index files",
+			files: layout{
+				"stanford-cars/test_a.txt": "z.zip@0.png 1\n",
+				"stanford-cars/test_b.txt": "z.zip@0.png 1\n",
+			},
+			dataset: "stanford-cars", split: TestSplit,
+			errParts: []string{"stanford-cars", "several index files could be the test split", "test_a.txt, test_b.txt"},
+		},
+		{
+			name:    "no index for the split lists the candidates",
+			files:   layout{"fer-2013/labels.txt": classLines("f", 7), "fer-2013/train.txt": "z.zip@0.png 1\n"},
+			dataset: "fer-2013", split: ValSplit,
+			errParts: []string{"fer-2013", "no index file for the val split", "candidates there: train.txt"},
+		},
+		{
+			name: "labelmap disagreeing with the registry",
+			files: layout{
+				"voc-2007-classification/labels.txt": "a\nb\n",
+				"voc-2007-classification/test.txt":   "z.zip@0.png 1\n",
+			},
+			dataset: "voc-2007-classification", split: TestSplit,
+			errParts: []string{"test.txt names 2 classes", "expects 20"},
+		},
+		{
+			name:    "unknown dataset",
+			files:   layout{},
+			dataset: "voc2007", split: TestSplit,
+			errParts: []string{"voc-2007-classification"},
+		},
+		{
+			name:    "unknown split",
+			files:   layout{},
+			dataset: "mnist", split: "dev",
+			errParts: []string{`unknown split "dev"`},
+		},
 	}
-	writeFile(t, filepath.Join(dir, "labels.txt"), []byte(strings.Join(names, "\n")))
-	writeFile(t, filepath.Join(dir, "test_ic.txt"), []byte("test.zip@x/1.png 4,19\ntest.zip@x/2.png 0\n"))
-	d, err := LoadELEVATER(root, "voc-2007-classification", TestSplit)
-	if err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			tt.files.write(t, root)
+			d, err := LoadELEVATER(root, tt.dataset, tt.split)
+			if tt.errParts != nil {
+				wantErr(t, err, tt.errParts...)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			info, _ := Lookup(tt.dataset)
+			if d.Name != tt.dataset || d.MultiLabel != info.MultiLabel || len(d.Classes) != info.NumClasses {
+				t.Fatalf("name %q, multi-label %v, %d classes; want %q, %v, %d", d.Name, d.MultiLabel, len(d.Classes), tt.dataset, info.MultiLabel, info.NumClasses)
+			}
+			if d.Classes[0] != tt.classes[0] || d.Classes[len(d.Classes)-1] != tt.classes[1] {
+				t.Errorf("classes %q … %q, want %q … %q", d.Classes[0], d.Classes[len(d.Classes)-1], tt.classes[0], tt.classes[1])
+			}
+			if d.Len() != len(tt.labels) {
+				t.Fatalf("%d samples, want %d", d.Len(), len(tt.labels))
+			}
+			for i, want := range tt.labels {
+				if !slices.Equal(d.Samples[i].Labels, want) {
+					t.Errorf("sample %d labels %v, want %v", i, d.Samples[i].Labels, want)
+				}
+				if !strings.HasPrefix(d.Samples[i].Source, filepath.Join(root, tt.wantDir)+string(filepath.Separator)) {
+					t.Errorf("sample %d from %s, want a file under %s", i, d.Samples[i].Source, tt.wantDir)
+				}
+				img, err := d.Image(i)
+				if err != nil {
+					t.Fatalf("Image(%d): %v", i, err)
+				}
+				if r, _, _, _ := img.At(0, 0).RGBA(); int(r>>8) != tt.seeds[i] || img.Bounds() != image.Rect(0, 0, 2, 3) {
+					t.Errorf("Image(%d): red %d, bounds %v; want %d, 2×3", i, r>>8, img.Bounds(), tt.seeds[i])
+				}
+			}
+		})
 	}
-	if d.Name != "voc-2007-classification" || !d.MultiLabel || len(d.Classes) != 20 || !slices.Equal(d.Samples[0].Labels, []int{4, 19}) {
-		t.Errorf("got %q multi-label %v, %d classes, labels %v", d.Name, d.MultiLabel, len(d.Classes), d.Samples[0].Labels)
-	}
-	if im, err := d.Image(1); err != nil || im.Bounds() != image.Rect(0, 0, 2, 2) {
-		t.Errorf("Image(1) = %v, %v", im, err)
-	}
+}
 
-	// kitti-distance indexes with COCO JSON and has no labelmap.
-	kdir := filepath.Join(root, "kitti-distance")
-	writeFile(t, filepath.Join(kdir, "test_meta.json"), []byte(`{"images": [{"id": 1, "file_name": "test_images.zip@k/1.png"}],
-		"annotations": [{"image_id": 1, "category_id": 4}],
-		"categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}, {"id": 3, "name": "c"}, {"id": 4, "name": "d"}]}`))
-	k, err := LoadELEVATER(root, "kitti-distance", TestSplit)
-	if err != nil {
-		t.Fatal(err)
+func TestFolderMatches(t *testing.T) {
+	tests := []struct {
+		folder, name string
+		want         bool
+	}{
+		{"caltech_101_20211007", "caltech-101", true},
+		{"caltech-101", "caltech-101", true},
+		{"Caltech_101.v2", "caltech-101", true},
+		{"eurosat-clip-2021", "eurosat_clip", true},
+		{"cifar_100_20211007", "cifar-10", false},
+		{"cifar-10", "cifar-100", false},
+		{"caltech", "caltech-101", false},
+		{"caltech101", "caltech-101", false},
+		{"xcaltech-101", "caltech-101", false},
 	}
-	if !slices.Equal(k.Samples[0].Labels, []int{3}) || len(k.Classes) != 4 {
-		t.Errorf("kitti labels %v classes %q", k.Samples[0].Labels, k.Classes)
+	for _, tt := range tests {
+		if got := folderMatches(tt.folder, tt.name); got != tt.want {
+			t.Errorf("folderMatches(%q, %q) = %v, want %v", tt.folder, tt.name, got, tt.want)
+		}
 	}
-
-	// A labelmap disagreeing with the registry is an error.
-	writeFile(t, filepath.Join(dir, "labels.txt"), []byte("a\nb\n"))
-	writeFile(t, filepath.Join(dir, "test_ic.txt"), []byte("test.zip@x/1.png 1\n"))
-	_, err = LoadELEVATER(root, "voc-2007-classification", TestSplit)
-	wantErr(t, err, "2 classes", "expects 20")
-	_, err = LoadELEVATER(root, "voc-2007-classification", ValSplit)
-	wantErr(t, err, "no index file for the val split", "test_ic.txt")
-	_, err = LoadELEVATER(root, "caltech-101", TestSplit)
-	wantErr(t, err, "no folder for caltech-101")
-	_, err = LoadELEVATER(root, "voc2007", TestSplit)
-	wantErr(t, err, "voc-2007-classification")
-	// Two candidate index files for one split are ambiguous; an exact name wins.
-	writeFile(t, filepath.Join(dir, "test_other.txt"), []byte("test.zip@x/1.png 1\n"))
-	_, err = LoadELEVATER(root, "voc-2007-classification", TestSplit)
-	wantErr(t, err, "several index files", "test_ic.txt", "test_other.txt")
-	// Two candidate folders are ambiguous too.
-	os.MkdirAll(filepath.Join(root, "voc2007_20200101"), 0o755)
-	_, err = LoadELEVATER(root, "voc-2007-classification", TestSplit)
-	wantErr(t, err, "several folders", "voc2007_20200101")
 }
 
 // TestConcurrentZipReads reads every member from many goroutines through one

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 )
 
@@ -31,13 +30,13 @@ const (
 // bundled: they are the toolkit's resources, not this project's.
 var DefaultTemplates = []string{
 	"a photo of a {}.",
-	"a photo of the {}.",
 	"a bad photo of a {}.",
-	"a good photo of a {}.",
-	"a close-up photo of a {}.",
-	"a cropped photo of the {}.",
-	"an image of a {}.",
+	"a photo of the {}.",
 	"itap of a {}.",
+	"a good photo of the {}.",
+	"a close-up photo of a {}.",
+	"a blurry photo of the {}.",
+	"a picture showing a {}.",
 }
 
 // Info describes one ELEVATER dataset: the facts the protocol needs. Class names come
@@ -159,20 +158,28 @@ func editDistance(a, b string) int {
 }
 
 // LoadELEVATER loads split ("train", "val" or "test") of the registered dataset name
-// from root. The files are found on disk rather than from a transcribed layout:
+// from root. kadapt carries no table of ELEVATER's file layouts; the files are found
+// by scanning:
 //
-//   - the dataset folder is root/<name>, or the one folder under root whose name,
-//     less a trailing _YYYYMMDD date, and the dataset's name are one a prefix of the
-//     other (case, '-' and '_' ignored: caltech_101_20211007 for caltech-101,
-//     voc2007_20211007 for voc-2007-classification), or root itself when it holds
-//     the index files;
-//   - the labelmap is labels.txt or labelmap.txt in that folder (optional: without
-//     one, classes are numbered);
-//   - the split's index is the one .txt (vision-datasets lines "zip@path labels") or
-//     .json (COCO style) file whose name contains the split's name; zips are resolved
-//     next to the index.
+//   - Folder: root/<name> if it exists; otherwise the one folder directly under root
+//     whose name starts with the dataset's name, compared with '-' and '_' treated
+//     alike and case ignored, where the name must end there or be followed by '-',
+//     '_' or '.' (caltech_101_20211007 and Caltech-101-v2 hold caltech-101, while
+//     cifar_100 does not hold cifar-10). Two such folders are an error.
+//   - Labelmap: labels.txt in that folder, else labelmap.txt; one class name a line.
+//     Without either, classes are numbered 0…NumClasses-1 (names matter only for a
+//     text-initialised head).
+//   - Index: among the folder's .txt and .json files (the labelmaps excepted), those
+//     whose name holds the split's name as a word (letters not running on:
+//     "test_ic.txt" and "mnist-test.json" count for test, "trainval.txt" for neither
+//     train nor val); if no name does, those that merely contain it. Of several, the
+//     one named exactly <split>.txt or <split>.json wins; otherwise it is an error.
+//     A .txt index holds vision-datasets lines "zip@path/in/zip labels" (labels
+//     comma-separated, 0-based); a .json index is COCO style (file_name "zip@path",
+//     category_id from 1), whose categories name the classes. Zips are resolved
+//     relative to the index file.
 //
-// Classes are the labelmap's (or the COCO categories') names.
+// The classes found must number the registry's NumClasses.
 func LoadELEVATER(root, name, split string) (*Dataset, error) {
 	info, err := Lookup(name)
 	if err != nil {
@@ -194,7 +201,7 @@ func LoadELEVATER(root, name, split string) (*Dataset, error) {
 		d, err = LoadCOCO(index, info.MultiLabel)
 	} else {
 		labelmap := ""
-		for _, lm := range []string{"labels.txt", "labelmap.txt"} {
+		for _, lm := range labelmapNames {
 			if p := filepath.Join(dir, lm); fileExists(p) {
 				labelmap = p
 				break
@@ -212,11 +219,14 @@ func LoadELEVATER(root, name, split string) (*Dataset, error) {
 	}
 	if n := len(d.Classes); n != info.NumClasses {
 		d.Close()
-		return nil, fmt.Errorf("datasets: %s: %s names %d classes, the registry expects %d", name, index, n, info.NumClasses)
+		return nil, fmt.Errorf("datasets: %s: %s names %d classes, the registry expects %d for %s", dir, filepath.Base(index), n, info.NumClasses, name)
 	}
 	d.Name = name
 	return d, nil
 }
+
+// labelmapNames are the labelmap files LoadELEVATER looks for, in order of preference.
+var labelmapNames = []string{"labels.txt", "labelmap.txt"}
 
 func fileExists(p string) bool {
 	st, err := os.Stat(p)
@@ -225,80 +235,112 @@ func fileExists(p string) bool {
 
 // findDatasetDir applies LoadELEVATER's folder rule.
 func findDatasetDir(root, name string) (string, error) {
-	if st, err := os.Stat(filepath.Join(root, name)); err == nil && st.IsDir() {
-		return filepath.Join(root, name), nil
+	exact := filepath.Join(root, name)
+	if st, err := os.Stat(exact); err == nil && st.IsDir() {
+		return exact, nil
 	}
 	entries, err := os.ReadDir(root)
 	if err != nil {
-		return "", fmt.Errorf("datasets: %w", err)
+		return "", fmt.Errorf("datasets: looking for %s: %w", name, err)
 	}
-	want := canonical(name)
-	var hits []string
-	hasIndex := false
+	var hits, dirs []string
 	for _, e := range entries {
-		if e.IsDir() && folderMatches(e.Name(), want) {
-			hits = append(hits, e.Name())
-		}
-		if !e.IsDir() && isIndexName(e.Name()) {
-			hasIndex = true
-		}
-	}
-	switch {
-	case len(hits) == 1:
-		return filepath.Join(root, hits[0]), nil
-	case len(hits) > 1:
-		return "", fmt.Errorf("datasets: %s: several folders could hold %s: %s; pass the dataset's own folder as the root", root, name, strings.Join(hits, ", "))
-	case hasIndex:
-		return root, nil
-	}
-	return "", fmt.Errorf("datasets: %s: no folder for %s (looked for %s/%s, a folder starting with %q, or index files in %s itself)", root, name, root, name, name, root)
-}
-
-// folderMatches reports whether a folder (minus a trailing _YYYYMMDD version date, as
-// the blob store names them) and a dataset name are one a prefix of the other, in
-// canonical form: voc2007_20211007 holds voc-2007-classification.
-func folderMatches(folder, canonicalName string) bool {
-	if i := strings.LastIndexByte(folder, '_'); i > 0 && len(folder)-i-1 == 8 {
-		if _, err := strconv.Atoi(folder[i+1:]); err == nil {
-			folder = folder[:i]
-		}
-	}
-	f := canonical(folder)
-	return len(f) >= 3 && (strings.HasPrefix(canonicalName, f) || strings.HasPrefix(f, canonicalName))
-}
-
-func isIndexName(n string) bool {
-	l := strings.ToLower(n)
-	return (strings.HasSuffix(l, ".txt") || strings.HasSuffix(l, ".json")) && l != "labels.txt" && l != "labelmap.txt"
-}
-
-// findIndex finds the split's index file in dir.
-func findIndex(dir, split string) (string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return "", fmt.Errorf("datasets: %w", err)
-	}
-	var hits, all []string
-	for _, e := range entries {
-		if e.IsDir() || !isIndexName(e.Name()) {
+		if !e.IsDir() {
 			continue
 		}
-		all = append(all, e.Name())
-		if strings.Contains(strings.ToLower(e.Name()), split) {
+		dirs = append(dirs, e.Name())
+		if folderMatches(e.Name(), name) {
 			hits = append(hits, e.Name())
 		}
 	}
 	switch len(hits) {
 	case 1:
-		return filepath.Join(dir, hits[0]), nil
+		return filepath.Join(root, hits[0]), nil
 	case 0:
-		return "", fmt.Errorf("datasets: %s: no index file for the %s split (a .txt or .json whose name contains %q); found: %s", dir, split, split, strings.Join(all, ", "))
+		return "", fmt.Errorf("datasets: %s: no folder for %s (looked for %s or a folder whose name starts with %q, '-' and '_' alike); folders there: %s",
+			root, name, name, name, listOrNone(dirs))
 	}
-	// "train.txt" beside "train_val.txt": the exact name wins.
-	for _, h := range hits {
-		if b := strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(h, ".txt"), ".json")); b == split {
-			return filepath.Join(dir, h), nil
+	return "", fmt.Errorf("datasets: %s: several folders could hold %s: %s; keep one, or name it %s", root, name, strings.Join(hits, ", "), name)
+}
+
+// folderMatches reports whether folder starts with the dataset's name, comparing
+// with '-' and '_' alike and case folded, and the name ends at a separator (or the
+// end): cifar_10_2021 holds cifar-10, cifar_100 does not.
+func folderMatches(folder, name string) bool {
+	norm := func(s string) string { return strings.ReplaceAll(strings.ToLower(s), "-", "_") }
+	f, n := norm(folder), norm(name)
+	if !strings.HasPrefix(f, n) {
+		return false
+	}
+	if len(f) == len(n) {
+		return true
+	}
+	switch f[len(n)] {
+	case '_', '.':
+		return true
+	}
+	return false
+}
+
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+func isIndexName(n string) bool {
+	l := strings.ToLower(n)
+	return (strings.HasSuffix(l, ".txt") || strings.HasSuffix(l, ".json")) && !slices.Contains(labelmapNames, l)
+}
+
+// hasWord reports whether split occurs in name as a run of letters of its own:
+// "test" in "test_ic" and "mnist-test2", not in "latest" or "trainval".
+func hasWord(name, split string) bool {
+	words := strings.FieldsFunc(strings.ToLower(name), func(r rune) bool { return r < 'a' || r > 'z' })
+	return slices.Contains(words, split)
+}
+
+// findIndex finds the split's index file in dir (LoadELEVATER's index rule).
+func findIndex(dir, split string) (string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", fmt.Errorf("datasets: %w", err)
+	}
+	var words, contains, all []string
+	for _, e := range entries {
+		if e.IsDir() || !isIndexName(e.Name()) {
+			continue
+		}
+		all = append(all, e.Name())
+		base := strings.TrimSuffix(strings.TrimSuffix(strings.ToLower(e.Name()), ".txt"), ".json")
+		switch {
+		case hasWord(base, split):
+			words = append(words, e.Name())
+		case strings.Contains(base, split):
+			contains = append(contains, e.Name())
 		}
 	}
-	return "", fmt.Errorf("datasets: %s: several index files could be the %s split: %s", dir, split, strings.Join(hits, ", "))
+	hits := words
+	if len(hits) == 0 {
+		hits = contains
+	}
+	switch len(hits) {
+	case 1:
+		return filepath.Join(dir, hits[0]), nil
+	case 0:
+		return "", fmt.Errorf("datasets: %s: no index file for the %s split (a .txt or .json whose name contains %q); index candidates there: %s",
+			dir, split, split, listOrNone(all))
+	}
+	// "train.txt" beside "train_ic.txt": the exact name wins, if only one has it.
+	var exact []string
+	for _, h := range hits {
+		if b := strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(h, ".txt"), ".json")); b == split {
+			exact = append(exact, h)
+		}
+	}
+	if len(exact) == 1 {
+		return filepath.Join(dir, exact[0]), nil
+	}
+	return "", fmt.Errorf("datasets: %s: several index files could be the %s split: %s; keep one, or name it %s.txt", dir, split, strings.Join(hits, ", "), split)
 }

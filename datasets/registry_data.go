@@ -1,12 +1,7 @@
 // The 20 ELEVATER datasets with the facts of the paper's protocol, from the project's
-// reference notes (shared/reference/method-notes.md): names, class counts, split
-// sizes, metric, multi-label and resize-only flags.
-//
-// Deliberately absent: class names, prompt templates and file layouts. Those live in
-// the ELEVATER toolkit's own resources, which this project does not copy; class names
-// come from each dataset's labelmap when it is loaded, layouts are discovered on disk
-// (LoadELEVATER), and users who want ELEVATER's template sets pass them as a file
-// (LoadTemplates).
+// reference notes: names, class counts, split sizes, metric, multi-label and
+// resize-only flags. Nothing here is taken from the toolkit's files; see the package
+// doc for what is deliberately absent and where it comes from instead.
 
 package datasets
 

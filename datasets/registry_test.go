@@ -73,12 +73,12 @@ func TestRegistryMatchesProtocol(t *testing.T) {
 func TestLoadTemplates(t *testing.T) {
 	dir := t.TempDir()
 	y := filepath.Join(dir, "prompts.yaml")
-	writeFile(t, y, []byte("templates:\n  cifar-10: [\"a photo of a {}.\", \"a blurry photo of a {}.\"]\n  \"*\": [\"itap of a {}.\"]\nclasses:\n  mnist: [zero, one]\n"))
+	writeFile(t, y, []byte("templates:\n  cifar-10: [\"a photo of a {}.\", \"a blurry photo of a {}.\"]\n  \"*\": [\"itap of a {}.\"]\nclasses:\n  hateful-memes: [fine, hateful]\n"))
 	tf, err := LoadTemplates(y)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := tf.For("cifar-10"); len(got) != 2 || got[1] != "a blurry photo of a {}." {
+	if got := tf.For("cifar-10"); !slices.Equal(got, []string{"a photo of a {}.", "a blurry photo of a {}."}) {
 		t.Errorf("cifar-10 templates %q", got)
 	}
 	if got := tf.For("dtd"); !slices.Equal(got, []string{"itap of a {}."}) {
@@ -87,21 +87,69 @@ func TestLoadTemplates(t *testing.T) {
 	if got := (*TemplateFile)(nil).For("dtd"); !slices.Equal(got, DefaultTemplates) {
 		t.Errorf("nil file templates %q", got)
 	}
-	if got, err := tf.ClassNames("mnist", []string{"0", "1"}); err != nil || !slices.Equal(got, []string{"zero", "one"}) {
+	if got, err := tf.ClassNames("hateful-memes", []string{"0", "1"}); err != nil || !slices.Equal(got, []string{"fine", "hateful"}) {
 		t.Errorf("class override %q %v", got, err)
 	}
-	_, err = tf.ClassNames("mnist", []string{"0", "1", "2"})
-	wantErr(t, err, "classes.mnist has 2 names", "3 classes")
-	for name, body := range map[string]string{
-		"bad.json":   `{"templates": {"dtd": ["no placeholder"]}}`,
-		"extra.json": `{"templates": {}, "prompts": {}}`,
-		"empty.yaml": "templates:\n  dtd: []\n",
-	} {
-		p := filepath.Join(dir, name)
-		writeFile(t, p, []byte(body))
-		_, err := LoadTemplates(p)
-		wantErr(t, err, name)
+	if got, err := tf.ClassNames("dtd", []string{"banded"}); err != nil || !slices.Equal(got, []string{"banded"}) {
+		t.Errorf("labelmap names %q %v", got, err)
 	}
+	_, err = tf.ClassNames("hateful-memes", []string{"0", "1", "2"})
+	wantErr(t, err, "prompts.yaml", "classes.hateful-memes has 2 names", "3 classes")
+
+	// The flat form: dataset → templates, no "*", so others get the defaults.
+	j := filepath.Join(dir, "flat.json")
+	writeFile(t, j, []byte(`{"mnist": ["a photo of the number: \"{}\"."], "dtd": ["a photo of a {} texture.", "{} pattern"]}`))
+	flat, err := LoadTemplates(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := flat.For("dtd"); !slices.Equal(got, []string{"a photo of a {} texture.", "{} pattern"}) {
+		t.Errorf("flat dtd templates %q", got)
+	}
+	if got := flat.For("gtsrb"); !slices.Equal(got, DefaultTemplates) {
+		t.Errorf("flat file, unnamed dataset: %q, want the defaults", got)
+	}
+	if p := Prompts([]string{"7"}, flat.For("mnist")); p[0][0] != `a photo of the number: "7".` {
+		t.Errorf("flat mnist prompt %q", p[0][0])
+	}
+
+	for _, tt := range []struct{ file, body string }{
+		{"noplaceholder.json", `{"templates": {"dtd": ["no placeholder"]}}`},
+		{"two.yaml", "dtd: [\"{} and {}\"]\n"},
+		{"extra.json", `{"templates": {"dtd": ["{}"]}, "prompts": {}}`},
+		{"emptylist.yaml", "templates:\n  dtd: []\n"},
+		{"misspelt.yaml", "cifar10: [\"a {}\"]\n"},
+		{"misspeltclass.json", `{"classes": {"hatefulmemes": ["a", "b"]}}`},
+		{"blank.yaml", "classes:\n  dtd: [a, \" \"]\n"},
+		{"notlist.json", `{"dtd": "a photo of a {}."}`},
+		{"empty.yaml", ""},
+		{"syntax.json", `{"dtd": [`},
+		{"number.yaml", "templates:\n  dtd: [\"{}\", 3]\n"},
+		{"section.json", `{"classes": ["a"]}`},
+	} {
+		t.Run(tt.file, func(t *testing.T) {
+			p := filepath.Join(dir, tt.file)
+			writeFile(t, p, []byte(tt.body))
+			_, err := LoadTemplates(p)
+			want := map[string][]string{
+				"noplaceholder.json": {"templates.dtd[0]", "exactly one {}"},
+				"two.yaml":           {"templates.dtd[0]", "exactly one {}"},
+				"extra.json":         {`"prompts"`},
+				"emptylist.yaml":     {"templates.dtd is empty"},
+				"misspelt.yaml":      {"templates.cifar10", "cifar-10"},
+				"misspeltclass.json": {"classes.hatefulmemes", "hateful-memes"},
+				"blank.yaml":         {"classes.dtd[1] is blank"},
+				"notlist.json":       {"dtd must be a list of strings"},
+				"number.yaml":        {"templates.dtd[1] must be a string"},
+				"section.json":       {"classes must map dataset names"},
+				"empty.yaml":         {"empty file"},
+				"syntax.json":        {"unexpected EOF"},
+			}[tt.file]
+			wantErr(t, err, append([]string{p}, want...)...)
+		})
+	}
+	_, err = LoadTemplates(filepath.Join(dir, "missing.yaml"))
+	wantErr(t, err, "missing.yaml")
 }
 
 func TestLookupSuggestions(t *testing.T) {
