@@ -41,9 +41,8 @@ cuda:
 	$(CUDA_ENV) $(GO) build -tags cuda -o $(BIN)/host-cuda ./host
 
 cuda-check:
-	@test -n "$(CUDA_HOME)" || { echo "no CUDA toolkit or ../shared/cuda13 found: skipping cuda-check"; exit 0; }
-	$(CUDA_ENV) $(GO) build -tags cuda ./...
-	$(CUDA_ENV) $(GO) vet -tags cuda ./...
+	@if [ -z "$(CUDA_HOME)" ]; then echo "no CUDA toolkit or ../shared/cuda13 found: skipping cuda-check"; else \
+		set -x; $(CUDA_ENV) $(GO) build -tags cuda ./... && $(CUDA_ENV) $(GO) vet -tags cuda ./...; fi
 
 clean:
 	rm -rf $(BIN)
