@@ -12,10 +12,9 @@
 // the one that runs. By default that is gonum's native Sgemm, which is pure Go with
 // assembly axpy/dot kernels and already splits large products into 64×64 blocks across
 // GOMAXPROCS goroutines. Building with `-tags openblas` compiles openblas.go, which
-// installs gonum's cgo binding to the system BLAS instead. That binding is not a
-// dependency of this module, so before using the tag run
+// installs gonum's cgo binding to the system BLAS instead (gonum.org/v1/netlib, which
+// go.mod records, so only the library itself is needed):
 //
-//	go get gonum.org/v1/netlib@latest
 //	apt-get install libopenblas-dev   # or your platform's OpenBLAS package
 //
 // and build with cgo enabled and the library named, since the binding leaves linking
