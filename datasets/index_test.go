@@ -474,7 +474,9 @@ func TestFolderMatches(t *testing.T) {
 		{"cifar_100_20211007", "cifar-10", false},
 		{"cifar-10", "cifar-100", false},
 		{"caltech", "caltech-101", false},
-		{"caltech101", "caltech-101", false},
+		{"caltech101", "caltech-101", true},
+		{"cifar10_20211007", "cifar-10", true},
+		{"cifar100_20211007", "cifar-10", false},
 		{"xcaltech-101", "caltech-101", false},
 	}
 	for _, tt := range tests {

@@ -162,10 +162,11 @@ func editDistance(a, b string) int {
 // by scanning:
 //
 //   - Folder: root/<name> if it exists; otherwise the one folder directly under root
-//     whose name starts with the dataset's name, compared with '-' and '_' treated
-//     alike and case ignored, where the name must end there or be followed by '-',
-//     '_' or '.' (caltech_101_20211007 and Caltech-101-v2 hold caltech-101, while
-//     cifar_100 does not hold cifar-10). Two such folders are an error.
+//     whose name starts with the dataset's name, case ignored and separators ('-',
+//     '_', '.') optional, where the name must end there or be followed by a separator
+//     (caltech_101_20211007, caltech101 and Caltech-101-v2 hold caltech-101;
+//     cifar10_20211007 holds cifar-10 while cifar_100 does not). Two such folders
+//     are an error.
 //   - Labelmap: labels.txt in that folder, else labelmap.txt; one class name a line.
 //     Without either, classes are numbered 0…NumClasses-1 (names matter only for a
 //     text-initialised head).
@@ -263,23 +264,27 @@ func findDatasetDir(root, name string) (string, error) {
 	return "", fmt.Errorf("datasets: %s: several folders could hold %s: %s; keep one, or name it %s", root, name, strings.Join(hits, ", "), name)
 }
 
-// folderMatches reports whether folder starts with the dataset's name, comparing
-// with '-' and '_' alike and case folded, and the name ends at a separator (or the
-// end): cifar_10_2021 holds cifar-10, cifar_100 does not.
+// folderMatches reports whether folder starts with the dataset's name, case folded
+// and with separators ('-', '_', '.') optional on both sides, and the name ends at a
+// separator (or the end) of the folder's name: cifar10_20211007 and cifar_10 hold
+// cifar-10, cifar_100 and cifar100 do not.
 func folderMatches(folder, name string) bool {
-	norm := func(s string) string { return strings.ReplaceAll(strings.ToLower(s), "-", "_") }
-	f, n := norm(folder), norm(name)
-	if !strings.HasPrefix(f, n) {
-		return false
+	isSep := func(c byte) bool { return c == '-' || c == '_' || c == '.' }
+	f, n := strings.ToLower(folder), strings.ToLower(name)
+	i, j := 0, 0
+	for j < len(n) {
+		switch {
+		case isSep(n[j]):
+			j++
+		case i < len(f) && isSep(f[i]):
+			i++
+		case i < len(f) && f[i] == n[j]:
+			i, j = i+1, j+1
+		default:
+			return false
+		}
 	}
-	if len(f) == len(n) {
-		return true
-	}
-	switch f[len(n)] {
-	case '_', '.':
-		return true
-	}
-	return false
+	return i == len(f) || isSep(f[i])
 }
 
 func listOrNone(names []string) string {
