@@ -36,7 +36,7 @@ func newProgress(log hclog.Logger, quiet bool) *progress {
 	return p
 }
 
-func (p *progress) Step(epoch, epochs, batch, batches int, loss, ips float64) {
+func (p *progress) Step(epoch, epochs, batch, batches int, loss, acc, ips float64) {
 	p.epochs = epochs
 	if !p.tty || time.Since(p.lastDraw) < 100*time.Millisecond && batch != batches {
 		return
@@ -48,7 +48,11 @@ func (p *progress) Step(epoch, epochs, batch, batches int, loss, ips float64) {
 	const width = 24
 	filled := int(done * width)
 	bar := strings.Repeat("█", filled) + strings.Repeat("░", width-filled)
-	fmt.Fprintf(p.w, "\r\033[K%s epoch %d/%d batch %d/%d loss %.4f %.0f img/s ETA %s", bar, epoch, epochs, batch, batches, loss, ips, eta)
+	accText := ""
+	if !math.IsNaN(acc) {
+		accText = fmt.Sprintf(" acc %.3f", acc)
+	}
+	fmt.Fprintf(p.w, "\r\033[K%s epoch %d/%d batch %d/%d loss %.4f%s %.0f img/s ETA %s", bar, epoch, epochs, batch, batches, loss, accText, ips, eta)
 }
 
 func (p *progress) Epoch(m train.EpochMetrics) {

@@ -120,7 +120,9 @@ type Result struct {
 
 // Progress receives live updates; the host draws a bar or plain lines from them.
 type Progress interface {
-	Step(epoch, epochs, batch, batches int, loss float64, imagesPerSec float64)
+	// Step reports a training step: the batch's loss, the epoch's running training
+	// accuracy (NaN for multi-label tasks) and throughput.
+	Step(epoch, epochs, batch, batches int, loss, accuracy, imagesPerSec float64)
 	Epoch(m EpochMetrics)
 }
 
@@ -182,6 +184,7 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 		start := time.Now()
 		order := permutation(n, cfg.Seed, epoch)
 		var lossSum float64
+		correct, seen := 0, 0
 		next, stop := prefetch(task.Train, order, cfg.BatchSize, per)
 		defer stop() // an early return must not strand the prefetching goroutine
 		for bi := 0; bi < batches; bi++ {
@@ -213,6 +216,10 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 			o.ZeroGrad()
 			var l [1]float32
 			b.Download(l[:], loss.Value)
+			if opt.Progress != nil && !task.MultiLabel {
+				correct += countCorrect(b, logits, labels[:len(idx)])
+				seen += len(idx)
+			}
 			if math.IsNaN(float64(l[0])) || math.IsInf(float64(l[0]), 0) {
 				tp.Reset()
 				b.Release(target)
@@ -223,7 +230,11 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 			b.Release(target)
 			steps++
 			if opt.Progress != nil {
-				opt.Progress.Step(epoch+1, cfg.Epochs, bi+1, batches, float64(l[0]), float64((bi+1)*cfg.BatchSize)/time.Since(start).Seconds())
+				acc := math.NaN()
+				if !task.MultiLabel {
+					acc = float64(correct) / float64(max(seen, 1))
+				}
+				opt.Progress.Step(epoch+1, cfg.Epochs, bi+1, batches, float64(l[0]), acc, float64((bi+1)*cfg.BatchSize)/time.Since(start).Seconds())
 			}
 			fb.done()
 			if opt.StopAfterSteps > 0 && steps >= opt.StopAfterSteps {
@@ -284,6 +295,26 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 		}
 	}
 	return st.result(task.Metric, cfg.Select), nil
+}
+
+// countCorrect counts the rows whose highest logit is the label.
+func countCorrect(b core.Backend, logits *autograd.Var, labels [][]int) int {
+	c := logits.Shape()[1]
+	v := make([]float32, logits.Value.Size())
+	b.Download(v, logits.Value)
+	n := 0
+	for i, l := range labels {
+		best := 0
+		for j := 1; j < c; j++ {
+			if v[i*c+j] > v[i*c+best] {
+				best = j
+			}
+		}
+		if best == l[0] {
+			n++
+		}
+	}
+	return n
 }
 
 // fetched is one prefetched batch; done hands its buffers back.
