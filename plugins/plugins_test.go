@@ -154,6 +154,8 @@ func TestRealPluginProcess(t *testing.T) {
 		{"hang", "did not complete the handshake"},
 		{"crash", "crashed at start"},
 		{"version", "protocol version mismatch"},
+		{"cookie", "not a kadapt plugin"},
+		{"chatty", "not a kadapt plugin"},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			t.Setenv("KADAPT_TESTPLUGIN", tc.mode)

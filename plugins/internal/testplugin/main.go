@@ -1,6 +1,7 @@
 // Command testplugin is a minimal method plugin for the SDK's end-to-end tests. Its
 // behaviour at start is chosen by $KADAPT_TESTPLUGIN: "hang" never completes the
-// handshake, "crash" exits at once, "version" speaks another protocol version.
+// handshake, "crash" exits at once, "version" speaks another protocol version, "cookie"
+// expects another host's magic cookie, "chatty" prints a line that is no handshake.
 package main
 
 import (
@@ -50,6 +51,15 @@ func main() {
 	case "crash":
 		fmt.Fprintln(os.Stderr, "testplugin: crashing on purpose")
 		os.Exit(3)
+	case "chatty":
+		fmt.Println("hello from a program that is not a plugin")
+		return
+	case "cookie":
+		hs := plugins.Handshake
+		hs.MagicCookieKey = "SOME_OTHER_HOST_PLUGIN"
+		goplugin.Serve(&goplugin.ServeConfig{HandshakeConfig: hs,
+			Plugins: goplugin.PluginSet{"method": &plugins.GRPCPlugin{Impl: method{}}}, GRPCServer: goplugin.DefaultGRPCServer})
+		return
 	case "version":
 		hs := plugins.Handshake
 		hs.ProtocolVersion = plugins.ProtocolVersion + 1
