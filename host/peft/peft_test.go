@@ -2,10 +2,11 @@ package peft
 
 import (
 	"encoding/json"
-	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -17,11 +18,20 @@ import (
 	"github.com/kadapt/kadapt/core/backend/cpu"
 )
 
-const fx = "../../backbones/testdata"
+// Fixtures made by PyTorch (transformers 5.17, peft 0.21): a small CLIP image tower,
+// its input and outputs, a peft LoRA (r=2, alpha=6 on q_proj and v_proj) with the
+// tower's output under it, and that LoRA as save_pretrained wrote it.
+const (
+	towerConfig  = "testdata/clip_vision_small.config.json"
+	towerWeights = "testdata/clip_vision_small.safetensors"
+	towerIO      = "testdata/clip_vision_small.io.safetensors"
+	loraFixture  = "testdata/clip_vision_small.lora.safetensors"
+	peftExport   = "testdata/peft_lora_export"
+)
 
 func tower(t *testing.T, b core.Backend) *backbones.Vision {
 	t.Helper()
-	cfg, _, err := backbones.ReadHFConfig(fx + "/clip_vision_small.config.json")
+	cfg, _, err := backbones.ReadHFConfig(towerConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,184 +39,246 @@ func tower(t *testing.T, b core.Backend) *backbones.Vision {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := backbones.LoadVision(v, fx+"/clip_vision_small.safetensors", backbones.LoadOptions{Strict: true}); err != nil {
+	if err := backbones.LoadVision(v, towerWeights, backbones.LoadOptions{Strict: true}); err != nil {
 		t.Fatal(err)
 	}
 	return v
 }
 
-func read(t *testing.T, path string) map[string][]float32 {
+// readTensors reads every tensor of a safetensors file as float32 (F64 rounds).
+func readTensors(t *testing.T, path string) map[string]safetensors.Tensor {
 	t.Helper()
 	f, err := safetensors.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	out := map[string][]float32{}
+	out := map[string]safetensors.Tensor{}
 	for _, n := range f.Names() {
-		out[n], err = f.Float32s(n)
+		d, err := f.Float32s(n)
 		if err != nil {
 			t.Fatal(err)
 		}
+		info, _ := f.Info(n)
+		out[n] = safetensors.Tensor{Shape: info.Shape, Data: d}
 	}
 	return out
 }
 
-// TestApplyMatchesPEFT loads the adapter peft saved and checks the adapted tower's
-// output against peft's own (the fixture's image_embeds with the adapter active).
+func embeds(t *testing.T, b core.Backend, v *backbones.Vision) []float32 {
+	t.Helper()
+	px := readTensors(t, towerIO)["pixel_values"].Data
+	tp := autograd.NewTape(b)
+	tp.SetGradEnabled(false)
+	defer tp.Reset()
+	out := v.Forward(tp, tp.Input(px, 2, 3, 64, 64)).Embeds
+	got := make([]float32, out.Value.Size())
+	b.Download(got, out.Value)
+	return got
+}
+
+func maxDiff(a, b []float32) float64 {
+	d := 0.0
+	for i := range a {
+		d = math.Max(d, math.Abs(float64(a[i]-b[i])))
+	}
+	return d
+}
+
+// TestApplyMatchesPEFT loads the adapter peft saved, merges it into the tower and
+// compares the output with peft's own forward pass under that adapter.
 func TestApplyMatchesPEFT(t *testing.T) {
-	a, err := Load("testdata")
+	lora := readTensors(t, loraFixture)
+	want := lora["image_embeds"].Data
+	base := readTensors(t, towerIO)["image_embeds"].Data
+	if d := maxDiff(want, base); d < 1e-2 {
+		t.Fatalf("the fixture's LoRA moves the embeddings by only %.3g: the test would prove nothing", d)
+	}
+	// The same adapter as save_pretrained writes it, and as a live model's state dict
+	// names it (".default", which the fixture's param.* tensors carry).
+	live := t.TempDir()
+	raw, err := os.ReadFile(filepath.Join(peftExport, ConfigFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(a.Pairs) != 6 || a.Pairs[0].R != 2 || a.Pairs[0].Scale != 3 {
-		t.Fatalf("pairs %d, r %d, scale %v; want 6 pairs at r=2, alpha/r = 3", len(a.Pairs), a.Pairs[0].R, a.Pairs[0].Scale)
+	os.WriteFile(filepath.Join(live, ConfigFile), raw, 0o644)
+	params := map[string]safetensors.Tensor{}
+	for k, v := range lora {
+		if strings.HasPrefix(k, "param.") {
+			params[strings.TrimPrefix(k, "param.")] = v
+		}
+	}
+	if err := safetensors.WriteFile(filepath.Join(live, WeightsFile), params, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, dir string }{{"save_pretrained", peftExport}, {"state_dict", live}} {
+		dir := tc.dir
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.R != 2 || a.Alpha != 6 || !slices.Equal(a.Targets, []string{"q_proj", "v_proj"}) || a.RSLoRA || len(a.Modules) != 6 {
+				t.Fatalf("r %d, alpha %v, targets %q, rslora %v, %d modules; want 2, 6, [q_proj v_proj], false, 6",
+					a.R, a.Alpha, a.Targets, a.RSLoRA, len(a.Modules))
+			}
+			for i, m := range a.Modules {
+				wantSite := []string{"blocks.0.attn.q", "blocks.0.attn.v", "blocks.1.attn.q", "blocks.1.attn.v", "blocks.2.attn.q", "blocks.2.attn.v"}[i]
+				if m.Site != wantSite || m.R != 2 || m.Scale != 3 {
+					t.Fatalf("module %d: site %s, r %d, scale %v; want %s, 2, 3", i, m.Site, m.R, m.Scale, wantSite)
+				}
+				pre := "param.base_model.model." + m.Name
+				if !slices.Equal(m.A.Data, lora[pre+".lora_A.default.weight"].Data) || !slices.Equal(m.B.Data, lora[pre+".lora_B.default.weight"].Data) {
+					t.Fatalf("module %s: A or B differs from peft's parameters", m.Name)
+				}
+			}
+			b := cpu.New()
+			v := tower(t, b)
+			if d := maxDiff(embeds(t, b, v), base); d > 1e-4 {
+				t.Fatalf("the unadapted tower is off peft's base output by %.3g", d)
+			}
+			if err := a.Apply(v); err != nil {
+				t.Fatal(err)
+			}
+			if d := maxDiff(embeds(t, b, v), want); d > 1e-4 {
+				t.Fatalf("adapted image_embeds differ from peft's by %.3g (> 1e-4)", d)
+			}
+		})
+	}
+}
+
+// kadaptLoRA renames the fixture's peft parameters to the names host/adapt gives
+// methods/lora's (adapt.blocks.<i>.<target>.lora_A / lora_B).
+func kadaptLoRA(t *testing.T) map[string]safetensors.Tensor {
+	t.Helper()
+	out := map[string]safetensors.Tensor{}
+	r := strings.NewReplacer("param.base_model.model.vision_model.encoder.layers.", "adapt.blocks.",
+		".self_attn.q_proj.", ".q.", ".self_attn.v_proj.", ".v.", ".default.weight", "")
+	for k, v := range readTensors(t, loraFixture) {
+		if strings.HasPrefix(k, "param.") {
+			out[r.Replace(k)] = v
+		}
+	}
+	if len(out) != 12 || out["adapt.blocks.2.v.lora_B"].Data == nil {
+		t.Fatalf("renamed fixture parameters: %d, want 12 with adapt.blocks.2.v.lora_B", len(out))
+	}
+	return out
+}
+
+// TestExportMatchesPEFT exports the fixture's LoRA under kadapt's names and compares
+// the folder with the one peft's save_pretrained wrote for the same parameters.
+func TestExportMatchesPEFT(t *testing.T) {
+	b := cpu.New()
+	var params []*autograd.Var
+	for name, ten := range kadaptLoRA(t) {
+		p := autograd.NewParam(b, name, core.Shape(ten.Shape))
+		b.Upload(p.Value, ten.Data)
+		params = append(params, p)
+	}
+	root := t.TempDir()
+	dir := filepath.Join(root, "adapter")
+	if err := Export(dir, params, 2, 6, []string{"q", "v"}, "CLIPVisionModelWithProjection"); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(root); len(ents) != 1 {
+		t.Fatalf("export left %d entries beside the adapter folder, want none", len(ents)-1)
+	}
+	checkAgainstPEFT(t, dir)
+
+	// Re-exporting into an existing folder replaces the two files and keeps the rest.
+	other := filepath.Join(dir, "merged.safetensors")
+	os.WriteFile(other, []byte("keep"), 0o644)
+	os.WriteFile(filepath.Join(dir, WeightsFile), []byte("stale"), 0o644)
+	if err := Export(dir, params, 2, 6, []string{"q", "v"}, "CLIPVisionModelWithProjection"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(other); string(got) != "keep" {
+		t.Fatalf("export into an existing folder changed another file")
+	}
+	checkAgainstPEFT(t, dir)
+	if ents, _ := os.ReadDir(dir); len(ents) != 3 {
+		t.Fatalf("the folder holds %d entries after re-export, want 3", len(ents))
+	}
+}
+
+func checkAgainstPEFT(t *testing.T, dir string) {
+	t.Helper()
+	wPath := filepath.Join(dir, WeightsFile)
+	got, want := readTensors(t, wPath), readTensors(t, filepath.Join(peftExport, WeightsFile))
+	if !reflect.DeepEqual(slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want))) {
+		t.Fatalf("keys %q, peft wrote %q", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
+	}
+	for k, w := range want {
+		if !slices.Equal(got[k].Shape, w.Shape) || !slices.Equal(got[k].Data, w.Data) {
+			t.Fatalf("tensor %s differs from peft's", k)
+		}
+	}
+	f, err := safetensors.Open(wPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := f.Metadata()
+	for _, n := range f.Names() {
+		if info, _ := f.Info(n); info.DType != "F32" {
+			t.Errorf("%s stored as %s, want F32", n, info.DType)
+		}
+	}
+	f.Close()
+	if !reflect.DeepEqual(md, map[string]string{"format": "pt"}) {
+		t.Fatalf("metadata %v, want format pt", md)
+	}
+
+	// The config: every field peft wrote, with the same values (init_lora_weights
+	// records kadapt's B = 0 start; the fixture's adapter was randomly initialised).
+	var gotCfg, wantCfg map[string]any
+	for path, m := range map[string]*map[string]any{filepath.Join(dir, ConfigFile): &gotCfg, filepath.Join(peftExport, ConfigFile): &wantCfg} {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, m); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+	}
+	if gotCfg["init_lora_weights"] != true {
+		t.Errorf("init_lora_weights %v, want true", gotCfg["init_lora_weights"])
+	}
+	delete(gotCfg, "init_lora_weights")
+	delete(wantCfg, "init_lora_weights")
+	if !reflect.DeepEqual(gotCfg, wantCfg) {
+		for k := range wantCfg {
+			if !reflect.DeepEqual(gotCfg[k], wantCfg[k]) {
+				t.Errorf("config field %s = %v, peft wrote %v", k, gotCfg[k], wantCfg[k])
+			}
+		}
+		for k := range gotCfg {
+			if _, ok := wantCfg[k]; !ok {
+				t.Errorf("config field %s is not one peft writes", k)
+			}
+		}
+	}
+
+	// And it loads back to the same adapter, which computes peft's output.
+	a, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.R != 2 || a.Alpha != 6 || !slices.Equal(a.Targets, []string{"q_proj", "v_proj"}) || len(a.Modules) != 6 {
+		t.Fatalf("reloaded: r %d, alpha %v, targets %q, %d modules", a.R, a.Alpha, a.Targets, len(a.Modules))
+	}
+	src := kadaptLoRA(t)
+	for _, m := range a.Modules {
+		pre := strings.Replace(m.Site, ".attn.", ".", 1)
+		if !slices.Equal(m.A.Data, src["adapt."+pre+".lora_A"].Data) || !slices.Equal(m.B.Data, src["adapt."+pre+".lora_B"].Data) {
+			t.Fatalf("reloaded %s differs from what was exported", m.Name)
+		}
 	}
 	b := cpu.New()
 	v := tower(t, b)
 	if err := a.Apply(v); err != nil {
 		t.Fatal(err)
 	}
-	io := read(t, fx+"/clip_vision_small.io.safetensors")
-	tp := autograd.NewTape(b)
-	tp.SetGradEnabled(false)
-	defer tp.Reset()
-	out := v.Forward(tp, tp.Input(io["pixel_values"], 2, 3, 64, 64)).Embeds
-	got := make([]float32, out.Value.Size())
-	b.Download(got, out.Value)
-	want := read(t, "../adapt/testdata/clip_vision_small.lora.safetensors")["image_embeds"]
-	for i := range want {
-		if math.Abs(float64(got[i]-want[i])) > 1e-4 {
-			t.Fatalf("image_embeds[%d] = %v, peft %v", i, got[i], want[i])
-		}
-	}
-}
-
-// TestExportMatchesPEFT exports the fixture's LoRA parameters under kadapt's names and
-// compares the folder with what peft's save_pretrained wrote for them.
-func TestExportMatchesPEFT(t *testing.T) {
-	lora := read(t, "../adapt/testdata/clip_vision_small.lora.safetensors")
-	b := cpu.New()
-	var params []*autograd.Var
-	for key, d := range lora {
-		var layer int
-		var proj, ab string
-		if !strings.HasPrefix(key, "param.") {
-			continue
-		}
-		fields := strings.NewReplacer(".", " ", "_", " ").Replace(strings.TrimPrefix(key, "param.base_model.model.vision_model.encoder.layers."))
-		if _, err := fmt.Sscanf(fields, "%d self attn %s proj lora %s default weight", &layer, &proj, &ab); err != nil {
-			t.Fatalf("%s: %v", key, err)
-		}
-		shape := core.Shape{2, 48}
-		if ab == "B" {
-			shape = core.Shape{48, 2}
-		}
-		p := autograd.NewParam(b, fmt.Sprintf("adapt.blocks.%d.%s.lora_%s", layer, proj, ab), shape)
-		b.Upload(p.Value, d)
-		params = append(params, p)
-	}
-	dir := filepath.Join(t.TempDir(), "out")
-	if err := Export(dir, params, 2, 6, []string{"q", "v"}, "CLIPVisionModelWithProjection"); err != nil {
-		t.Fatal(err)
-	}
-	got, want := read(t, filepath.Join(dir, "adapter_model.safetensors")), read(t, "testdata/adapter_model.safetensors")
-	if len(got) != len(want) {
-		t.Fatalf("%d tensors, peft wrote %d", len(got), len(want))
-	}
-	for k, w := range want {
-		g, ok := got[k]
-		if !ok || !slices.Equal(g, w) {
-			t.Fatalf("tensor %s differs from peft's (present %v)", k, ok)
-		}
-	}
-	back, err := Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mods, _ := back.Config.TargetModules.([]any)
-	if back.Config.R != 2 || back.Config.LoraAlpha != 6 || len(mods) != 2 || mods[0] != "q_proj" || mods[1] != "v_proj" {
-		t.Fatalf("exported config %+v", back.Config)
-	}
-}
-
-func writeAdapter(t *testing.T, cfg map[string]any, tensors map[string]safetensors.Tensor) string {
-	t.Helper()
-	dir := t.TempDir()
-	raw, _ := json.Marshal(cfg)
-	os.WriteFile(filepath.Join(dir, "adapter_config.json"), raw, 0o644)
-	if err := safetensors.WriteFile(filepath.Join(dir, "adapter_model.safetensors"), tensors, nil); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-func pair(layer int, proj string, r, in, out int) map[string]safetensors.Tensor {
-	pre := fmt.Sprintf("base_model.model.vision_model.encoder.layers.%d.%s", layer, proj)
-	return map[string]safetensors.Tensor{
-		pre + ".lora_A.weight": {Shape: []int{r, in}, Data: make([]float32, r*in)},
-		pre + ".lora_B.weight": {Shape: []int{out, r}, Data: make([]float32, out*r)},
-	}
-}
-
-func TestScalingRules(t *testing.T) {
-	tensors := pair(0, "self_attn.q_proj", 4, 48, 48)
-	for k, v := range pair(1, "mlp.fc1", 4, 48, 96) {
-		tensors[k] = v
-	}
-	dir := writeAdapter(t, map[string]any{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "use_rslora": true,
-		"alpha_pattern": map[string]any{"fc1": 16}, "bias": "none"}, tensors)
-	a, err := Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	scales := map[string]float64{}
-	for _, p := range a.Pairs {
-		scales[p.Site] = p.Scale
-	}
-	// rsLoRA: alpha/√r; the pattern overrides alpha for fc1.
-	if scales["blocks.0.attn.q"] != 8/2.0 || scales["blocks.1.mlp.fc1"] != 16/2.0 {
-		t.Fatalf("scales %v, want q 4 and fc1 8", scales)
-	}
-}
-
-func TestRejections(t *testing.T) {
-	ok := map[string]any{"peft_type": "LORA", "r": 2, "lora_alpha": 4, "bias": "none"}
-	with := func(k string, v any) map[string]any {
-		c := map[string]any{}
-		for a, b := range ok {
-			c[a] = b
-		}
-		c[k] = v
-		return c
-	}
-	half := pair(0, "self_attn.q_proj", 2, 48, 48)
-	delete(half, "base_model.model.vision_model.encoder.layers.0.self_attn.q_proj.lora_B.weight")
-	for _, tc := range []struct {
-		cfg     map[string]any
-		tensors map[string]safetensors.Tensor
-		want    string
-	}{
-		{with("peft_type", "IA3"), pair(0, "self_attn.q_proj", 2, 48, 48), `peft_type "IA3"`},
-		{with("use_dora", true), pair(0, "self_attn.q_proj", 2, 48, 48), "use_dora"},
-		{with("bias", "all"), pair(0, "self_attn.q_proj", 2, 48, 48), `bias "all"`},
-		{with("fan_in_fan_out", true), pair(0, "self_attn.q_proj", 2, 48, 48), "fan_in_fan_out"},
-		{ok, half, "only one of lora_A and lora_B"},
-		{ok, map[string]safetensors.Tensor{"base_model.model.classifier.weight": {Shape: []int{1, 1}, Data: []float32{1}}}, `key "base_model.model.classifier.weight"`},
-	} {
-		dir := writeAdapter(t, tc.cfg, tc.tensors)
-		if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("error %v, want %q", err, tc.want)
-		}
-	}
-	// Shapes that do not fit the model, and layers it does not have.
-	for _, tensors := range []map[string]safetensors.Tensor{pair(0, "self_attn.q_proj", 2, 32, 48), pair(7, "self_attn.q_proj", 2, 48, 48)} {
-		a, err := Load(writeAdapter(t, ok, tensors))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Apply(tower(t, cpu.New())); err == nil {
-			t.Errorf("an adapter that does not fit the tower was applied")
-		}
+	if d := maxDiff(embeds(t, b, v), readTensors(t, loraFixture)["image_embeds"].Data); d > 1e-4 {
+		t.Fatalf("the exported adapter's image_embeds differ from peft's by %.3g", d)
 	}
 }
