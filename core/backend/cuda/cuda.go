@@ -1,124 +1,236 @@
 //go:build cuda
 
-// Package cuda is kadapt's GPU backend: core.Backend on NVIDIA GPUs, built only with
-// the `cuda` build tag so the default build stays pure Go.
+// Package cuda is kadapt's GPU backend: core.Backend on NVIDIA GPUs, compiled only
+// with the `cuda` build tag so the default build stays pure Go.
 //
-// Products go through cuBLAS (strided-batched SGEMM, TF32 tensor cores on request);
-// every other op is a kernel from kernels/kernels.cu, compiled at start-up by NVRTC
-// (gorgonia.org/cu/nvrtc) for the GPU's exact architecture. The driver API and cuBLAS
-// are reached through a thin cgo layer of our own rather than gorgonia.org/cu's root
-// package, whose package init calls cuInit and exits the process when that fails: with
-// our layer a binary built with -tags cuda still starts on a machine without a GPU and
-// says what is missing. docs/cuda.md has the reasons at length.
+// Products go through cuBLAS (cublasGemmEx and cublasGemmStridedBatchedEx, TF32
+// tensor cores on request); every other op is a kernel from kernels/, compiled at
+// start-up by NVRTC for the GPU's own architecture. The driver, cuBLAS and NVRTC are
+// opened with dlopen by a small cgo layer of our own (cudadl.c) rather than linked or
+// reached through gorgonia.org/cu, whose package init calls cuInit and exits the
+// process when that fails: a binary built with -tags cuda therefore starts anywhere,
+// and New, Open and Probe return errors such as "cuda: no CUDA driver: libcuda.so.1 not
+// loadable (...)". docs/cuda.md gives the reasons at length.
 //
 // Memory comes from a size-bucketed caching allocator: Release returns a buffer to its
 // bucket, so a steady-state training step makes no device allocation. All work is
-// queued on one stream; Download and Sync wait for it.
+// queued in order on one stream; Download and Sync wait for it. Bad indices and labels
+// found by kernels are reported by the next Sync (as an error) or Download (as a
+// panic), since the Backend methods themselves return nothing.
 package cuda
 
 import (
 	"embed"
+	"errors"
 	"fmt"
+	"io/fs"
+	"math"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 
-	"gorgonia.org/cu/nvrtc"
-
 	"github.com/kadapt/kadapt/core"
 )
 
-//go:embed kernels/kernels.cu
-var kernelSource embed.FS
+//go:embed kernels
+var kernelFS embed.FS
 
-var kernelNames = []string{"k_fill", "k_axpby", "k_binary", "k_unary", "k_unary_grad", "k_reduce", "k_permute",
-	"k_copy_along", "k_gather", "k_scatter_add", "k_softmax", "k_softmax_grad", "k_cross_entropy", "k_bce",
-	"k_layer_norm", "k_layer_norm_grad", "k_dropout", "k_sum_squares", "k_scale_by", "k_sgd", "k_adamw"}
-
-func init() {
-	core.RegisterBackend("cuda", func(device string) (core.Backend, error) { return Open(device) })
+// kernelNames lists every kernel the Go side launches; loading fails unless the
+// compiled module has them all.
+var kernelNames = []string{
+	"k_axpby", "k_binary_suffix", "k_binary", "k_unary", "k_unary_grad", "k_dropout", "k_scale_by",
+	"k_permute", "k_copy_along", "k_gather", "k_scatter_add",
+	"k_reduce_rows", "k_reduce_cols", "k_reduce", "k_sum_squares",
+	"k_softmax", "k_softmax_grad", "k_cross_entropy", "k_bce", "k_layer_norm", "k_layer_norm_dx", "k_layer_norm_dparams",
+	"k_sgd", "k_adamw",
 }
 
-// storage is a device buffer.
+// kernelSource is common.cuh followed by the .cu files in name order: one NVRTC
+// program, so no include paths are needed at run time.
+func kernelSource() (string, error) {
+	var b strings.Builder
+	common, err := kernelFS.ReadFile("kernels/common.cuh")
+	if err != nil {
+		return "", err
+	}
+	b.Write(common)
+	names, err := fs.Glob(kernelFS, "kernels/*.cu")
+	if err != nil {
+		return "", err
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		src, err := kernelFS.ReadFile(n)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "\n// ---- %s ----\n", n)
+		b.Write(src)
+	}
+	return b.String(), nil
+}
+
+func init() {
+	core.RegisterBackend("cuda", func(device string) (core.Backend, error) {
+		b, err := Open(device)
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
+	})
+}
+
+// Options are the settings a device string can carry after '?'.
+type Options struct {
+	// TF32 lets cuBLAS round MatMul inputs to TF32 on tensor cores
+	// (precision=tf32); float32 products otherwise (precision=fp32, the default).
+	TF32 bool
+}
+
+// ParseDevice parses "cuda", "cuda:N" and either followed by "?precision=fp32|tf32".
+// bf16 autocast is not implemented and is refused by name.
+func ParseDevice(spec string) (ordinal int, opt Options, err error) {
+	dev, query, _ := strings.Cut(spec, "?")
+	name, num, hasNum := strings.Cut(dev, ":")
+	if name != "cuda" {
+		return 0, opt, fmt.Errorf("cuda: device %q: want cuda or cuda:N", spec)
+	}
+	if hasNum {
+		ordinal, err = strconv.Atoi(num)
+		if err != nil || ordinal < 0 {
+			return 0, opt, fmt.Errorf("cuda: device %q: %q is not a device number", spec, num)
+		}
+	}
+	if query == "" {
+		return ordinal, opt, nil
+	}
+	for _, kv := range strings.Split(query, "&") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "precision" && v == "fp32":
+			opt.TF32 = false
+		case k == "precision" && v == "tf32":
+			opt.TF32 = true
+		case k == "precision":
+			return 0, opt, fmt.Errorf("cuda: device %q: precision %q is not supported (fp32 or tf32; bf16 autocast is not implemented)", spec, v)
+		default:
+			return 0, opt, fmt.Errorf("cuda: device %q: unknown option %q (known: precision=fp32|tf32)", spec, kv)
+		}
+	}
+	return ordinal, opt, nil
+}
+
+// storage is a device buffer of n float32s (its bucket's capacity).
 type storage struct {
-	ptr uintptr
-	n   int // capacity in elements
+	ptr      uintptr
+	n        int
+	released bool
 }
 
 func (s *storage) Len() int { return s.n }
 
-// Backend is the CUDA backend.
-type Backend struct {
-	d      *device
-	name   string
-	mu     sync.Mutex
-	pool   map[int][]*storage // free buffers by capacity
-	inUse  int64              // bytes handed out
-	cached int64              // bytes held in the pool
-	peak   int64
-	err    error // first asynchronous failure, reported by Sync
+// driver is what Backend needs from a GPU; *device is the real one. The tests also
+// run every method against a recording driver that checks each launch against the
+// kernel signatures in kernels/, which needs no GPU.
+type driver interface {
+	alloc(bytes int) (uintptr, error)
+	free(p uintptr) error
+	memset32(p uintptr, v uint32, n int) error
+	upload(p uintptr, src []float32) error
+	download(dst []float32, p uintptr) (status uint32, err error)
+	sync() (status uint32, err error)
+	copy(dst, src uintptr, n int) error
+	launch(name string, gx, gy, gz, bx, by int, a *args) error
+	gemm(g gemmPlan, tf32 bool, x, y, c uintptr, alpha, beta float32) error
+	setTF32(on bool) error
+	memInfo() (free, total int64, err error)
+	smCount() int
+	describe() string
+	close()
 }
 
-// Open parses "cuda", "cuda:N" and an optional "?precision=fp32|tf32".
-func Open(spec string) (*Backend, error) {
-	dev, query, _ := strings.Cut(spec, "?")
-	ordinal := 0
-	if _, n, ok := strings.Cut(dev, ":"); ok {
-		v, err := strconv.Atoi(n)
-		if err != nil {
-			return nil, fmt.Errorf("cuda: device %q: want cuda or cuda:N", spec)
-		}
-		ordinal = v
-	}
-	d, err := openDevice(ordinal)
+// Backend is the CUDA backend for one GPU.
+type Backend struct {
+	d    driver
+	name string
+	tf32 bool
+
+	mu      sync.Mutex // guards everything below
+	pool    map[int][]*storage
+	inUse   int64 // bytes handed out
+	cached  int64 // bytes held in the pool
+	peak    int64
+	mallocs int   // device allocations so far (the cache's misses)
+	err     error // first asynchronous failure, reported by Sync
+	closed  bool
+}
+
+// New opens GPU ordinal with float32 products.
+func New(device int) (core.Backend, error) {
+	b, err := open(device, Options{})
 	if err != nil {
 		return nil, err
-	}
-	src, _ := kernelSource.ReadFile("kernels/kernels.cu")
-	ptx, err := compile(string(src), d.major, d.minor)
-	if err != nil {
-		return nil, err
-	}
-	if err := d.loadPTX(ptx); err != nil {
-		return nil, err
-	}
-	b := &Backend{d: d, name: fmt.Sprintf("cuda:%d", ordinal), pool: map[int][]*storage{}}
-	for _, kv := range strings.Split(query, "&") {
-		if kv == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(kv, "=")
-		switch {
-		case k == "precision" && v == "tf32":
-			if err := d.setTF32(true); err != nil {
-				return nil, err
-			}
-		case k == "precision" && v == "fp32":
-		case k == "precision":
-			return nil, fmt.Errorf("cuda: precision %q is not supported (fp32 or tf32; bf16 autocast is not implemented)", v)
-		default:
-			return nil, fmt.Errorf("cuda: unknown device option %q", kv)
-		}
 	}
 	return b, nil
 }
 
-// compile turns the kernel source into PTX for compute capability major.minor.
-func compile(src string, major, minor int) (string, error) {
-	prog, err := nvrtc.CreateProgram(src, "kadapt_kernels.cu")
+// Open opens the device a string such as "cuda:1?precision=tf32" names (see
+// ParseDevice).
+func Open(spec string) (*Backend, error) {
+	ordinal, opt, err := ParseDevice(spec)
 	if err != nil {
-		return "", fmt.Errorf("cuda: nvrtc: %v", err)
+		return nil, err
 	}
-	defer prog.Destroy()
-	arch := fmt.Sprintf("--gpu-architecture=compute_%d%d", major, minor)
-	if err := prog.Compile(arch, "--use_fast_math=false", "-default-device"); err != nil {
-		log, _ := prog.GetLog()
-		return "", fmt.Errorf("cuda: compiling kernels for %s: %v\n%s", arch, err, log)
+	return open(ordinal, opt)
+}
+
+func open(ordinal int, opt Options) (*Backend, error) {
+	d, err := openDevice(ordinal)
+	if err != nil {
+		return nil, err
 	}
-	return prog.GetPTX()
+	src, err := kernelSource()
+	if err == nil {
+		err = d.compile(src, kernelNames)
+	}
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	b, err := newBackend(d, fmt.Sprintf("cuda:%d", ordinal), opt)
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func newBackend(d driver, name string, opt Options) (*Backend, error) {
+	b := &Backend{d: d, name: name, pool: map[int][]*storage{}}
+	if err := b.SetMathMode(opt.TF32); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 func (b *Backend) Name() string { return b.name }
+
+// Device describes the GPU: its name and compute capability.
+func (b *Backend) Device() string { return b.d.describe() }
+
+// SetMathMode switches MatMul between float32 (false) and TF32 tensor-core products
+// (true: inputs rounded to 10 mantissa bits, float32 accumulation), as cuBLAS's
+// CUBLAS_TF32_TENSOR_OP_MATH does. Every other op stays float32.
+func (b *Backend) SetMathMode(tf32 bool) error {
+	if err := b.d.setTF32(tf32); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.tf32 = tf32
+	b.mu.Unlock()
+	return nil
+}
 
 // PeakBytes is the most device memory the backend has held at once (in use plus
 // cached), for `host bench`.
@@ -126,6 +238,49 @@ func (b *Backend) PeakBytes() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.peak
+}
+
+// MemoryInfo reports the device's free and total memory as the driver sees it.
+func (b *Backend) MemoryInfo() (free, total int64, err error) { return b.d.memInfo() }
+
+// EmptyCache frees every cached buffer (after waiting for queued work, which may still
+// use them), returning the memory to the driver.
+func (b *Backend) EmptyCache() error {
+	if _, err := b.d.sync(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.emptyCacheLocked()
+}
+
+func (b *Backend) emptyCacheLocked() error {
+	var first error
+	for c, free := range b.pool {
+		for _, s := range free {
+			if err := b.d.free(s.ptr); err != nil && first == nil {
+				first = err
+			}
+			b.cached -= int64(4 * s.n)
+		}
+		delete(b.pool, c)
+	}
+	return first
+}
+
+// Close waits for queued work, frees the cache and releases the GPU. Tensors still
+// allocated must not be used afterwards; their memory goes with the context.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.mu.Unlock()
+	err := b.EmptyCache()
+	b.d.close()
+	return err
 }
 
 // bucket rounds a size up to one of eight steps per power of two, so a buffer is at
@@ -142,301 +297,184 @@ func bucket(n int) int {
 	return (n + step - 1) / step * step
 }
 
+// maxElements bounds one tensor (16 GiB of float32), so a corrupt shape fails with a
+// message instead of asking the driver for absurd amounts.
+const maxElements = 1 << 32
+
 func (b *Backend) fail(err error) {
-	if err != nil && b.err == nil {
+	if err == nil {
+		return
+	}
+	b.mu.Lock()
+	if b.err == nil {
 		b.err = err
 	}
+	b.mu.Unlock()
 }
 
 func (b *Backend) Alloc(shape core.Shape) *core.Tensor {
-	n := shape.Size()
+	n := 1
+	for i, d := range shape {
+		if d < 0 {
+			panic(fmt.Sprintf("cuda: Alloc: negative size %d on axis %d of shape %v", d, i, shape))
+		}
+		if d > 0 && n > maxElements/d {
+			panic(fmt.Sprintf("cuda: Alloc: shape %v has more than %d elements", shape, maxElements))
+		}
+		n *= d
+	}
 	c := bucket(max(n, 1))
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		panic("cuda: Alloc after Close")
+	}
 	var s *storage
 	if free := b.pool[c]; len(free) > 0 {
 		s = free[len(free)-1]
 		b.pool[c] = free[:len(free)-1]
 		b.cached -= int64(4 * c)
-	}
-	b.mu.Unlock()
-	b.fail(b.d.bind())
-	if s == nil {
+		s.released = false
+	} else {
 		p, err := b.d.alloc(4 * c)
 		if err != nil {
-			panic(fmt.Sprintf("cuda: allocating %d bytes: %v", 4*c, err))
+			// Out of memory with buffers of other sizes cached: give those back and
+			// try once more.
+			if _, serr := b.d.sync(); serr == nil && b.emptyCacheLocked() == nil {
+				p, err = b.d.alloc(4 * c)
+			}
 		}
+		if err != nil {
+			panic(fmt.Sprintf("cuda: Alloc %v: %d bytes: %v (%d bytes in use)", shape, 4*c, err, b.inUse))
+		}
+		b.mallocs++
 		s = &storage{ptr: p, n: c}
 	}
-	b.mu.Lock()
 	b.inUse += int64(4 * c)
 	b.peak = max(b.peak, b.inUse+b.cached)
-	b.mu.Unlock()
-	b.fail(b.d.zero(s.ptr, c))
+	if err := b.d.memset32(s.ptr, 0, n); err != nil && b.err == nil {
+		b.err = err
+	}
 	return core.NewTensor(b, s, shape, core.Float32)
 }
 
 func (b *Backend) Release(t *core.Tensor) {
-	s := b.st(t)
+	s := b.st(t, "Release")
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s.released {
+		panic(fmt.Sprintf("cuda: Release: storage of %v was already released", t.Shape()))
+	}
+	s.released = true
 	b.pool[s.n] = append(b.pool[s.n], s)
 	b.inUse -= int64(4 * s.n)
 	b.cached += int64(4 * s.n)
-	b.mu.Unlock()
 }
 
-func (b *Backend) st(t *core.Tensor) *storage {
+// st returns t's storage, panicking with the op's name if t is not this backend's.
+func (b *Backend) st(t *core.Tensor, op string) *storage {
+	if t == nil {
+		panic(fmt.Sprintf("cuda: %s: nil tensor", op))
+	}
 	s, ok := t.Storage().(*storage)
 	if !ok || t.Backend() != core.Backend(b) {
-		panic(fmt.Sprintf("cuda: tensor %v belongs to backend %s", t.Shape(), t.Backend().Name()))
+		panic(fmt.Sprintf("cuda: %s: tensor %v belongs to backend %s", op, t.Shape(), t.Backend().Name()))
 	}
 	return s
 }
 
-func (b *Backend) p(t *core.Tensor) uintptr {
+// p is t's device address; nil tensors pass as null for the kernels' optional
+// arguments.
+func (b *Backend) p(t *core.Tensor, op string) uintptr {
 	if t == nil {
 		return 0
 	}
-	return b.st(t).ptr
+	return b.st(t, op).ptr
 }
 
 func (b *Backend) Upload(dst *core.Tensor, src []float32) {
-	b.fail(b.d.bind())
-	b.fail(b.d.upload(b.p(dst), src))
+	if len(src) != dst.Size() {
+		panic(fmt.Sprintf("cuda: Upload: %d values for a tensor of shape %v", len(src), dst.Shape()))
+	}
+	b.fail(b.d.upload(b.p(dst, "Upload"), src))
 }
 
+// Download copies src to the host after all queued work. An earlier asynchronous
+// failure or a bad index found by a kernel panics here, since the results would be
+// wrong; Sync reports the same as an error.
 func (b *Backend) Download(dst []float32, src *core.Tensor) {
-	b.fail(b.d.bind())
-	if err := b.d.download(dst, b.p(src)); err != nil {
-		panic(err)
+	if len(dst) != src.Size() {
+		panic(fmt.Sprintf("cuda: Download: %d slots for a tensor of shape %v", len(dst), src.Shape()))
+	}
+	status, err := b.d.download(dst, b.p(src, "Download"))
+	b.fail(err)
+	b.fail(statusError(status))
+	if err := b.takeErr(); err != nil {
+		panic(fmt.Sprintf("cuda: Download: %v", err))
 	}
 }
 
+// Sync waits for queued work and reports the first failure since the last Sync.
 func (b *Backend) Sync() error {
-	b.fail(b.d.bind())
-	b.fail(b.d.sync())
+	status, err := b.d.sync()
+	b.fail(err)
+	b.fail(statusError(status))
+	return b.takeErr()
+}
+
+func (b *Backend) takeErr() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	err := b.err
 	b.err = nil
 	return err
 }
 
-const threads = 256
-
-func grid(n int) int { return max(1, min((n+threads-1)/threads, 65535)) }
-
-func (b *Backend) run(name string, n int, a *args) {
-	b.fail(b.d.bind())
-	b.fail(b.d.launch(name, grid(n), threads, a))
+// statusNames decodes the kernels' kd_status bits (ST_* in kernels/common.cuh).
+var statusNames = []string{
+	"Gather: an index is not an integer in [0, axis size)",
+	"ScatterAdd: an index is not an integer in [0, axis size)",
+	"CrossEntropy: a label is not an integer in [0, classes)",
 }
 
-// rows launches one block per row.
-func (b *Backend) rows(name string, rows int, a *args) {
-	b.fail(b.d.bind())
-	b.fail(b.d.launch(name, rows, threads, a))
+func statusError(status uint32) error {
+	if status == 0 {
+		return nil
+	}
+	var msgs []string
+	for i, m := range statusNames {
+		if status&(1<<i) != 0 {
+			msgs = append(msgs, m)
+		}
+	}
+	return errors.New("cuda: " + strings.Join(msgs, "; "))
+}
+
+// launch runs a one-dimensional grid-stride kernel over n elements.
+func (b *Backend) launch(name string, n int, a *args) {
+	if n == 0 {
+		return
+	}
+	b.fail(b.d.launch(name, elementGrid(n), 1, 1, threads, 1, a))
 }
 
 func (b *Backend) Fill(dst *core.Tensor, v float32) {
-	n := dst.Size()
-	b.run("k_fill", n, new(args).ptr(b.p(dst)).f32(v).i64(n))
+	b.fail(b.d.memset32(b.p(dst, "Fill"), math.Float32bits(v), dst.Size()))
 }
 
 func (b *Backend) Copy(dst, src *core.Tensor) {
-	b.fail(b.d.bind())
-	b.fail(b.d.copy(b.p(dst), b.p(src), src.Size()))
+	sameSize("Copy", dst, src)
+	b.fail(b.d.copy(b.p(dst, "Copy"), b.p(src, "Copy"), src.Size()))
 }
 
-func (b *Backend) Axpby(dst *core.Tensor, alpha float32, x *core.Tensor, beta float32) {
-	n := dst.Size()
-	b.run("k_axpby", n, new(args).ptr(b.p(dst)).f32(alpha).ptr(b.p(x)).f32(beta).i64(n))
-}
-
-// MatMul maps row-major products onto column-major cuBLAS: C = A·B is Cᵀ = Bᵀ·Aᵀ, so
-// B goes first. An operand without batch axes is shared through a zero stride.
-func (b *Backend) MatMul(dst, a, bm *core.Tensor, transA, transB bool, alpha, beta float32) {
-	ds, as, bs := dst.Shape(), a.Shape(), bm.Shape()
-	m, n := ds[len(ds)-2], ds[len(ds)-1]
-	k := as[len(as)-1]
-	if transA {
-		k = as[len(as)-2]
+func sameSize(op string, a, b *core.Tensor) {
+	if a.Size() != b.Size() {
+		panic(fmt.Sprintf("cuda: %s: sizes differ: %v and %v", op, a.Shape(), b.Shape()))
 	}
-	batch := ds.Size() / (m * n)
-	stride := func(s core.Shape) int64 {
-		if len(s) == 2 || s.Size() == s[len(s)-2]*s[len(s)-1] {
-			return 0
-		}
-		return int64(s[len(s)-2] * s[len(s)-1])
+}
+
+func sameShape(op string, a, b *core.Tensor) {
+	if !a.Shape().Equal(b.Shape()) {
+		panic(fmt.Sprintf("cuda: %s: shapes differ: %v and %v", op, a.Shape(), b.Shape()))
 	}
-	lda, ldb := k, n
-	if transA {
-		lda = m
-	}
-	if transB {
-		ldb = k
-	}
-	b.fail(b.d.bind())
-	b.fail(b.d.gemm(transB, transA, n, m, k, alpha, b.p(bm), ldb, stride(bs), b.p(a), lda, stride(as),
-		beta, b.p(dst), n, int64(m*n), batch))
-}
-
-func (b *Backend) Binary(op core.BinaryOp, dst, a, bt *core.Tensor) {
-	out := dst.Shape()
-	n := out.Size()
-	b.run("k_binary", n, new(args).i32(int(op)).ptr(b.p(dst)).ptr(b.p(a)).ptr(b.p(bt)).
-		idx(out, core.BroadcastStrides(a.Shape(), out), core.BroadcastStrides(bt.Shape(), out)).i64(n))
-}
-
-func (b *Backend) Unary(op core.UnaryOp, dst, x *core.Tensor) {
-	n := dst.Size()
-	b.run("k_unary", n, new(args).i32(int(op)).ptr(b.p(dst)).ptr(b.p(x)).i64(n))
-}
-
-func (b *Backend) UnaryGrad(op core.UnaryOp, dx, x, dy *core.Tensor, accumulate bool) {
-	n := dx.Size()
-	b.run("k_unary_grad", n, new(args).i32(int(op)).ptr(b.p(dx)).ptr(b.p(x)).ptr(b.p(dy)).i64(n).i32(int(boolInt(accumulate))))
-}
-
-func (b *Backend) Reduce(op core.ReduceOp, dst, x *core.Tensor, accumulate bool) {
-	xs, ds := x.Shape(), dst.Shape()
-	red := make([]int, len(xs))
-	inner := 1
-	for i := range xs {
-		red[i] = 1
-		if ds[i] == 1 && xs[i] != 1 {
-			red[i] = xs[i]
-			inner *= xs[i]
-		}
-	}
-	n := ds.Size()
-	b.run("k_reduce", n, new(args).i32(int(op)).ptr(b.p(dst)).ptr(b.p(x)).idx(ds, xs.Strides(), red).i64(n).i64(inner).i32(int(boolInt(accumulate))))
-}
-
-func (b *Backend) Permute(dst, x *core.Tensor, perm []int) {
-	xst := x.Shape().Strides()
-	st := make([]int, len(perm))
-	for i, p := range perm {
-		st[i] = xst[p]
-	}
-	n := dst.Size()
-	b.run("k_permute", n, new(args).ptr(b.p(dst)).ptr(b.p(x)).idx(dst.Shape(), st, nil).i64(n))
-}
-
-func split(s core.Shape, axis int) (outer, inner int) {
-	outer, inner = 1, 1
-	for i := 0; i < axis; i++ {
-		outer *= s[i]
-	}
-	for i := axis + 1; i < len(s); i++ {
-		inner *= s[i]
-	}
-	return
-}
-
-func (b *Backend) CopyAlong(dst, src *core.Tensor, axis, dstOff, srcOff, n int, accumulate bool) {
-	outer, inner := split(dst.Shape(), axis)
-	b.run("k_copy_along", outer*n*inner, new(args).ptr(b.p(dst)).ptr(b.p(src)).i64(outer).i64(dst.Shape()[axis]).
-		i64(src.Shape()[axis]).i64(dstOff).i64(srcOff).i64(n).i64(inner).i32(int(boolInt(accumulate))))
-}
-
-func (b *Backend) Gather(dst, x, idx *core.Tensor, axis int) {
-	outer, inner := split(x.Shape(), axis)
-	cnt := dst.Shape()[axis]
-	b.run("k_gather", outer*cnt*inner, new(args).ptr(b.p(dst)).ptr(b.p(x)).ptr(b.p(idx)).i64(outer).i64(x.Shape()[axis]).i64(cnt).i64(inner))
-}
-
-func (b *Backend) ScatterAdd(dst, src, idx *core.Tensor, axis int) {
-	outer, inner := split(dst.Shape(), axis)
-	cnt := src.Shape()[axis]
-	b.run("k_scatter_add", outer*cnt*inner, new(args).ptr(b.p(dst)).ptr(b.p(src)).ptr(b.p(idx)).i64(outer).i64(dst.Shape()[axis]).i64(cnt).i64(inner))
-}
-
-func lastAxis(t *core.Tensor) (rows, cols int) {
-	s := t.Shape()
-	cols = 1
-	if len(s) > 0 {
-		cols = s[len(s)-1]
-	}
-	return t.Size() / max(cols, 1), cols
-}
-
-func (b *Backend) softmax(mode int, dst, x *core.Tensor) {
-	rows, cols := lastAxis(x)
-	b.rows("k_softmax", rows, new(args).i32(mode).ptr(b.p(dst)).ptr(b.p(x)).i64(cols))
-}
-
-func (b *Backend) softmaxGrad(mode int, dx, y, dy *core.Tensor, accumulate bool) {
-	rows, cols := lastAxis(y)
-	b.rows("k_softmax_grad", rows, new(args).i32(mode).ptr(b.p(dx)).ptr(b.p(y)).ptr(b.p(dy)).i64(cols).i32(int(boolInt(accumulate))))
-}
-
-func (b *Backend) Softmax(dst, x *core.Tensor)    { b.softmax(0, dst, x) }
-func (b *Backend) LogSoftmax(dst, x *core.Tensor) { b.softmax(1, dst, x) }
-func (b *Backend) SoftmaxGrad(dx, y, dy *core.Tensor, accumulate bool) {
-	b.softmaxGrad(0, dx, y, dy, accumulate)
-}
-func (b *Backend) LogSoftmaxGrad(dx, y, dy *core.Tensor, accumulate bool) {
-	b.softmaxGrad(1, dx, y, dy, accumulate)
-}
-
-func (b *Backend) CrossEntropy(loss, dlogits, logits, labels *core.Tensor, smoothing float32) {
-	rows, cols := lastAxis(logits)
-	b.Fill(loss, 0)
-	b.rows("k_cross_entropy", rows, new(args).ptr(b.p(loss)).ptr(b.p(dlogits)).ptr(b.p(logits)).ptr(b.p(labels)).
-		i64(cols).f32(smoothing).f32(1/float32(rows)))
-}
-
-func (b *Backend) BCEWithLogits(loss, dlogits, logits, targets *core.Tensor) {
-	n := logits.Size()
-	b.Fill(loss, 0)
-	b.run("k_bce", n, new(args).ptr(b.p(loss)).ptr(b.p(dlogits)).ptr(b.p(logits)).ptr(b.p(targets)).i64(n).f32(1/float32(n)))
-}
-
-func (b *Backend) LayerNorm(dst, mean, rstd, x, gamma, beta *core.Tensor, eps float32) {
-	rows, cols := lastAxis(x)
-	b.rows("k_layer_norm", rows, new(args).ptr(b.p(dst)).ptr(b.p(mean)).ptr(b.p(rstd)).ptr(b.p(x)).ptr(b.p(gamma)).
-		ptr(b.p(beta)).i64(cols).f32(eps))
-}
-
-func (b *Backend) LayerNormGrad(dx, dgamma, dbeta, dy, x, mean, rstd, gamma *core.Tensor, accumulate bool) {
-	rows, cols := lastAxis(x)
-	b.rows("k_layer_norm_grad", rows, new(args).ptr(b.p(dx)).ptr(b.p(dgamma)).ptr(b.p(dbeta)).ptr(b.p(dy)).ptr(b.p(x)).
-		ptr(b.p(mean)).ptr(b.p(rstd)).ptr(b.p(gamma)).i64(cols).i32(int(boolInt(accumulate))))
-}
-
-func (b *Backend) Dropout(dst, mask, x *core.Tensor, p float32, seed uint64) {
-	n := x.Size()
-	b.run("k_dropout", n, new(args).ptr(b.p(dst)).ptr(b.p(mask)).ptr(b.p(x)).f32(p).u64(seed).i64(n))
-}
-
-func (b *Backend) SumSquares(dst, x *core.Tensor, accumulate bool) {
-	if !accumulate {
-		b.Fill(dst, 0)
-	}
-	n := x.Size()
-	b.run("k_sum_squares", n, new(args).ptr(b.p(dst)).ptr(b.p(x)).i64(n))
-}
-
-func (b *Backend) ScaleBy(dst, s *core.Tensor, alpha float32) {
-	n := dst.Size()
-	b.run("k_scale_by", n, new(args).ptr(b.p(dst)).ptr(b.p(s)).f32(alpha).i64(n))
-}
-
-func (b *Backend) SGDStep(param, grad, mom *core.Tensor, lr, momentum, weightDecay float32, nesterov, first bool) {
-	n := param.Size()
-	b.run("k_sgd", n, new(args).ptr(b.p(param)).ptr(b.p(grad)).ptr(b.p(mom)).f32(lr).f32(momentum).f32(weightDecay).
-		i32(int(boolInt(nesterov))).i32(int(boolInt(first))).i64(n))
-}
-
-func (b *Backend) AdamWStep(param, grad, m, v *core.Tensor, lr, beta1, beta2, eps, weightDecay float32, step int) {
-	n := param.Size()
-	bc1 := 1 - float32(pow(float64(beta1), step))
-	bc2 := 1 - float32(pow(float64(beta2), step))
-	b.run("k_adamw", n, new(args).ptr(b.p(param)).ptr(b.p(grad)).ptr(b.p(m)).ptr(b.p(v)).f32(lr).f32(beta1).f32(beta2).
-		f32(eps).f32(weightDecay).f32(bc1).f32(bc2).i64(n))
-}
-
-func pow(x float64, n int) float64 {
-	r := 1.0
-	for i := 0; i < n; i++ {
-		r *= x
-	}
-	return r
 }

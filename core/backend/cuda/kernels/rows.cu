@@ -1,0 +1,185 @@
+// Row-wise ops over the last axis: Softmax, LogSoftmax and their gradients,
+// CrossEntropy, BCEWithLogits, LayerNorm and LayerNormGrad. Each row kernel runs in
+// warp mode or block mode (see Row in common.cuh).
+
+// mode 0: softmax, 1: log-softmax. Three passes over the row (max, Σexp, write); the
+// row is small enough to stay in L1/L2 between them.
+extern "C" __global__ void k_softmax(int mode, float* d, const float* x, long long rows, long long cols,
+                                     int warpMode) {
+  __shared__ float sh[32];
+  for (Row r = rowStart(warpMode); r.row < rows; r.row += r.step) {
+    const float* xr = x + r.row * cols;
+    float* dr = d + r.row * cols;
+    float m = NEG_INF;
+    for (long long j = r.lane; j < cols; j += r.width) m = fmaxf(m, xr[j]);
+    m = rowReduce(r, 1, m, sh);
+    float s = 0.f;
+    for (long long j = r.lane; j < cols; j += r.width) s += expf(xr[j] - m);
+    s = rowReduce(r, 0, s, sh);
+    if (mode == 0) {
+      float inv = 1.f / s;
+      for (long long j = r.lane; j < cols; j += r.width) dr[j] = expf(xr[j] - m) * inv;
+    } else {
+      float ls = m + logf(s);
+      for (long long j = r.lane; j < cols; j += r.width) dr[j] = xr[j] - ls;
+    }
+  }
+}
+
+// mode 0: dx (+)= y·(dy − Σ dy·y); 1: dx (+)= dy − exp(y)·Σ dy.
+extern "C" __global__ void k_softmax_grad(int mode, float* dx, const float* y, const float* dy, long long rows,
+                                          long long cols, int acc, int warpMode) {
+  __shared__ float sh[32];
+  for (Row r = rowStart(warpMode); r.row < rows; r.row += r.step) {
+    long long o = r.row * cols;
+    float s = 0.f;
+    for (long long j = r.lane; j < cols; j += r.width) s += mode == 0 ? dy[o + j] * y[o + j] : dy[o + j];
+    s = rowReduce(r, 0, s, sh);
+    for (long long j = r.lane; j < cols; j += r.width) {
+      float g = mode == 0 ? y[o + j] * (dy[o + j] - s) : dy[o + j] - expf(y[o + j]) * s;
+      dx[o + j] = acc ? dx[o + j] + g : g;
+    }
+  }
+}
+
+// k_cross_entropy: row loss = lse − (1−s)·x[label] − (s/C)·Σx (Σq = 1), added into
+// loss[0] (zeroed by the host) scaled by 1/N; dl = (softmax − q)/N unless dl is null.
+// A label that is not an integer in [0, C) raises ST_LABEL and contributes NaN.
+extern "C" __global__ void k_cross_entropy(float* loss, float* dl, const float* x, const float* labels, long long rows,
+                                           long long cols, float smooth, float invN, int warpMode) {
+  __shared__ float sh[32];
+  for (Row r = rowStart(warpMode); r.row < rows; r.row += r.step) {
+    const float* xr = x + r.row * cols;
+    float lv = labels[r.row];
+    bool ok = validIndex(lv, cols);
+    long long lab = ok ? (long long)lv : -1;
+    float m = NEG_INF, sum = 0.f;
+    for (long long j = r.lane; j < cols; j += r.width) {
+      m = fmaxf(m, xr[j]);
+      sum += xr[j];
+    }
+    m = rowReduce(r, 1, m, sh);
+    sum = rowReduce(r, 0, sum, sh);
+    float s = 0.f;
+    for (long long j = r.lane; j < cols; j += r.width) s += expf(xr[j] - m);
+    s = rowReduce(r, 0, s, sh);
+    float lse = m + logf(s);
+    float qs = smooth / (float)cols;
+    if (dl) {
+      float* dr = dl + r.row * cols;
+      for (long long j = r.lane; j < cols; j += r.width) {
+        float q = qs + (j == lab ? 1.f - smooth : 0.f);
+        dr[j] = (expf(xr[j] - lse) - q) * invN;
+      }
+    }
+    if (r.lane == 0) {
+      if (!ok) atomicOr(&kd_status, ST_LABEL);
+      float rowLoss = ok ? lse - (1.f - smooth) * xr[lab] - qs * sum : QNAN;
+      atomicAdd(loss, rowLoss * invN);
+    }
+  }
+}
+
+// k_bce adds the mean of max(x,0) − x·t + log1p(e^−|x|) into loss[0] (zeroed by the
+// host), one atomic per block; dl = (σ(x) − t)/n unless dl is null.
+extern "C" __global__ void k_bce(float* loss, float* dl, const float* x, const float* t, long long n, float invN) {
+  __shared__ float sh[32];
+  float part = 0.f;
+  GRID_LOOP(i, n) {
+    float v = x[i], ti = t[i];
+    part += fmaxf(v, 0.f) - v * ti + log1pf(expf(-fabsf(v)));
+    if (dl) dl[i] = (1.f / (1.f + expf(-v)) - ti) * invN;
+  }
+  part = blockReduce(0, part, sh);
+  if (threadIdx.x == 0) atomicAdd(loss, part * invN);
+}
+
+// k_layer_norm: two passes over the row (mean, then the biased variance of x − μ) so
+// rows with a large offset keep their precision. g, b, mean and rstd may be null.
+extern "C" __global__ void k_layer_norm(float* d, float* mean, float* rstd, const float* x, const float* g,
+                                        const float* b, long long rows, long long cols, float eps, int warpMode) {
+  __shared__ float sh[32];
+  for (Row r = rowStart(warpMode); r.row < rows; r.row += r.step) {
+    const float* xr = x + r.row * cols;
+    float* dr = d + r.row * cols;
+    float s = 0.f;
+    for (long long j = r.lane; j < cols; j += r.width) s += xr[j];
+    float mu = rowReduce(r, 0, s, sh) / (float)cols;
+    float v = 0.f;
+    for (long long j = r.lane; j < cols; j += r.width) {
+      float c = xr[j] - mu;
+      v += c * c;
+    }
+    float rs = 1.f / sqrtf(rowReduce(r, 0, v, sh) / (float)cols + eps);
+    for (long long j = r.lane; j < cols; j += r.width) {
+      float y = (xr[j] - mu) * rs;
+      if (g) y *= g[j];
+      if (b) y += b[j];
+      dr[j] = y;
+    }
+    if (r.lane == 0) {
+      if (mean) mean[r.row] = mu;
+      if (rstd) rstd[r.row] = rs;
+    }
+  }
+}
+
+// k_layer_norm_dx: dx (+)= rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) with ĝ = dy·γ (γ may be
+// null). The parameter gradients are a column reduction: k_layer_norm_dparams.
+extern "C" __global__ void k_layer_norm_dx(float* dx, const float* dy, const float* x, const float* mean,
+                                           const float* rstd, const float* g, long long rows, long long cols, int acc,
+                                           int warpMode) {
+  __shared__ float sh[32];
+  for (Row r = rowStart(warpMode); r.row < rows; r.row += r.step) {
+    long long o = r.row * cols;
+    float mu = mean[r.row], rs = rstd[r.row];
+    float s1 = 0.f, s2 = 0.f;
+    for (long long j = r.lane; j < cols; j += r.width) {
+      float xh = (x[o + j] - mu) * rs, gy = dy[o + j] * (g ? g[j] : 1.f);
+      s1 += gy;
+      s2 += gy * xh;
+    }
+    s1 = rowReduce(r, 0, s1, sh) / (float)cols;
+    s2 = rowReduce(r, 0, s2, sh) / (float)cols;
+    for (long long j = r.lane; j < cols; j += r.width) {
+      float xh = (x[o + j] - mu) * rs, gy = dy[o + j] * (g ? g[j] : 1.f);
+      float v = rs * (gy - s1 - xh * s2);
+      dx[o + j] = acc ? dx[o + j] + v : v;
+    }
+  }
+}
+
+// k_layer_norm_dparams adds Σ_rows dy·x̂ into dg and Σ_rows dy into db (either may be
+// null), laid out like k_reduce_cols: 32 columns × 8 row-strided threads per block,
+// blockIdx.y over splits of the rows that add atomically.
+extern "C" __global__ void k_layer_norm_dparams(float* dg, float* db, const float* dy, const float* x,
+                                                const float* mean, const float* rstd, long long rows, long long cols,
+                                                long long chunk) {
+  __shared__ float shg[8][33], shb[8][33];
+  long long k = blockIdx.x * 32LL + threadIdx.x;
+  long long lo = blockIdx.y * chunk, hi = lmin(rows, lo + chunk);
+  float sg = 0.f, sb = 0.f;
+  if (k < cols) {
+    for (long long j = lo + threadIdx.y; j < hi; j += 8) {
+      float g = dy[j * cols + k];
+      sg += g * (x[j * cols + k] - mean[j]) * rstd[j];
+      sb += g;
+    }
+  }
+  shg[threadIdx.y][threadIdx.x] = sg;
+  shb[threadIdx.y][threadIdx.x] = sb;
+  __syncthreads();
+  if (threadIdx.y == 0 && k < cols) {
+    for (int t = 1; t < 8; t++) {
+      sg += shg[t][threadIdx.x];
+      sb += shb[t][threadIdx.x];
+    }
+    if (gridDim.y > 1) {
+      if (dg) atomicAdd(&dg[k], sg);
+      if (db) atomicAdd(&db[k], sb);
+    } else {
+      if (dg) dg[k] += sg;
+      if (db) db[k] += sb;
+    }
+  }
+}
