@@ -1,18 +1,20 @@
 // Package tokenizer is CLIP's byte-level BPE tokenizer, read from the vocab.json and
 // merges.txt every HF CLIP checkpoint ships (or from tokenizer.json), producing the
-// ids OpenAI's SimpleTokenizer and HF's CLIPTokenizer produce.
+// ids HF's CLIPTokenizer produces.
 //
-// Text is cleaned as OpenAI's tokenizer does without ftfy (NFC, HTML entities
-// unescaped twice, whitespace runs collapsed, trimmed, lower-cased with Python's
-// rules), split by CLIP's pre-tokenisation pattern, mapped byte-wise to GPT-2's
-// printable alphabet, and merged pair by pair in rank order with "</w>" marking the
-// end of each word.
+// Text is cleaned as HF's CLIPTokenizer does with ftfy reduced to NFC (whitespace
+// runs collapsed, trimmed, lower-cased with Python's rules), split by CLIP's
+// pre-tokenisation pattern, mapped byte-wise to GPT-2's printable alphabet, and
+// merged pair by pair in rank order with "</w>" marking the end of each word.
 //
-// Two corners differ between the references. Symbols missing from the vocabulary
+// The references differ in corners, and this package takes HF's side, which is
+// where the checkpoints and fixtures come from. Symbols missing from the vocabulary
 // (impossible with CLIP's own vocabulary, which holds every byte) become the
-// end-of-text id, as in HF; OpenAI's code raises instead. HF's ftfy-less fallback
-// also pads CJK ideographs with spaces and drops control characters, which OpenAI's
-// tokenizer, HF's fast tokenizer and this package do not.
+// end-of-text id; OpenAI's code raises instead. HTML entities are kept as written;
+// OpenAI's SimpleTokenizer decodes them. ftfy's other repairs (curly quotes, wide
+// forms, mojibake) are not made. HF's ftfy-less fallback also pads CJK ideographs
+// with spaces and drops control characters, which HF's fast tokenizer, OpenAI's
+// tokenizer and this package do not.
 //
 // Pooling: CLIP's text tower reads the features at the end-of-text token. OpenAI
 // checkpoints take the position of the highest id (EndID is the largest id in
@@ -268,9 +270,38 @@ func (t *Tokenizer) EndID() int { return t.end }
 func (t *Tokenizer) VocabSize() int { return t.vocabSize }
 
 // Encode returns the ids of text without start or end tokens. The special tokens'
-// literal text maps to their ids, as in both references.
+// text maps to their ids: written exactly, it is split off before any clean-up, as
+// HF's added-token matching does (so "!<|endoftext|>" keeps its "!"); in another
+// case it is caught by the pre-tokenisation pattern after lower-casing.
 func (t *Tokenizer) Encode(text string) []int {
 	var ids []int
+	for text != "" {
+		seg, id, rest := cutSpecial(text, t.start, t.end)
+		ids = t.encodeSegment(ids, seg)
+		if id >= 0 {
+			ids = append(ids, id)
+		}
+		text = rest
+	}
+	return ids
+}
+
+// cutSpecial splits text at its first special token, returning the text before
+// it, the token's id (-1 if there is none) and the text after it.
+func cutSpecial(text string, start, end int) (before string, id int, after string) {
+	i, j := strings.Index(text, startToken), strings.Index(text, endToken)
+	switch {
+	case i < 0 && j < 0:
+		return text, -1, ""
+	case j < 0 || (i >= 0 && i < j):
+		return text[:i], start, text[i+len(startToken):]
+	default:
+		return text[:j], end, text[j+len(endToken):]
+	}
+}
+
+// encodeSegment appends the ids of text that holds no exactly written special token.
+func (t *Tokenizer) encodeSegment(ids []int, text string) []int {
 	var b strings.Builder
 	for _, word := range pattern.FindAllString(clean(text), -1) {
 		switch word {

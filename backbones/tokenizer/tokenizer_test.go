@@ -66,8 +66,7 @@ func TestMatchesHF(t *testing.T) {
 }
 
 // TestReferenceCases checks each stage against gen_cases.py, a Python rendering
-// of OpenAI's tokenizer that uses Python's own html.unescape, str.lower, strip and
-// the regex module.
+// of HF's tokenizer that uses Python's own str.lower, strip and the regex module.
 func TestReferenceCases(t *testing.T) {
 	raw, err := os.ReadFile("testdata/cases.json")
 	if err != nil {
@@ -138,10 +137,17 @@ func TestHandChecked(t *testing.T) {
 		// Special tokens' text maps to their ids, whatever the case.
 		{"<|endoftext|>", []int{unk}},
 		{"<|StartOfText|>a", []int{tok.StartID(), id("a</w>")[0]}},
+		// Written exactly, a special token is split off before the pattern runs, so
+		// the punctuation before it stays its own word.
+		{"!<|endoftext|>", []int{id("!</w>")[0], unk}},
 		// é is two bytes, each an unknown symbol here: HF's unknown token per symbol.
 		{"é", []int{unk, unk}},
-		// Entities decode before splitting: "&amp;" -> "&", unknown in this vocabulary.
-		{"cat&amp;dog", append(append(id("cat</w>"), unk), id("dog</w>")...)},
+		// A non-ASCII letter stays inside its word: "café" is one pre-token whose
+		// last symbol (é's second byte) carries the </w>; "c a" still merges.
+		{"Café", append(id("ca", "f"), unk, unk)},
+		{"naïve7", slices.Concat(id("n", "a"), []int{unk, unk}, id("v", "e</w>", "7</w>"))},
+		// HTML entities are text, as in HF: "&amp;" is "&", "amp", ";".
+		{"cat&amp;dog", slices.Concat(id("cat</w>"), []int{unk}, id("a", "m", "p</w>"), []int{unk}, id("dog</w>"))},
 		{"", nil},
 	}
 	for _, tc := range tests {

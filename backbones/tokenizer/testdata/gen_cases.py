@@ -1,14 +1,16 @@
 """Writes cases.json: reference outputs of CLIP's tokenizer pipeline for inputs that
 stress its Unicode corners, on the fixture vocabulary beside this file.
 
-This is an independent Python rendering of OpenAI's SimpleTokenizer with ftfy's
-fix_text reduced to NFC (what the Go package documents). Its value is that the
-Python primitives the reference relies on (html.unescape, str.lower, str.strip,
-the `regex` module's \\s, \\p{L} and \\p{N}) are the real ones, not Go lookalikes.
+This is an independent Python rendering of HF's CLIPTokenizer with ftfy's fix_text
+reduced to NFC (what the Go package documents): exactly written special tokens are
+split off first (HF's added-token trie), each piece is cleaned with
+whitespace_clean and lower(), split by the pattern, and merged by bpe(). HTML
+entities are not decoded (OpenAI's SimpleTokenizer would). Its value is that the
+Python primitives the reference relies on (str.lower, str.strip, the `regex`
+module's \\s, \\p{L} and \\p{N}) are the real ones, not Go lookalikes.
 
 Run with the `regex` package installed:  python3 gen_cases.py > cases.json
 """
-import html
 import json
 import os
 import sys
@@ -40,8 +42,7 @@ pat = regex.compile(r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'
 
 def clean(text):
     text = unicodedata.normalize("NFC", text)  # the part of ftfy.fix_text kept
-    text = html.unescape(html.unescape(text)).strip()
-    text = regex.sub(r"\s+", " ", text).strip()
+    text = regex.sub(r"\s+", " ", text).strip()  # whitespace_clean
     return text.lower()
 
 
@@ -93,16 +94,30 @@ texts = [
     "ＰＨＯＴＯ of a ｃａｔ",
     "the plane and the dog",
     "ΣΣ Σ́Α",
+    "!<|endoftext|>photo.<|startoftext|>?",
+    "<|endoftext|>\u0338 >\u0338",
+    "it\u2019s R&amp;B &lt;3",
 ]
 
+special_split = regex.compile(r"(<\|startoftext\|>|<\|endoftext\|>)")
+
+
+def encode(text):
+    ids = []
+    for piece in special_split.split(text):
+        if piece in specials:
+            ids.append(vocab[piece])
+            continue
+        for w in pat.findall(clean(piece)):
+            enc = "".join(byte_enc[b] for b in w.encode("utf-8"))
+            ids += [vocab.get(s, unk) for s in bpe(enc)]
+    return ids
+
+
+# clean and words are the stages applied to the whole text; ids are end to end.
 cases = []
 for t in texts:
     c = clean(t)
-    words = pat.findall(c)
-    ids = []
-    for w in words:
-        enc = "".join(byte_enc[b] for b in w.encode("utf-8"))
-        ids += [vocab.get(s, unk) for s in bpe(enc)]
-    cases.append({"text": t, "clean": c, "words": words, "ids": ids})
+    cases.append({"text": t, "clean": c, "words": pat.findall(c), "ids": encode(t)})
 json.dump(cases, sys.stdout, ensure_ascii=True, indent=1)
 sys.stdout.write("\n")
