@@ -107,6 +107,14 @@ func gpu(t *testing.T) *Backend {
 	return gpuB
 }
 
+// onEach runs fn as a subtest on the GPU and on the kernel emulator (emu_test.go),
+// each skipping where it is unavailable: the emulator runs the same kernel sources on
+// the CPU, so these checks mean something on machines without a GPU too.
+func onEach(t *testing.T, fn func(t *testing.T, b *Backend)) {
+	t.Run("gpu", func(t *testing.T) { fn(t, gpu(t)) })
+	t.Run("emu", func(t *testing.T) { fn(t, newEmu(t, 132)) })
+}
+
 // TestProbeNeverExits calls Probe directly: on a machine without CUDA it must return
 // an error naming what is missing, not end the process as gorgonia.org/cu's init does.
 func TestProbeNeverExits(t *testing.T) {
@@ -189,133 +197,137 @@ func randF32(rng *rand.Rand, n int) []float32 {
 // TestLargeReductions covers the split paths the conformance shapes are too small
 // to reach: long rows, tall columns and bias-gradient shapes, against float64 sums.
 func TestLargeReductions(t *testing.T) {
-	b := gpu(t)
-	rng := rand.New(rand.NewPCG(7, 7))
-	for _, c := range []struct{ xs, ds core.Shape }{
-		{core.Shape{1 << 20}, core.Shape{1}},
-		{core.Shape{3, 300000}, core.Shape{3, 1}},
-		{core.Shape{12800, 768}, core.Shape{1, 768}},
-		{core.Shape{8, 50, 768}, core.Shape{8, 1, 768}},
-		{core.Shape{4, 4096, 3}, core.Shape{1, 4096, 1}},
-	} {
-		for _, acc := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%v->%v/accumulate=%v", c.xs, c.ds, acc), func(t *testing.T) {
-				xv := randF32(rng, c.xs.Size())
-				x := uploadNew(b, c.xs, xv)
-				d0 := randF32(rng, c.ds.Size())
-				d := uploadNew(b, c.ds, d0)
-				defer b.Release(x)
-				defer b.Release(d)
-				b.Reduce(core.ReduceSum, d, x, acc)
-				xd := make([]float64, len(xv))
-				for i, v := range xv {
-					xd[i] = float64(v)
-				}
-				want := refReduce(c.xs, c.ds, xd, core.ReduceSum)
-				got := download(b, d)
-				n := float64(c.xs.Size() / c.ds.Size())
-				for i := range want {
-					if acc {
-						want[i] += float64(d0[i])
+	onEach(t, func(t *testing.T, b *Backend) {
+		rng := rand.New(rand.NewPCG(7, 7))
+		for _, c := range []struct{ xs, ds core.Shape }{
+			{core.Shape{1 << 20}, core.Shape{1}},
+			{core.Shape{3, 300000}, core.Shape{3, 1}},
+			{core.Shape{12800, 768}, core.Shape{1, 768}},
+			{core.Shape{8, 50, 768}, core.Shape{8, 1, 768}},
+			{core.Shape{4, 4096, 3}, core.Shape{1, 4096, 1}},
+		} {
+			for _, acc := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%v->%v/accumulate=%v", c.xs, c.ds, acc), func(t *testing.T) {
+					xv := randF32(rng, c.xs.Size())
+					x := uploadNew(b, c.xs, xv)
+					d0 := randF32(rng, c.ds.Size())
+					d := uploadNew(b, c.ds, d0)
+					defer b.Release(x)
+					defer b.Release(d)
+					b.Reduce(core.ReduceSum, d, x, acc)
+					xd := make([]float64, len(xv))
+					for i, v := range xv {
+						xd[i] = float64(v)
 					}
-					if d := math.Abs(float64(got[i]) - want[i]); d > 1e-5*math.Sqrt(n)+1e-5*math.Abs(want[i]) {
-						t.Fatalf("output %d: %v, want %v", i, got[i], want[i])
+					want := refReduce(c.xs, c.ds, xd, core.ReduceSum)
+					got := download(b, d)
+					n := float64(c.xs.Size() / c.ds.Size())
+					for i := range want {
+						if acc {
+							want[i] += float64(d0[i])
+						}
+						if d := math.Abs(float64(got[i]) - want[i]); d > 1e-5*math.Sqrt(n)+1e-5*math.Abs(want[i]) {
+							t.Fatalf("output %d: %v, want %v", i, got[i], want[i])
+						}
 					}
-				}
-				b.Reduce(core.ReduceMax, d, x, false)
-				wantMax := refReduce(c.xs, c.ds, xd, core.ReduceMax)
-				for i, v := range download(b, d) {
-					if float64(v) != wantMax[i] {
-						t.Fatalf("max %d: %v, want %v", i, v, wantMax[i])
+					b.Reduce(core.ReduceMax, d, x, false)
+					wantMax := refReduce(c.xs, c.ds, xd, core.ReduceMax)
+					for i, v := range download(b, d) {
+						if float64(v) != wantMax[i] {
+							t.Fatalf("max %d: %v, want %v", i, v, wantMax[i])
+						}
 					}
-				}
-			})
+				})
+			}
 		}
-	}
+	})
 }
 
 // TestBadIndexIsReported checks that an out-of-range Gather index surfaces at Sync
 // with the op's name and leaves the context usable.
 func TestBadIndexIsReported(t *testing.T) {
-	b := gpu(t)
-	x := uploadNew(b, core.Shape{4, 3}, make([]float32, 12))
-	idx := uploadNew(b, core.Shape{2}, []float32{1, 7})
-	d := b.Alloc(core.Shape{2, 3})
-	b.Gather(d, x, idx, 0)
-	if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "Gather") {
-		t.Fatalf("Sync after a bad Gather index: %v", err)
-	}
-	if err := b.Sync(); err != nil {
-		t.Fatalf("the error was reported twice: %v", err)
-	}
-	b.Fill(d, 2.5)
-	if v := download(b, d); v[5] != 2.5 {
-		t.Fatalf("after the bad index, Fill gives %v", v)
-	}
-	labels := uploadNew(b, core.Shape{2}, []float32{0, 3})
-	logits := b.Alloc(core.Shape{2, 3})
-	loss := b.Alloc(core.Shape{1})
-	b.CrossEntropy(loss, nil, logits, labels, 0)
-	if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "CrossEntropy") {
-		t.Fatalf("Sync after a bad label: %v", err)
-	}
-	for _, x := range []*core.Tensor{x, idx, d, labels, logits, loss} {
-		b.Release(x)
-	}
+	onEach(t, func(t *testing.T, b *Backend) {
+		x := uploadNew(b, core.Shape{4, 3}, make([]float32, 12))
+		idx := uploadNew(b, core.Shape{2}, []float32{1, 7})
+		d := b.Alloc(core.Shape{2, 3})
+		b.Gather(d, x, idx, 0)
+		if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "Gather") {
+			t.Fatalf("Sync after a bad Gather index: %v", err)
+		}
+		if err := b.Sync(); err != nil {
+			t.Fatalf("the error was reported twice: %v", err)
+		}
+		b.Fill(d, 2.5)
+		if v := download(b, d); v[5] != 2.5 {
+			t.Fatalf("after the bad index, Fill gives %v", v)
+		}
+		labels := uploadNew(b, core.Shape{2}, []float32{0, 3})
+		logits := b.Alloc(core.Shape{2, 3})
+		loss := b.Alloc(core.Shape{1})
+		b.CrossEntropy(loss, nil, logits, labels, 0)
+		if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "CrossEntropy") {
+			t.Fatalf("Sync after a bad label: %v", err)
+		}
+		for _, x := range []*core.Tensor{x, idx, d, labels, logits, loss} {
+			b.Release(x)
+		}
+	})
 }
 
-// TestDropoutMaskIsTheCPUs compares a large mask with core.DropoutUniform directly.
+// TestDropoutMaskIsTheCPUs compares a 2¹⁸-element mask with core.DropoutUniform directly.
 func TestDropoutMaskIsTheCPUs(t *testing.T) {
-	b := gpu(t)
-	const n, p, seed = 1<<20 + 3, float32(0.1), uint64(0xdeadbeefcafe)
-	x := uploadNew(b, core.Shape{n}, make([]float32, n))
-	mask, d := b.Alloc(core.Shape{n}), b.Alloc(core.Shape{n})
-	b.Dropout(d, mask, x, p, seed)
-	got := download(b, mask)
-	scale := 1 / (1 - p)
-	for i, m := range got {
-		want := float32(0)
-		if core.DropoutUniform(seed, i) >= p {
-			want = scale
+	onEach(t, func(t *testing.T, b *Backend) {
+		const n, p, seed = 1<<18 + 3, float32(0.1), uint64(0xdeadbeefcafe)
+		x := uploadNew(b, core.Shape{n}, make([]float32, n))
+		mask, d := b.Alloc(core.Shape{n}), b.Alloc(core.Shape{n})
+		b.Dropout(d, mask, x, p, seed)
+		got := download(b, mask)
+		scale := 1 / (1 - p)
+		for i, m := range got {
+			want := float32(0)
+			if core.DropoutUniform(seed, i) >= p {
+				want = scale
+			}
+			if m != want {
+				t.Fatalf("mask element %d is %v, the CPU's is %v", i, m, want)
+			}
 		}
-		if m != want {
-			t.Fatalf("mask element %d is %v, the CPU's is %v", i, m, want)
+		for _, x := range []*core.Tensor{x, mask, d} {
+			b.Release(x)
 		}
-	}
-	for _, x := range []*core.Tensor{x, mask, d} {
-		b.Release(x)
-	}
+	})
 }
 
 // TestKronSumAgainstGonum runs autograd's Σ A_i⊗B_i (MatMul + Permute on the GPU)
 // against gonum's Kronecker products.
 func TestKronSumAgainstGonum(t *testing.T) {
-	b := gpu(t)
-	rng := rand.New(rand.NewPCG(1, 2))
-	n, p, q, r, s := 3, 5, 2, 3, 7
-	av, bv := randF32(rng, n*p*q), randF32(rng, n*r*s)
-	tp := autograd.NewTape(b)
-	tp.SetGradEnabled(false)
-	defer tp.Reset()
-	got := download(b, tp.KronSum(tp.Input(av, n, p, q), tp.Input(bv, n, r, s)).Value)
-	want := mat.NewDense(p*r, q*s, nil)
-	for i := 0; i < n; i++ {
-		A, B := mat.NewDense(p, q, nil), mat.NewDense(r, s, nil)
-		for j := 0; j < p*q; j++ {
-			A.Set(j/q, j%q, float64(av[i*p*q+j]))
+	onEach(t, func(t *testing.T, b *Backend) {
+		rng := rand.New(rand.NewPCG(1, 2))
+		n, p, q, r, s := 3, 5, 2, 3, 7
+		av, bv := randF32(rng, n*p*q), randF32(rng, n*r*s)
+		tp := autograd.NewTape(b)
+		tp.SetGradEnabled(false)
+		defer tp.Reset()
+		got := download(b, tp.KronSum(tp.Input(av, n, p, q), tp.Input(bv, n, r, s)).Value)
+		want := mat.NewDense(p*r, q*s, nil)
+		for i := 0; i < n; i++ {
+			A, B := mat.NewDense(p, q, nil), mat.NewDense(r, s, nil)
+			for j := 0; j < p*q; j++ {
+				A.Set(j/q, j%q, float64(av[i*p*q+j]))
+			}
+			for j := 0; j < r*s; j++ {
+				B.Set(j/s, j%s, float64(bv[i*r*s+j]))
+			}
+			var k mat.Dense
+			k.Kronecker(A, B)
+			want.Add(want, &k)
 		}
-		for j := 0; j < r*s; j++ {
-			B.Set(j/s, j%s, float64(bv[i*r*s+j]))
+		for i := range got {
+			if d := math.Abs(float64(got[i]) - want.At(i/(q*s), i%(q*s))); d > 1e-5 {
+				t.Fatalf("element %d differs from gonum by %.3g", i, d)
+			}
 		}
-		var k mat.Dense
-		k.Kronecker(A, B)
-		want.Add(want, &k)
-	}
-	for i := range got {
-		if d := math.Abs(float64(got[i]) - want.At(i/(q*s), i%(q*s))); d > 1e-5 {
-			t.Fatalf("element %d differs from gonum by %.3g", i, d)
-		}
-	}
+	})
 }
 
 // blockStep runs one transformer-block training step (forward, backward) on be and
@@ -358,33 +370,35 @@ func blockStep(be core.Backend) []float32 {
 
 // TestTrainingStepMatchesCPU compares a whole block's gradients with the CPU's.
 func TestTrainingStepMatchesCPU(t *testing.T) {
-	g := gpu(t)
-	want, got := blockStep(cpu.New()), blockStep(g)
-	for i := range want {
-		if d := math.Abs(float64(got[i] - want[i])); d > 1e-4*math.Max(1, math.Abs(float64(want[i]))) {
-			t.Fatalf("gradient %d: GPU %v, CPU %v", i, got[i], want[i])
+	onEach(t, func(t *testing.T, g *Backend) {
+		want, got := blockStep(cpu.New()), blockStep(g)
+		for i := range want {
+			if d := math.Abs(float64(got[i] - want[i])); d > 1e-4*math.Max(1, math.Abs(float64(want[i]))) {
+				t.Fatalf("gradient %d: GPU %v, CPU %v", i, got[i], want[i])
+			}
 		}
-	}
+	})
 }
 
 // TestSteadyStateAllocatesNothing repeats the training step: after the first, the
 // caching allocator must serve every Alloc from its free lists.
 func TestSteadyStateAllocatesNothing(t *testing.T) {
-	b := gpu(t)
-	blockStep(b)
-	b.mu.Lock()
-	before := b.mallocs
-	b.mu.Unlock()
-	for range 3 {
+	onEach(t, func(t *testing.T, b *Backend) {
 		blockStep(b)
-	}
-	b.mu.Lock()
-	after := b.mallocs
-	b.mu.Unlock()
-	if after != before {
-		t.Fatalf("three repeated steps made %d device allocations", after-before)
-	}
-	if err := b.Sync(); err != nil {
-		t.Fatal(err)
-	}
+		b.mu.Lock()
+		before := b.mallocs
+		b.mu.Unlock()
+		for range 3 {
+			blockStep(b)
+		}
+		b.mu.Lock()
+		after := b.mallocs
+		b.mu.Unlock()
+		if after != before {
+			t.Fatalf("three repeated steps made %d device allocations", after-before)
+		}
+		if err := b.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -1,0 +1,135 @@
+//go:build cuda
+
+package cuda
+
+// Where a C++ compiler is installed, the real kernel sources run on the CPU through
+// package emu, and the conformance suite checks them against the float64 reference
+// backend: the kernels' arithmetic, indexing, barriers, row modes and split
+// reductions, and the host code's plans and packing, all without a GPU. cuBLAS is
+// emulated by its column-major definition. Without a compiler these tests skip.
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/kadapt/kadapt/core"
+	"github.com/kadapt/kadapt/core/backend/cuda/emu"
+	"github.com/kadapt/kadapt/core/backendtest"
+)
+
+// emuDriver is the driver interface over the emulator.
+type emuDriver struct{ sms int }
+
+func (emuDriver) alloc(bytes int) (uintptr, error)          { return emu.Alloc(bytes), nil }
+func (emuDriver) free(p uintptr) error                      { emu.Free(p); return nil }
+func (emuDriver) memset32(p uintptr, v uint32, n int) error { emu.Memset32(p, v, n); return nil }
+func (emuDriver) upload(p uintptr, src []float32) error     { emu.Upload(p, src); return nil }
+func (emuDriver) download(dst []float32, p uintptr) (uint32, error) {
+	emu.Download(dst, p)
+	return emu.TakeStatus(), nil
+}
+func (emuDriver) sync() (uint32, error)              { return emu.TakeStatus(), nil }
+func (emuDriver) copy(dst, src uintptr, n int) error { emu.Copy(dst, src, n); return nil }
+func (emuDriver) launch(name string, gx, gy, gz, bx, by int, a *args) error {
+	return emu.Launch(name, gx, gy, gz, bx, by, a.buf, a.offs)
+}
+func (emuDriver) gemm(g gemmPlan, tf32 bool, x, y, c uintptr, alpha, beta float32) error {
+	emu.Gemm(g.transX, g.transY, g.m, g.n, g.k, alpha, x, g.ldx, g.strideX, y, g.ldy, g.strideY, beta, c, g.ldc, g.strideC, g.batch)
+	return nil
+}
+func (emuDriver) setTF32(bool) error                    { return nil }
+func (emuDriver) memInfo() (free, total int64, e error) { return 0, 0, nil }
+func (d emuDriver) smCount() int                        { return d.sms }
+func (emuDriver) describe() string                      { return "CPU emulator" }
+func (emuDriver) close()                                {}
+
+var (
+	emuOnce sync.Once
+	emuErr  error
+)
+
+// loadEmu compiles the emulator (and with it the current kernels) once per process.
+func loadEmu(t *testing.T) {
+	t.Helper()
+	emuOnce.Do(func() {
+		if emu.Compiler() == "" {
+			emuErr = errors.New("no C++ compiler")
+			return
+		}
+		dir, err := os.MkdirTemp("", "kdemu")
+		if err != nil {
+			emuErr = err
+			return
+		}
+		// The library stays mapped once loaded, so its files can go at once.
+		defer os.RemoveAll(dir)
+		srcs := map[string][]byte{}
+		names, err := fs.Glob(kernelFS, "kernels/*")
+		for _, n := range names {
+			if err == nil {
+				srcs[path.Base(n)], err = kernelFS.ReadFile(n)
+			}
+		}
+		var lib string
+		if err == nil {
+			lib, err = emu.Build(dir, srcs)
+		}
+		if err == nil {
+			err = emu.Load(lib)
+		}
+		emuErr = err
+	})
+	if emuErr != nil {
+		if emu.Compiler() == "" {
+			t.Skipf("kernel emulator unavailable: %v", emuErr)
+		}
+		t.Fatal(emuErr)
+	}
+}
+
+func newEmu(t *testing.T, sms int) *Backend {
+	t.Helper()
+	loadEmu(t)
+	b, err := newBackend(emuDriver{sms: sms}, "cuda:emu", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestEmulatedConformance runs the shared suite on the emulated kernels. A small SM
+// count makes the reductions split across blocks on the suite's shapes too.
+func TestEmulatedConformance(t *testing.T) {
+	for _, sms := range []int{1, 132} {
+		b := newEmu(t, sms)
+		t.Run(map[int]string{1: "sms=1", 132: "sms=132"}[sms], func(t *testing.T) {
+			backendtest.Run(t, func() core.Backend { return b }, backendtest.DefaultTolerances())
+		})
+	}
+}
+
+// TestEmulatedBadIndex checks the status word end to end.
+func TestEmulatedBadIndex(t *testing.T) {
+	b := newEmu(t, 4)
+	x := b.Alloc(core.Shape{4, 3})
+	idx := b.Alloc(core.Shape{2})
+	b.Upload(idx, []float32{1, 4})
+	d := b.Alloc(core.Shape{2, 3})
+	b.Gather(d, x, idx, 0)
+	if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "Gather") {
+		t.Fatalf("Sync after a bad index: %v", err)
+	}
+	b.Upload(idx, []float32{1, 2.5})
+	b.ScatterAdd(x, d, idx, 0)
+	if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "ScatterAdd") {
+		t.Fatalf("Sync after a fractional index: %v", err)
+	}
+	if err := b.Sync(); err != nil {
+		t.Fatalf("status not cleared: %v", err)
+	}
+}
