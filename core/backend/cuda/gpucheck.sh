@@ -9,7 +9,8 @@
 # 2. The test binary .gpu/cuda.test is built against the CUDA 13 headers (the link
 #    stubs are not needed: the backend opens libcuda, libcublas and libnvrtc with
 #    dlopen, so the binary starts anywhere and its tests skip without a GPU).
-# 3. The binary runs here once: the tests that need no GPU run, the rest must skip.
+# 3. The binary runs here once: the tests that need no GPU run (the kernel emulator
+#    among them, where a C++ compiler is installed), the rest must skip.
 #
 # On the GPU machine, from the repository root, the printed command runs every test
 # and ends with the line "N passed, N failed, N skipped".
