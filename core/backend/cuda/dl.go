@@ -162,29 +162,43 @@ func (d *device) close() {
 	}
 }
 
-// compile builds the kernels with NVRTC for this device's architecture and loads
-// them, resolving every name in kernels.
+// images caches compiled kernels by architecture, so a second Open in the process
+// (another device, another precision) skips NVRTC.
+var images sync.Map // int -> []byte
+
+// compile builds the kernels with NVRTC for this device's architecture (or takes them
+// from images) and loads them, resolving every name in kernels.
 func (d *device) compile(src string, kernels []string) error {
-	csrc := C.CString(src)
-	defer C.free(unsafe.Pointer(csrc))
-	var image, log *C.char
-	var size C.size_t
 	arch := d.major*10 + d.minor
-	r := C.kd_compile(csrc, C.int(arch), &image, &size, &log)
-	defer C.free(unsafe.Pointer(image))
-	defer C.free(unsafe.Pointer(log))
-	if r != C.NVRTC_SUCCESS {
-		msg := "NVRTC error"
-		if s := C.kd_nvrtc_error_string(r); s != nil {
-			msg = C.GoString(s)
+	var image []byte
+	if v, ok := images.Load(arch); ok {
+		image = v.([]byte)
+	} else {
+		csrc := C.CString(src)
+		defer C.free(unsafe.Pointer(csrc))
+		var cimage, log *C.char
+		var size C.size_t
+		r := C.kd_compile(csrc, C.int(arch), &cimage, &size, &log)
+		defer C.free(unsafe.Pointer(cimage))
+		defer C.free(unsafe.Pointer(log))
+		if r != C.NVRTC_SUCCESS {
+			msg := "NVRTC error"
+			if s := C.kd_nvrtc_error_string(r); s != nil {
+				msg = C.GoString(s)
+			}
+			return fmt.Errorf("cuda: compiling kernels for sm_%d: %s\n%s", arch, msg, C.GoString(log))
 		}
-		return fmt.Errorf("cuda: compiling kernels for sm_%d: %s\n%s", arch, msg, C.GoString(log))
+		image = C.GoBytes(unsafe.Pointer(cimage), C.int(size))
+		if len(image) == 0 {
+			return fmt.Errorf("cuda: compiling kernels for sm_%d: NVRTC returned an empty image", arch)
+		}
+		images.Store(arch, image)
 	}
 	if err := d.lock(); err != nil {
 		return err
 	}
 	defer d.mu.Unlock()
-	if err := cuErr("loading the kernels (cuModuleLoadData)", C.kd_module_load(d.c, unsafe.Pointer(image))); err != nil {
+	if err := cuErr("loading the kernels (cuModuleLoadData)", C.kd_module_load(d.c, unsafe.Pointer(&image[0]))); err != nil {
 		return err
 	}
 	for _, k := range kernels {

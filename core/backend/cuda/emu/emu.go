@@ -150,10 +150,17 @@ func Load(lib string) error {
 	return nil
 }
 
-func Alloc(bytes int) uintptr             { return uintptr(C.e_alloc(C.size_t(bytes))) }
-func Free(p uintptr)                      { C.e_free(C.uintptr_t(p)) }
+// Alloc returns bytes of emulated device memory (uninitialised, like cuMemAlloc).
+func Alloc(bytes int) uintptr { return uintptr(C.e_alloc(C.size_t(bytes))) }
+
+// Free releases memory from Alloc.
+func Free(p uintptr) { C.e_free(C.uintptr_t(p)) }
+
+// Memset32 sets n 32-bit words at p to v, like cuMemsetD32.
 func Memset32(p uintptr, v uint32, n int) { C.e_memset32(C.uintptr_t(p), C.uint32_t(v), C.size_t(n)) }
-func Copy(dst, src uintptr, n int)        { C.e_copy(C.uintptr_t(dst), C.uintptr_t(src), C.size_t(4*n)) }
+
+// Copy copies n float32s from src to dst.
+func Copy(dst, src uintptr, n int) { C.e_copy(C.uintptr_t(dst), C.uintptr_t(src), C.size_t(4*n)) }
 
 // TakeStatus reads and clears the kernels' kd_status word.
 func TakeStatus() uint32 { return uint32(C.e_status()) }
