@@ -42,7 +42,8 @@ cuda:
 
 cuda-check:
 	@if [ -z "$(CUDA_HOME)" ]; then echo "no CUDA toolkit or ../shared/cuda13 found: skipping cuda-check"; else \
-		set -x; $(CUDA_ENV) $(GO) build -tags cuda ./... && $(CUDA_ENV) $(GO) vet -tags cuda ./...; fi
+		set -x; $(CUDA_ENV) $(GO) build -tags cuda ./... && $(CUDA_ENV) $(GO) vet -tags cuda ./... && \
+		$(CUDA_ENV) $(GO) test -count=1 -tags cuda ./core/backend/cuda/...; fi
 
 clean:
 	rm -rf $(BIN)

@@ -237,9 +237,10 @@ func RegisterBackend(name string, open func(device string) (Backend, error)) {
 
 // OpenBackend opens a device such as "cpu", "cuda" or "cuda:1".
 func OpenBackend(device string) (Backend, error) {
+	// "cuda", "cuda:1" and "cuda:0?precision=tf32" all name the cuda backend.
 	name := device
 	for i, c := range device {
-		if c == ':' {
+		if c == ':' || c == '?' {
 			name = device[:i]
 			break
 		}
