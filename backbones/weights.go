@@ -23,6 +23,16 @@ const (
 	NamingHFViT  Naming = "hf-vit"
 )
 
+// Block-module names within one transformer block, kadapt's on the left. Both CLIP
+// towers use the same names in each convention.
+var (
+	hfCLIPBlock = map[string]string{"ln1": "layer_norm1", "ln2": "layer_norm2", "attn.out": "self_attn.out_proj",
+		"attn.q": "self_attn.q_proj", "attn.k": "self_attn.k_proj", "attn.v": "self_attn.v_proj",
+		"mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2"}
+	// OpenAI's fused in_proj holds q, k and v; they are split by rows instead.
+	openAIBlock = map[string]string{"ln1": "ln_1", "ln2": "ln_2", "attn.out": "attn.out_proj", "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj"}
+)
+
 // source says where one kadapt parameter comes from in a checkpoint: a key, optionally
 // a block of rows of a fused tensor (q, k, v of in_proj_weight / qkv.weight), optionally
 // transposed (OpenAI's proj matrices are [in, out]).
@@ -89,12 +99,9 @@ func (m *Vision) visionSources(naming Naming, prefix string) (map[string]source,
 			set("ln_post."+part, "vision_model.post_layernorm."+part)
 		}
 		set("proj", "visual_projection.weight")
-		hf := map[string]string{"ln1": "layer_norm1", "ln2": "layer_norm2", "attn.out": "self_attn.out_proj",
-			"attn.q": "self_attn.q_proj", "attn.k": "self_attn.k_proj", "attn.v": "self_attn.v_proj",
-			"mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2"}
 		for i := range m.Blocks {
 			b := fmt.Sprintf("blocks.%d.", i)
-			for ours, theirs := range hf {
+			for ours, theirs := range hfCLIPBlock {
 				for _, part := range []string{"weight", "bias"} {
 					set(b+ours+"."+part, fmt.Sprintf("vision_model.encoder.layers.%d.%s.%s", i, theirs, part))
 				}
@@ -110,11 +117,10 @@ func (m *Vision) visionSources(naming Naming, prefix string) (map[string]source,
 			set("ln_post."+part, "visual.ln_post."+part)
 		}
 		src["proj"] = source{key: "visual.proj", transpose: true}
-		oa := map[string]string{"ln1": "ln_1", "ln2": "ln_2", "attn.out": "attn.out_proj", "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj"}
 		for i := range m.Blocks {
 			pre := fmt.Sprintf("visual.transformer.resblocks.%d.", i)
 			block(i, func(ours, part string) {
-				for o, t := range oa {
+				for o, t := range openAIBlock {
 					if strings.HasSuffix(ours, "."+o+"."+part) {
 						set(ours, pre+t+"."+part)
 					}
@@ -201,11 +207,8 @@ func (t *Text) textSources(naming Naming) (map[string]source, []string, error) {
 		if t.Proj != nil {
 			set("text.proj", "text_projection.weight")
 		}
-		hf := map[string]string{"ln1": "layer_norm1", "ln2": "layer_norm2", "attn.out": "self_attn.out_proj",
-			"attn.q": "self_attn.q_proj", "attn.k": "self_attn.k_proj", "attn.v": "self_attn.v_proj",
-			"mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2"}
 		for i := range t.Blocks {
-			for ours, theirs := range hf {
+			for ours, theirs := range hfCLIPBlock {
 				for _, part := range []string{"weight", "bias"} {
 					set(fmt.Sprintf("text.blocks.%d.%s.%s", i, ours, part), fmt.Sprintf("text_model.encoder.layers.%d.%s.%s", i, theirs, part))
 				}
@@ -220,10 +223,9 @@ func (t *Text) textSources(naming Naming) (map[string]source, []string, error) {
 		if t.Proj != nil {
 			src["text.proj"] = source{key: "text_projection", transpose: true}
 		}
-		oa := map[string]string{"ln1": "ln_1", "ln2": "ln_2", "attn.out": "attn.out_proj", "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj"}
 		for i := range t.Blocks {
 			pre := fmt.Sprintf("transformer.resblocks.%d.", i)
-			for ours, theirs := range oa {
+			for ours, theirs := range openAIBlock {
 				for _, part := range []string{"weight", "bias"} {
 					set(fmt.Sprintf("text.blocks.%d.%s.%s", i, ours, part), pre+theirs+"."+part)
 				}
