@@ -171,6 +171,12 @@ type Backend interface {
 	AdamWStep(param, grad, m, v *Tensor, lr, beta1, beta2, eps, weightDecay float32, step int)
 }
 
+// DeferredIndexChecks is implemented by backends whose kernels check Gather and
+// ScatterAdd indices and CrossEntropy labels themselves and report bad ones at the next
+// Sync or Download. Callers then skip their own host-side check, which would download
+// the indices and stall an asynchronous device in the middle of a training step.
+type DeferredIndexChecks interface{ DefersIndexChecks() }
+
 // BroadcastShape returns the NumPy broadcast of a and b.
 func BroadcastShape(a, b Shape) (Shape, error) {
 	n := max(len(a), len(b))

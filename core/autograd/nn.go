@@ -106,7 +106,8 @@ func (tp *Tape) lossNode(name string, loss, dlogits *core.Tensor, logits *Var) *
 
 // CrossEntropy returns the mean over rows of the cross-entropy between softmax(logits)
 // [N, C] and the labels [N] (integral values in [0, C)), smoothed as
-// (1-smoothing)·onehot + smoothing/C. labels is caller-owned.
+// (1-smoothing)·onehot + smoothing/C. labels is caller-owned; bad labels panic here,
+// or on a core.DeferredIndexChecks backend are reported by the next Sync or Download.
 func (tp *Tape) CrossEntropy(logits *Var, labels *core.Tensor, smoothing float32) *Var {
 	ls := logits.Shape()
 	if len(ls) != 2 || labels.Rank() != 1 || labels.Size() != ls[0] {

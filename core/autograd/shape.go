@@ -146,7 +146,8 @@ func (tp *Tape) Slice(x *Var, axis, start, end int) *Var {
 
 // IndexSelect gathers x[..., idx[i], ...] along axis. idx is a caller-owned rank-1
 // tensor of integral values that must stay valid until Backward; out-of-range indices
-// panic naming the position at fault.
+// panic naming the position at fault (on a core.DeferredIndexChecks backend, the next
+// Sync or Download reports them instead).
 func (tp *Tape) IndexSelect(x *Var, axis int, idx *core.Tensor) *Var {
 	xs := x.Shape()
 	ax := normAxis("index_select", axis, len(xs), xs)

@@ -271,8 +271,12 @@ func (tp *Tape) hostBuf(n int) []float32 {
 	return tp.host[:n]
 }
 
-// checkIndices downloads idx and verifies that it holds integers in [0, n).
+// checkIndices downloads idx and verifies that it holds integers in [0, n), unless the
+// backend checks them on the device (core.DeferredIndexChecks).
 func (tp *Tape) checkIndices(op, what string, idx *core.Tensor, n int) {
+	if _, deferred := tp.b.(core.DeferredIndexChecks); deferred {
+		return
+	}
 	buf := tp.hostBuf(idx.Size())
 	tp.b.Download(buf, idx)
 	for i, x := range buf {
