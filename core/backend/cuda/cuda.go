@@ -3,8 +3,8 @@
 // Package cuda is kadapt's GPU backend: core.Backend on NVIDIA GPUs, compiled only
 // with the `cuda` build tag so the default build stays pure Go.
 //
-// Products go through cuBLAS (cublasGemmEx and cublasGemmStridedBatchedEx, TF32
-// tensor cores on request); every other op is a kernel from kernels/, compiled at
+// Products go through cuBLAS (cublasGemmEx and cublasGemmStridedBatchedEx, TF32 or
+// bf16 tensor cores on request); every other op is a kernel from kernels/, compiled at
 // start-up by NVRTC for the GPU's own architecture. The driver, cuBLAS and NVRTC are
 // opened with dlopen by a small cgo layer of our own (cudadl.c) rather than linked or
 // reached through gorgonia.org/cu, whose package init calls cuInit and exits the
@@ -43,7 +43,7 @@ var kernelNames = []string{
 	"k_permute", "k_copy_along", "k_gather", "k_scatter_add",
 	"k_reduce_rows", "k_reduce_cols", "k_reduce", "k_sum_squares",
 	"k_softmax", "k_softmax_grad", "k_cross_entropy", "k_bce", "k_layer_norm", "k_layer_norm_dx", "k_layer_norm_dparams",
-	"k_sgd", "k_adamw",
+	"k_sgd", "k_adamw", "k_to_bf16",
 }
 
 // kernelSource is common.cuh followed by the .cu files in name order: one NVRTC
@@ -81,15 +81,42 @@ func init() {
 	})
 }
 
-// Options are the settings a device string can carry after '?'.
-type Options struct {
-	// TF32 lets cuBLAS round MatMul inputs to TF32 on tensor cores
-	// (precision=tf32); float32 products otherwise (precision=fp32, the default).
-	TF32 bool
+// Precision selects how MatMul multiplies; every other op computes in float32 and
+// every tensor is stored in float32 whatever the precision.
+type Precision uint8
+
+const (
+	// FP32 products: float32 inputs and accumulation (precision=fp32, the default).
+	FP32 Precision = iota
+	// TF32 products: tensor cores round the inputs to 10 mantissa bits and accumulate
+	// in float32 (precision=tf32).
+	TF32
+	// BF16 autocast: the inputs of each product are rounded to bfloat16 (7 mantissa
+	// bits, round to nearest even) on the device and multiplied on tensor cores with
+	// float32 accumulation and a float32 result (precision=bf16). Weights, gradients,
+	// optimizer state and every other op stay float32.
+	BF16
+)
+
+func (p Precision) String() string {
+	switch p {
+	case FP32:
+		return "fp32"
+	case TF32:
+		return "tf32"
+	case BF16:
+		return "bf16"
+	}
+	return fmt.Sprintf("Precision(%d)", uint8(p))
 }
 
-// ParseDevice parses "cuda", "cuda:N" and either followed by "?precision=fp32|tf32".
-// bf16 autocast is not implemented and is refused by name.
+// Options are the settings a device string can carry after '?'.
+type Options struct {
+	Precision Precision
+}
+
+// ParseDevice parses "cuda", "cuda:N" and either followed by
+// "?precision=fp32|tf32|bf16".
 func ParseDevice(spec string) (ordinal int, opt Options, err error) {
 	dev, query, _ := strings.Cut(spec, "?")
 	name, num, hasNum := strings.Cut(dev, ":")
@@ -107,15 +134,18 @@ func ParseDevice(spec string) (ordinal int, opt Options, err error) {
 	}
 	for _, kv := range strings.Split(query, "&") {
 		k, v, _ := strings.Cut(kv, "=")
-		switch {
-		case k == "precision" && v == "fp32":
-			opt.TF32 = false
-		case k == "precision" && v == "tf32":
-			opt.TF32 = true
-		case k == "precision":
-			return 0, opt, fmt.Errorf("cuda: device %q: precision %q is not supported (fp32 or tf32; bf16 autocast is not implemented)", spec, v)
+		if k != "precision" {
+			return 0, opt, fmt.Errorf("cuda: device %q: unknown option %q (known: precision=fp32|tf32|bf16)", spec, kv)
+		}
+		switch v {
+		case "fp32":
+			opt.Precision = FP32
+		case "tf32":
+			opt.Precision = TF32
+		case "bf16":
+			opt.Precision = BF16
 		default:
-			return 0, opt, fmt.Errorf("cuda: device %q: unknown option %q (known: precision=fp32|tf32)", spec, kv)
+			return 0, opt, fmt.Errorf("cuda: device %q: precision %q is not supported (fp32, tf32 or bf16)", spec, v)
 		}
 	}
 	return ordinal, opt, nil
@@ -142,7 +172,9 @@ type driver interface {
 	sync() (status uint32, err error)
 	copy(dst, src uintptr, n int) error
 	launch(name string, gx, gy, gz, bx, by int, a *args) error
-	gemm(g gemmPlan, tf32 bool, x, y, c uintptr, alpha, beta float32) error
+	// gemm multiplies float32 operands, or with bf16 set operands x and y that hold
+	// bfloat16 elements; c is float32 either way.
+	gemm(g gemmPlan, tf32, bf16 bool, x, y, c uintptr, alpha, beta float32) error
 	setTF32(on bool) error
 	memInfo() (free, total int64, err error)
 	smCount() int
@@ -152,9 +184,9 @@ type driver interface {
 
 // Backend is the CUDA backend for one GPU.
 type Backend struct {
-	d    driver
-	name string
-	tf32 bool
+	d         driver
+	name      string
+	precision Precision
 
 	mu      sync.Mutex // guards everything below
 	pool    map[int][]*storage
@@ -208,7 +240,7 @@ func open(ordinal int, opt Options) (*Backend, error) {
 
 func newBackend(d driver, name string, opt Options) (*Backend, error) {
 	b := &Backend{d: d, name: name, pool: map[int][]*storage{}}
-	if err := b.SetMathMode(opt.TF32); err != nil {
+	if err := b.SetPrecision(opt.Precision); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -219,17 +251,26 @@ func (b *Backend) Name() string { return b.name }
 // Device describes the GPU: its name and compute capability.
 func (b *Backend) Device() string { return b.d.describe() }
 
-// SetMathMode switches MatMul between float32 (false) and TF32 tensor-core products
-// (true: inputs rounded to 10 mantissa bits, float32 accumulation), as cuBLAS's
-// CUBLAS_TF32_TENSOR_OP_MATH does. Every other op stays float32.
-func (b *Backend) SetMathMode(tf32 bool) error {
-	if err := b.d.setTF32(tf32); err != nil {
+// SetPrecision switches how later MatMuls multiply (see Precision). TF32 also sets
+// CUBLAS_TF32_TENSOR_OP_MATH on the cuBLAS handle.
+func (b *Backend) SetPrecision(p Precision) error {
+	if p > BF16 {
+		return fmt.Errorf("cuda: SetPrecision: unknown precision %d", p)
+	}
+	if err := b.d.setTF32(p == TF32); err != nil {
 		return err
 	}
 	b.mu.Lock()
-	b.tf32 = tf32
+	b.precision = p
 	b.mu.Unlock()
 	return nil
+}
+
+// Precision is the current MatMul precision.
+func (b *Backend) Precision() Precision {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.precision
 }
 
 // PeakBytes is the most device memory the backend has held at once (in use plus
@@ -312,7 +353,18 @@ func (b *Backend) fail(err error) {
 	b.mu.Unlock()
 }
 
+// Alloc returns a zero-filled tensor.
 func (b *Backend) Alloc(shape core.Shape) *core.Tensor {
+	t := b.allocRaw(shape)
+	if err := b.d.memset32(b.p(t, "Alloc"), 0, t.Size()); err != nil {
+		b.fail(err)
+	}
+	return t
+}
+
+// allocRaw is Alloc without the zero fill, for scratch that is written before it is
+// read.
+func (b *Backend) allocRaw(shape core.Shape) *core.Tensor {
 	n := 1
 	for i, d := range shape {
 		if d < 0 {
@@ -352,9 +404,6 @@ func (b *Backend) Alloc(shape core.Shape) *core.Tensor {
 	}
 	b.inUse += int64(4 * c)
 	b.peak = max(b.peak, b.inUse+b.cached)
-	if err := b.d.memset32(s.ptr, 0, n); err != nil && b.err == nil {
-		b.err = err
-	}
 	return core.NewTensor(b, s, shape, core.Float32)
 }
 
@@ -429,6 +478,10 @@ func (b *Backend) takeErr() error {
 	b.err = nil
 	return err
 }
+
+// DefersIndexChecks marks the backend as checking indices and labels in its kernels
+// (kd_status), so autograd does not download them to check before each use.
+func (b *Backend) DefersIndexChecks() {}
 
 // statusNames decodes the kernels' kd_status bits (ST_* in kernels/common.cuh).
 var statusNames = []string{

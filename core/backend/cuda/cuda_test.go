@@ -149,6 +149,28 @@ func TestConformanceTF32(t *testing.T) {
 	backendtest.Run(t, func() core.Backend { return b }, backendtest.TF32Tolerances())
 }
 
+// TestConformanceBF16 reruns the suite with bf16 autocast products.
+func TestConformanceBF16(t *testing.T) {
+	gpu(t)
+	b, err := Open("cuda:0?precision=bf16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	backendtest.Run(t, func() core.Backend { return b }, backendtest.BF16Tolerances())
+}
+
+// TestBF16Products holds bf16 autocast to the exact product of the rounded inputs.
+func TestBF16Products(t *testing.T) {
+	gpu(t)
+	b, err := Open("cuda:0?precision=bf16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	checkBF16Products(t, b, 2e-6)
+}
+
 func TestOpenThroughRegistry(t *testing.T) {
 	gpu(t)
 	b, err := core.OpenBackend("cuda:0")

@@ -264,21 +264,23 @@ cublasStatus_t kd_set_tf32(kd_device *d, int on) {
 	return p_cublasSetMathMode(d->blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
 }
 
-// kd_gemm is C = alpha·op(A)·op(B) + beta·C on column-major float32 operands, batched
-// with element strides (0 shares an operand across the batch). TF32 is chosen per call
-// through the compute type as well as by the handle's math mode, so neither can leave
-// the other stale.
-cublasStatus_t kd_gemm(kd_device *d, int tf32, int opA, int opB, int m, int n, int k, float alpha,
+// kd_gemm is C = alpha·op(A)·op(B) + beta·C on column-major operands, batched with
+// element strides (0 shares an operand across the batch). C is float32; A and B are
+// float32, or bfloat16 when bf16 is set (float32 accumulation either way). TF32 is
+// chosen per call through the compute type as well as by the handle's math mode, so
+// neither can leave the other stale.
+cublasStatus_t kd_gemm(kd_device *d, int tf32, int bf16, int opA, int opB, int m, int n, int k, float alpha,
                        CUdeviceptr a, int lda, long long sa, CUdeviceptr b, int ldb, long long sb, float beta,
                        CUdeviceptr c, int ldc, long long sc, int batch) {
 	if (p_cuCtxSetCurrent(d->ctx) != CUDA_SUCCESS) return CUBLAS_STATUS_NOT_INITIALIZED;
 	cublasOperation_t ta = opA ? CUBLAS_OP_T : CUBLAS_OP_N, tb = opB ? CUBLAS_OP_T : CUBLAS_OP_N;
 	cublasComputeType_t ct = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+	cudaDataType_t in = bf16 ? CUDA_R_16BF : CUDA_R_32F;
 	if (batch == 1)
-		return p_cublasGemmEx(d->blas, ta, tb, m, n, k, &alpha, (const void *)a, CUDA_R_32F, lda,
-			(const void *)b, CUDA_R_32F, ldb, &beta, (void *)c, CUDA_R_32F, ldc, ct, CUBLAS_GEMM_DEFAULT);
-	return p_cublasGemmStridedBatchedEx(d->blas, ta, tb, m, n, k, &alpha, (const void *)a, CUDA_R_32F, lda, sa,
-		(const void *)b, CUDA_R_32F, ldb, sb, &beta, (void *)c, CUDA_R_32F, ldc, sc, batch, ct, CUBLAS_GEMM_DEFAULT);
+		return p_cublasGemmEx(d->blas, ta, tb, m, n, k, &alpha, (const void *)a, in, lda,
+			(const void *)b, in, ldb, &beta, (void *)c, CUDA_R_32F, ldc, ct, CUBLAS_GEMM_DEFAULT);
+	return p_cublasGemmStridedBatchedEx(d->blas, ta, tb, m, n, k, &alpha, (const void *)a, in, lda, sa,
+		(const void *)b, in, ldb, sb, &beta, (void *)c, CUDA_R_32F, ldc, sc, batch, ct, CUBLAS_GEMM_DEFAULT);
 }
 
 // A parameter list shaped like k_binary's: (int, float*, const float*, const float*,

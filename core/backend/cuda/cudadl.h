@@ -50,7 +50,7 @@ CUresult kd_launch(kd_device *d, CUfunction f, unsigned gx, unsigned gy, unsigne
                    char *args, const int *offs, int n);
 
 cublasStatus_t kd_set_tf32(kd_device *d, int on);
-cublasStatus_t kd_gemm(kd_device *d, int tf32, int opA, int opB, int m, int n, int k, float alpha,
+cublasStatus_t kd_gemm(kd_device *d, int tf32, int bf16, int opA, int opB, int m, int n, int k, float alpha,
                        CUdeviceptr a, int lda, long long sa, CUdeviceptr b, int ldb, long long sb, float beta,
                        CUdeviceptr c, int ldc, long long sc, int batch);
 

@@ -336,7 +336,7 @@ func (d *device) setTF32(on bool) error {
 
 // gemm is one column-major cuBLAS call; see gemmPlan for how row-major products map
 // onto it.
-func (d *device) gemm(g gemmPlan, tf32 bool, x, y, c uintptr, alpha, beta float32) error {
+func (d *device) gemm(g gemmPlan, tf32, bf16 bool, x, y, c uintptr, alpha, beta float32) error {
 	call := "cublasGemmStridedBatchedEx"
 	if g.batch == 1 {
 		call = "cublasGemmEx"
@@ -345,7 +345,7 @@ func (d *device) gemm(g gemmPlan, tf32 bool, x, y, c uintptr, alpha, beta float3
 		return err
 	}
 	defer d.mu.Unlock()
-	return blasErr(call, C.kd_gemm(d.c, cbool(tf32), cbool(g.transX), cbool(g.transY), C.int(g.m), C.int(g.n), C.int(g.k),
+	return blasErr(call, C.kd_gemm(d.c, cbool(tf32), cbool(bf16), cbool(g.transX), cbool(g.transY), C.int(g.m), C.int(g.n), C.int(g.k),
 		C.float(alpha), C.CUdeviceptr(x), C.int(g.ldx), C.longlong(g.strideX), C.CUdeviceptr(y), C.int(g.ldy),
 		C.longlong(g.strideY), C.float(beta), C.CUdeviceptr(c), C.int(g.ldc), C.longlong(g.strideC), C.int(g.batch)))
 }

@@ -38,8 +38,8 @@ func (emuDriver) copy(dst, src uintptr, n int) error { emu.Copy(dst, src, n); re
 func (emuDriver) launch(name string, gx, gy, gz, bx, by int, a *args) error {
 	return emu.Launch(name, gx, gy, gz, bx, by, a.buf, a.offs)
 }
-func (emuDriver) gemm(g gemmPlan, tf32 bool, x, y, c uintptr, alpha, beta float32) error {
-	emu.Gemm(g.transX, g.transY, g.m, g.n, g.k, alpha, x, g.ldx, g.strideX, y, g.ldy, g.strideY, beta, c, g.ldc, g.strideC, g.batch)
+func (emuDriver) gemm(g gemmPlan, tf32, bf16 bool, x, y, c uintptr, alpha, beta float32) error {
+	emu.Gemm(bf16, g.transX, g.transY, g.m, g.n, g.k, alpha, x, g.ldx, g.strideX, y, g.ldy, g.strideY, beta, c, g.ldc, g.strideC, g.batch)
 	return nil
 }
 func (emuDriver) setTF32(bool) error                    { return nil }
@@ -132,4 +132,30 @@ func TestEmulatedBadIndex(t *testing.T) {
 	if err := b.Sync(); err != nil {
 		t.Fatalf("status not cleared: %v", err)
 	}
+}
+
+// TestEmulatedConformanceBF16 runs the suite with bf16 autocast products.
+func TestEmulatedConformanceBF16(t *testing.T) {
+	b := newEmu(t, 8)
+	if err := b.SetPrecision(BF16); err != nil {
+		t.Fatal(err)
+	}
+	backendtest.Run(t, func() core.Backend { return b }, backendtest.BF16Tolerances())
+}
+
+// TestEmulatedBF16Products holds the conversion kernel and the operand plumbing to
+// products of inputs rounded by roundBF16: the emulated cuBLAS accumulates in double,
+// so only the float32 result's rounding separates them.
+func TestEmulatedBF16Products(t *testing.T) {
+	b := newEmu(t, 8)
+	if err := b.SetPrecision(BF16); err != nil {
+		t.Fatal(err)
+	}
+	checkBF16Products(t, b, 1e-6)
+}
+
+// TestEmulatedBF16Rounding runs k_to_bf16 on the cases where rounding is delicate.
+func TestEmulatedBF16Rounding(t *testing.T) {
+	b := newEmu(t, 4)
+	checkBF16Rounding(t, b)
 }

@@ -24,7 +24,9 @@ type fakeDriver struct {
 	live     map[uintptr]int // base -> bytes
 	launches map[string]int
 	gemms    int
-	errs     []string
+	// bf16Gemms counts the products given bfloat16 operands.
+	bf16Gemms int
+	errs      []string
 }
 
 func newFakeDriver(t *testing.T) *fakeDriver {
@@ -176,8 +178,13 @@ func (f *fakeDriver) launch(name string, gx, gy, gz, bx, by int, a *args) error 
 }
 
 // gemm checks that the furthest element each operand's walk reaches is inside it.
-func (f *fakeDriver) gemm(g gemmPlan, tf32 bool, x, y, c uintptr, alpha, beta float32) error {
+func (f *fakeDriver) gemm(g gemmPlan, tf32, bf16 bool, x, y, c uintptr, alpha, beta float32) error {
 	f.gemms++
+	in := 4
+	if bf16 {
+		in = 2
+		f.bf16Gemms++
+	}
 	last := func(stride int64, ld, rows, cols int) int {
 		if rows == 0 || cols == 0 || g.batch == 0 {
 			return 0
@@ -195,8 +202,8 @@ func (f *fakeDriver) gemm(g gemmPlan, tf32 bool, x, y, c uintptr, alpha, beta fl
 	if g.transY {
 		yr, yc = yc, yr
 	}
-	f.span("gemm X", x, 4*last(g.strideX, g.ldx, xr, xc))
-	f.span("gemm Y", y, 4*last(g.strideY, g.ldy, yr, yc))
+	f.span("gemm X", x, in*last(g.strideX, g.ldx, xr, xc))
+	f.span("gemm Y", y, in*last(g.strideY, g.ldy, yr, yc))
 	f.span("gemm C", c, 4*last(g.strideC, g.ldc, g.m, g.n))
 	return nil
 }
@@ -240,8 +247,14 @@ func TestKernelCatalogue(t *testing.T) {
 // valid input and that every launch and copy passes the driver's checks. Every kernel
 // must be reached.
 func TestEveryMethodAgainstRecordingDriver(t *testing.T) {
+	for _, prec := range []Precision{FP32, BF16} {
+		t.Run(prec.String(), func(t *testing.T) { checkEveryMethod(t, prec) })
+	}
+}
+
+func checkEveryMethod(t *testing.T, prec Precision) {
 	f := newFakeDriver(t)
-	b, err := newBackend(f, "cuda:fake", Options{})
+	b, err := newBackend(f, "cuda:fake", Options{Precision: prec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,12 +270,15 @@ func TestEveryMethodAgainstRecordingDriver(t *testing.T) {
 		t.Error(e)
 	}
 	for _, n := range kernelNames {
-		if f.launches[n] == 0 {
+		if f.launches[n] == 0 && (n != "k_to_bf16" || prec == BF16) {
 			t.Errorf("kernel %s was never launched by the conformance cases", n)
 		}
 	}
 	if f.gemms == 0 {
 		t.Error("no cuBLAS call was made")
+	}
+	if (f.bf16Gemms > 0) != (prec == BF16) {
+		t.Errorf("%d of %d products had bfloat16 operands under precision %v", f.bf16Gemms, f.gemms, prec)
 	}
 	// The pool must hand every buffer back: after the suite, nothing is in use.
 	if b.inUse != 0 {

@@ -40,9 +40,29 @@ func (b *Backend) MatMul(dst, a, bm *core.Tensor, transA, transB bool, alpha, be
 		return
 	}
 	b.mu.Lock()
-	tf32 := b.tf32
+	prec := b.precision
 	b.mu.Unlock()
-	b.fail(b.d.gemm(g, tf32, pb, pa, pd, alpha, beta))
+	// A product over one term (the bias broadcast of Linear, outer products) gains
+	// nothing from tensor cores and is exact in float32, so autocast leaves it alone.
+	if prec != BF16 || g.k == 1 {
+		b.fail(b.d.gemm(g, prec == TF32, false, pb, pa, pd, alpha, beta))
+		return
+	}
+	// Autocast: round both operands to bfloat16 in pooled scratch buffers (queued on
+	// the same stream, so releasing them right after the product is safe).
+	xa, xb := b.toBF16(a), b.toBF16(bm)
+	b.fail(b.d.gemm(g, false, true, b.p(xb, "MatMul"), b.p(xa, "MatMul"), pd, alpha, beta))
+	b.Release(xa)
+	b.Release(xb)
+}
+
+// toBF16 returns a scratch tensor holding t's elements as bfloat16, two to a float32
+// slot; its shape is only a size.
+func (b *Backend) toBF16(t *core.Tensor) *core.Tensor {
+	n := t.Size()
+	d := b.allocRaw(core.Shape{(n + 1) / 2})
+	b.launch("k_to_bf16", n, newArgs().ptr("d", b.p(d, "MatMul")).ptr("x", b.p(t, "MatMul")).i64("n", n))
+	return d
 }
 
 func (b *Backend) Binary(op core.BinaryOp, dst, a, bt *core.Tensor) {

@@ -20,20 +20,21 @@ func TestParseDevice(t *testing.T) {
 	for _, c := range []struct {
 		spec    string
 		ordinal int
-		tf32    bool
+		prec    Precision
 		err     string
 	}{
-		{"cuda", 0, false, ""},
-		{"cuda:0", 0, false, ""},
-		{"cuda:3", 3, false, ""},
-		{"cuda?precision=tf32", 0, true, ""},
-		{"cuda:1?precision=tf32", 1, true, ""},
-		{"cuda:1?precision=fp32", 1, false, ""},
-		{"cuda:x", 0, false, `"x" is not a device number`},
-		{"cuda:-1", 0, false, "not a device number"},
-		{"gpu:0", 0, false, "want cuda or cuda:N"},
-		{"cuda:0?precision=bf16", 0, false, "bf16 autocast is not implemented"},
-		{"cuda:0?fast=1", 0, false, `unknown option "fast=1"`},
+		{"cuda", 0, FP32, ""},
+		{"cuda:0", 0, FP32, ""},
+		{"cuda:3", 3, FP32, ""},
+		{"cuda?precision=tf32", 0, TF32, ""},
+		{"cuda:1?precision=tf32", 1, TF32, ""},
+		{"cuda:1?precision=fp32", 1, FP32, ""},
+		{"cuda:0?precision=bf16", 0, BF16, ""},
+		{"cuda:x", 0, FP32, `"x" is not a device number`},
+		{"cuda:-1", 0, FP32, "not a device number"},
+		{"gpu:0", 0, FP32, "want cuda or cuda:N"},
+		{"cuda:0?precision=fp16", 0, FP32, `precision "fp16" is not supported (fp32, tf32 or bf16)`},
+		{"cuda:0?fast=1", 0, FP32, `unknown option "fast=1"`},
 	} {
 		t.Run(c.spec, func(t *testing.T) {
 			ord, opt, err := ParseDevice(c.spec)
@@ -43,8 +44,8 @@ func TestParseDevice(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || ord != c.ordinal || opt.TF32 != c.tf32 {
-				t.Fatalf("got (%d, %+v, %v), want (%d, tf32=%v, nil)", ord, opt, err, c.ordinal, c.tf32)
+			if err != nil || ord != c.ordinal || opt.Precision != c.prec {
+				t.Fatalf("got (%d, %+v, %v), want (%d, %v, nil)", ord, opt, err, c.ordinal, c.prec)
 			}
 		})
 	}

@@ -22,7 +22,7 @@ typedef void (*upload_fn)(uintptr_t, const void *, size_t);
 typedef void (*download_fn)(void *, uintptr_t, size_t);
 typedef uint32_t (*status_fn)(void);
 typedef int (*launch_fn)(const char *, int, int, int, int, int, const char *, const int32_t *, int);
-typedef void (*gemm_fn)(int, int, int, int, int, float, uintptr_t, int, long long, uintptr_t, int, long long, float,
+typedef void (*gemm_fn)(int, int, int, int, int, int, float, uintptr_t, int, long long, uintptr_t, int, long long, float,
                         uintptr_t, int, long long, int);
 
 static struct {
@@ -55,9 +55,9 @@ static uint32_t e_status(void) { return emu.status(); }
 static int e_launch(const char *name, int gx, int gy, int gz, int bx, int by, const char *a, const int32_t *o, int n) {
 	return emu.launch(name, gx, gy, gz, bx, by, a, o, n);
 }
-static void e_gemm(int tx, int ty, int m, int n, int k, float alpha, uintptr_t x, int ldx, long long sx, uintptr_t y,
+static void e_gemm(int bf16, int tx, int ty, int m, int n, int k, float alpha, uintptr_t x, int ldx, long long sx, uintptr_t y,
                    int ldy, long long sy, float beta, uintptr_t c, int ldc, long long sc, int batch) {
-	emu.gemm(tx, ty, m, n, k, alpha, x, ldx, sx, y, ldy, sy, beta, c, ldc, sc, batch);
+	emu.gemm(bf16, tx, ty, m, n, k, alpha, x, ldx, sx, y, ldy, sy, beta, c, ldc, sc, batch);
 }
 */
 import "C"
@@ -200,8 +200,9 @@ func Launch(name string, gx, gy, gz, bx, by int, buf []byte, offs []int32) error
 	}
 }
 
-// Gemm is cuBLAS's column-major strided-batched product, accumulated in double.
-func Gemm(transX, transY bool, m, n, k int, alpha float32, x uintptr, ldx int, sx int64, y uintptr, ldy int, sy int64,
+// Gemm is cuBLAS's column-major strided-batched product, accumulated in double; with
+// bf16 set, x and y hold bfloat16 elements (c is float32 either way).
+func Gemm(bf16, transX, transY bool, m, n, k int, alpha float32, x uintptr, ldx int, sx int64, y uintptr, ldy int, sy int64,
 	beta float32, c uintptr, ldc int, sc int64, batch int) {
 	b := func(v bool) C.int {
 		if v {
@@ -209,7 +210,7 @@ func Gemm(transX, transY bool, m, n, k int, alpha float32, x uintptr, ldx int, s
 		}
 		return 0
 	}
-	C.e_gemm(b(transX), b(transY), C.int(m), C.int(n), C.int(k), C.float(alpha), C.uintptr_t(x), C.int(ldx),
+	C.e_gemm(b(bf16), b(transX), b(transY), C.int(m), C.int(n), C.int(k), C.float(alpha), C.uintptr_t(x), C.int(ldx),
 		C.longlong(sx), C.uintptr_t(y), C.int(ldy), C.longlong(sy), C.float(beta), C.uintptr_t(c), C.int(ldc),
 		C.longlong(sc), C.int(batch))
 }

@@ -67,6 +67,11 @@ static inline float __int_as_float(long long v) {
   memcpy(&f, &i, 4);
   return f;
 }
+static inline unsigned __float_as_uint(float f) {
+  unsigned u;
+  memcpy(&u, &f, 4);
+  return u;
+}
 static inline void __syncthreads() { syncBlock(); }
 static inline float __shfl_xor_sync(unsigned, float v, int o) {
   int lane = g_cur->linear & 31, warp = g_cur->linear >> 5;
@@ -88,6 +93,7 @@ static inline unsigned atomicOr(unsigned* p, unsigned v) {
 }
 
 #include "../kernels/common.cuh"
+#include "../kernels/convert.cu"
 #include "../kernels/elementwise.cu"
 #include "../kernels/layout.cu"
 #include "../kernels/optim.cu"
@@ -110,7 +116,7 @@ const std::map<std::string, std::pair<int, std::function<void(void**)>>> kernels
     K(k_axpby), K(k_binary_suffix), K(k_binary), K(k_unary), K(k_unary_grad), K(k_dropout), K(k_scale_by),
     K(k_permute), K(k_copy_along), K(k_gather), K(k_scatter_add), K(k_reduce_rows), K(k_reduce_cols), K(k_reduce),
     K(k_sum_squares), K(k_softmax), K(k_softmax_grad), K(k_cross_entropy), K(k_bce), K(k_layer_norm),
-    K(k_layer_norm_dx), K(k_layer_norm_dparams), K(k_sgd), K(k_adamw),
+    K(k_layer_norm_dx), K(k_layer_norm_dparams), K(k_sgd), K(k_adamw), K(k_to_bf16),
 };
 
 const size_t kStack = 64 << 10;
@@ -186,8 +192,8 @@ uint32_t emu_take_status(void);
 // emu_launch returns 0, 1 for an unknown kernel or parameter count, 2 for a deadlock
 // (threads of a block waiting at different barriers), 3 for a bad block shape.
 int emu_launch(const char* name, int gx, int gy, int gz, int bx, int by, const char* args, const int32_t* offs, int n);
-void emu_gemm(int transX, int transY, int m, int n, int k, float alpha, uintptr_t x, int ldx, long long sx, uintptr_t y,
-              int ldy, long long sy, float beta, uintptr_t c, int ldc, long long sc, int batch);
+void emu_gemm(int bf16, int transX, int transY, int m, int n, int k, float alpha, uintptr_t x, int ldx, long long sx,
+              uintptr_t y, int ldy, long long sy, float beta, uintptr_t c, int ldc, long long sc, int batch);
 
 uintptr_t emu_alloc(size_t bytes) { return (uintptr_t)malloc(bytes ? bytes : 1); }
 void emu_free(uintptr_t p) { free((void*)p); }
@@ -223,18 +229,25 @@ int emu_launch(const char* name, int gx, int gy, int gz, int bx, int by, const c
   return 0;
 }
 
-// emu_gemm is cuBLAS's column-major strided-batched GEMM, accumulating in double.
-void emu_gemm(int transX, int transY, int m, int n, int k, float alpha, uintptr_t x, int ldx, long long sx, uintptr_t y,
-              int ldy, long long sy, float beta, uintptr_t c, int ldc, long long sc, int batch) {
-  const float *X = (const float*)x, *Y = (const float*)y;
+// emu_gemm is cuBLAS's column-major strided-batched GEMM, accumulating in double. With
+// bf16 set the operands hold bfloat16: the high halves of float32s.
+void emu_gemm(int bf16, int transX, int transY, int m, int n, int k, float alpha, uintptr_t x, int ldx, long long sx,
+              uintptr_t y, int ldy, long long sy, float beta, uintptr_t c, int ldc, long long sc, int batch) {
+  auto at = [bf16](uintptr_t base, long long i) -> double {
+    if (!bf16) return ((const float*)base)[i];
+    uint32_t u = (uint32_t)((const uint16_t*)base)[i] << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+  };
   float* C = (float*)c;
   for (int p = 0; p < batch; p++)
     for (int i = 0; i < m; i++)
       for (int j = 0; j < n; j++) {
         double s = 0;
         for (int l = 0; l < k; l++) {
-          double a = transX ? X[p * sx + l + (long long)i * ldx] : X[p * sx + i + (long long)l * ldx];
-          double b = transY ? Y[p * sy + j + (long long)l * ldy] : Y[p * sy + l + (long long)j * ldy];
+          double a = transX ? at(x, p * sx + l + (long long)i * ldx) : at(x, p * sx + i + (long long)l * ldx);
+          double b = transY ? at(y, p * sy + j + (long long)l * ldy) : at(y, p * sy + l + (long long)j * ldy);
           s += a * b;
         }
         float* o = &C[p * sc + i + (long long)j * ldc];
