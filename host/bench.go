@@ -21,8 +21,12 @@ func init() {
 	register("bench", "measure training-step and inference throughput and peak memory (random weights)", cmdBench)
 }
 
-// peakMemory is implemented by backends that track device memory.
-type peakMemory interface{ PeakBytes() int64 }
+// deviceMemory is implemented by backends that track device memory (cuda).
+type deviceMemory interface {
+	PeakBytes() int64      // held: in use plus the allocator's cache
+	PeakInUseBytes() int64 // in tensors
+	ResetPeak()
+}
 
 func cmdBench(args []string) error {
 	fs := newFlags("bench", "bench [--device cpu|cuda] [--backbone clip-vit-b32] [--plugin lora] [--batch 8] [--steps 3]")
@@ -30,7 +34,7 @@ func cmdBench(args []string) error {
 	backbone := fs.String("backbone", "clip-vit-b32", "architecture preset ("+presetNames()+")")
 	pluginName := fs.String("plugin", "lora", "method plugin")
 	batch := fs.Int("batch", 8, "images per step")
-	steps := fs.Int("steps", 3, "timed steps after one warm-up step")
+	steps := fs.Int("steps", 3, "timed steps after two warm-up steps")
 	classes := fs.Int("classes", 10, "head size")
 	precision := fs.String("precision", "fp32", "fp32, tf32 or bf16 (GPU backends)")
 	if err := fs.Parse(args); err != nil {
@@ -107,35 +111,40 @@ func cmdBench(args []string) error {
 		tp.SetGradEnabled(prev)
 		return b.Sync()
 	}
-	measure := func(f func() error) (float64, error) {
-		if err := f(); err != nil { // warm-up: pools fill, kernels compile
-			return 0, err
+	mem, _ := b.(deviceMemory)
+	// measure times f after two warm-up calls (pools fill, kernels compile, cuBLAS
+	// picks its algorithms) and prints one RESULT line, the format
+	// tools/bench/torch_clip_bench.py prints too, so a script can pair them.
+	measure := func(mode string, f func() error) error {
+		for range 2 {
+			if err := f(); err != nil {
+				return err
+			}
+		}
+		if mem != nil {
+			mem.ResetPeak()
 		}
 		start := time.Now()
 		for i := 0; i < *steps; i++ {
 			if err := f(); err != nil {
-				return 0, err
+				return err
 			}
 		}
 		ips := float64(*batch**steps) / time.Since(start).Seconds()
-		return ips, nil
-	}
-	trainIPS, err := measure(step)
-	if err != nil {
-		return err
-	}
-	inferIPS, err := measure(infer)
-	if err != nil {
-		return err
+		line := fmt.Sprintf("RESULT impl=kadapt mode=%s plugin=%s precision=%s batch=%d images_per_s=%.1f", mode, *pluginName, *precision, *batch, ips)
+		if mem != nil {
+			line += fmt.Sprintf(" peak_alloc_gib=%.2f peak_reserved_gib=%.2f", float64(mem.PeakInUseBytes())/(1<<30), float64(mem.PeakBytes())/(1<<30))
+		} else {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			line += fmt.Sprintf(" host_sys_gib=%.2f", float64(ms.Sys)/(1<<30))
+		}
+		fmt.Println(line)
+		return nil
 	}
 	fmt.Printf("device %s  backbone %s  plugin %s  batch %d  precision %s  trainable %d\n", b.Name(), cfg.Name, *pluginName, *batch, *precision, a.Count+int64(feat+1)*int64(*classes))
-	fmt.Printf("train step: %.1f images/s\ninference:  %.1f images/s\n", trainIPS, inferIPS)
-	if pm, ok := b.(peakMemory); ok {
-		fmt.Printf("peak device memory: %.2f GiB\n", float64(pm.PeakBytes())/(1<<30))
-	} else {
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		fmt.Printf("peak host memory (Go heap, system): %.2f GiB\n", float64(ms.Sys)/(1<<30))
+	if err := measure("train", step); err != nil {
+		return err
 	}
-	return nil
+	return measure("infer", infer)
 }

@@ -192,7 +192,8 @@ type Backend struct {
 	pool    map[int][]*storage
 	inUse   int64 // bytes handed out
 	cached  int64 // bytes held in the pool
-	peak    int64
+	peak    int64 // most bytes held at once, in use plus cached
+	peakUse int64 // most bytes in use at once
 	mallocs int   // device allocations so far (the cache's misses)
 	err     error // first asynchronous failure, reported by Sync
 	closed  bool
@@ -274,11 +275,27 @@ func (b *Backend) Precision() Precision {
 }
 
 // PeakBytes is the most device memory the backend has held at once (in use plus
-// cached), for `host bench`.
+// cached), for `host bench`; PyTorch's torch.cuda.max_memory_reserved is the like.
 func (b *Backend) PeakBytes() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.peak
+}
+
+// PeakInUseBytes is the most device memory in tensors at once (bucket-rounded),
+// PyTorch's torch.cuda.max_memory_allocated.
+func (b *Backend) PeakInUseBytes() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.peakUse
+}
+
+// ResetPeak starts the peak counters afresh from what is held now, so a benchmark can
+// measure its steady state after warm-up.
+func (b *Backend) ResetPeak() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.peak, b.peakUse = b.inUse+b.cached, b.inUse
 }
 
 // MemoryInfo reports the device's free and total memory as the driver sees it.
@@ -404,6 +421,7 @@ func (b *Backend) allocRaw(shape core.Shape) *core.Tensor {
 	}
 	b.inUse += int64(4 * c)
 	b.peak = max(b.peak, b.inUse+b.cached)
+	b.peakUse = max(b.peakUse, b.inUse)
 	return core.NewTensor(b, s, shape, core.Float32)
 }
 

@@ -6,14 +6,19 @@
 #
 # 1. If clang can compile CUDA, the kernels are compiled for sm_90 as a syntax and
 #    type check (NVRTC does the real compilation at start-up on the GPU).
-# 2. The test binary .gpu/cuda.test is built against the CUDA 13 headers (the link
+# 2. The test binary cuda.test is built against the CUDA 13 headers (the link
 #    stubs are not needed: the backend opens libcuda, libcublas and libnvrtc with
 #    dlopen, so the binary starts anywhere and its tests skip without a GPU).
 # 3. The binary runs here once: the tests that need no GPU run (the kernel emulator
 #    among them, where a C++ compiler is installed), the rest must skip.
+# 4. The benchmark is built beside it: host-cuda (host with -tags cuda) and the method
+#    plugins it runs in plugins/, where host-cuda looks for them. All of it is packed
+#    into .gpu/bundle.tgz.
 #
-# On the GPU machine, from the repository root, the printed command runs every test
-# and ends with the line "N passed, N failed, N skipped".
+# On the GPU machine, from the repository root (carrying .gpu),
+# `sh core/backend/cuda/gpurun.sh` runs every test (ending with the line
+# "N passed, N failed, N skipped"), then `host bench` against
+# tools/bench/torch_clip_bench.py for each method and precision, and prints the ratios.
 set -e
 cd "$(dirname "$0")/../../.."
 if [ -n "$CUDA13" ]; then :
@@ -24,7 +29,7 @@ else echo "gpucheck: no CUDA headers found (set CUDA13 to a directory with inclu
 fi
 LIB=$CUDA13/lib; [ -d "$LIB" ] || LIB=$CUDA13/lib64
 export CGO_ENABLED=1 CGO_CFLAGS="-I$PWD/tools/cudacompat -I$CUDA13/include" CGO_LDFLAGS="-L$LIB"
-mkdir -p .gpu
+rm -rf .gpu && mkdir -p .gpu
 
 CLANG=$(command -v clang-19 || command -v clang-18 || command -v clang || true)
 if [ -n "$CLANG" ]; then
@@ -72,7 +77,16 @@ else
 fi
 
 go vet -tags cuda ./core/backend/cuda/
-go test -c -tags cuda -o .gpu/cuda.test ./core/backend/cuda/
-.gpu/cuda.test -test.count=1 | tail -1
-echo "built .gpu/cuda.test; on the GPU machine, from the repository root, run:"
-echo 'LD_LIBRARY_PATH=/usr/local/cuda/lib64:$LD_LIBRARY_PATH .gpu/cuda.test -test.v'
+# Stripped and packed, the binaries fit the device tool's 64 MiB carry limit.
+G=.gpu/bin
+go test -c -ldflags='-s -w' -tags cuda -o $G/cuda.test ./core/backend/cuda/
+$G/cuda.test -test.count=1 | tail -1
+go build -ldflags='-s -w' -tags cuda -o $G/host-cuda ./host
+for p in kadaptation lora linearprobe; do
+	CGO_ENABLED=0 go build -ldflags='-s -w' -o $G/plugins/$p ./plugins/cmd/$p
+done
+$G/host-cuda bench --device cuda --batch 1 --steps 1 2>&1 | grep -q 'cuda: no' ||
+	{ echo "gpucheck: host-cuda does not say why CUDA is unusable here" >&2; exit 1; }
+tar -C .gpu -czf .gpu/bundle.tgz bin && rm -rf $G
+echo "built .gpu/bundle.tgz ($(du -k .gpu/bundle.tgz | cut -f1) KiB: tests, host-cuda, plugins); on the GPU machine, from the repository root, run:"
+echo 'sh core/backend/cuda/gpurun.sh'
