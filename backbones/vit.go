@@ -28,7 +28,27 @@ type Linear struct {
 
 // Forward applies the linear with its hooks.
 func (l *Linear) Forward(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
-	w, b := l.W, l.B
+	w, b := l.effective(tp)
+	y := tp.Linear(x, w, b)
+	if l.Branch != nil {
+		y = tp.Add(y, l.Branch(tp, x))
+	}
+	return y
+}
+
+// ForwardAct is act(Forward(x)); without a Branch the bias and the activation are one
+// epilogue (autograd's LinearAct).
+func (l *Linear) ForwardAct(tp *autograd.Tape, x *autograd.Var, act core.UnaryOp) *autograd.Var {
+	if l.Branch != nil {
+		return tp.Unary(act, l.Forward(tp, x))
+	}
+	w, b := l.effective(tp)
+	return tp.LinearAct(x, w, b, act)
+}
+
+// effective is the weight and bias with their deltas.
+func (l *Linear) effective(tp *autograd.Tape) (w, b *autograd.Var) {
+	w, b = l.W, l.B
 	if l.WeightDelta != nil {
 		w = tp.Add(w, l.WeightDelta(tp))
 	}
@@ -39,11 +59,7 @@ func (l *Linear) Forward(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
 			b = tp.Add(b, l.BiasDelta(tp))
 		}
 	}
-	y := tp.Linear(x, w, b)
-	if l.Branch != nil {
-		y = tp.Add(y, l.Branch(tp, x))
-	}
-	return y
+	return w, b
 }
 
 // In and Out are the linear's input and output widths.
@@ -89,18 +105,12 @@ type Block struct {
 
 // Forward runs x [N, L, W] through the block.
 func (b *Block) Forward(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
-	s := x.Shape()
-	n, l, w := s[0], s[1], s[2]
-	dh := w / b.heads
+	w := x.Shape()[2]
 	h := b.LN1.Forward(tp, x)
-	split := func(t *autograd.Var) *autograd.Var {
-		return tp.Permute(tp.Reshape(t, n, l, b.heads, dh), 0, 2, 1, 3)
-	}
-	q, k, v := split(b.Q.Forward(tp, h)), split(b.K.Forward(tp, h)), split(b.V.Forward(tp, h))
-	a := tp.Attention(q, k, v, b.causal, float32(1/math.Sqrt(float64(dh))))
-	a = tp.Reshape(tp.Permute(a, 0, 2, 1, 3), n, l, w)
-	x = tp.Add(x, b.Attn.apply(tp, b.O.Forward(tp, a)))
-	h = b.FC2.Forward(tp, tp.Unary(b.act, b.FC1.Forward(tp, b.LN2.Forward(tp, x))))
+	q, k, v := b.Q.Forward(tp, h), b.K.Forward(tp, h), b.V.Forward(tp, h)
+	a := tp.MultiHeadAttention(q, k, v, b.heads, b.causal, float32(1/math.Sqrt(float64(w/b.heads))))
+	x, h = tp.AddLayerNorm(x, b.Attn.apply(tp, b.O.Forward(tp, a)), b.LN2.W, b.LN2.B, b.LN2.Eps)
+	h = b.FC2.Forward(tp, b.FC1.ForwardAct(tp, h, b.act))
 	return tp.Add(x, b.MLP.apply(tp, h))
 }
 

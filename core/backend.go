@@ -177,6 +177,31 @@ type Backend interface {
 // the indices and stall an asynchronous device in the middle of a training step.
 type DeferredIndexChecks interface{ DefersIndexChecks() }
 
+// FusedAttention is implemented by backends with a fused multi-head self-attention
+// kernel. q, k, v and out are [N, L, H·D]: head h owns columns h·D to (h+1)·D, the
+// layout the q, k and v projections produce, so no head permutes are needed. probs
+// [N, H, L, L] receives softmax(q_h·k_hᵀ·scale + mask) (the causal mask is -inf
+// above the diagonal) and is what the backward pass needs. autograd's
+// MultiHeadAttention composes the same function from the basic ops on other backends.
+type FusedAttention interface {
+	AttentionForward(out, probs, q, k, v *Tensor, heads int, causal bool, scale float32)
+	// AttentionBackward writes (or with the matching accumulate flag adds) the
+	// gradients; dq, dk or dv may be nil when not wanted.
+	AttentionBackward(dq, dk, dv, dout, q, k, v, probs *Tensor, heads int, scale float32, accQ, accK, accV bool)
+}
+
+// FusedEpilogues is implemented by backends with fused kernels for two sequences of
+// a transformer block; autograd uses them where the backend has them and composes the
+// same results from the basic ops elsewhere.
+type FusedEpilogues interface {
+	// BiasActivation adds bias [F] to every row of pre [..., F] in place and writes
+	// op(pre) to dst: a linear layer's bias and activation in one pass.
+	BiasActivation(op UnaryOp, dst, pre, bias *Tensor)
+	// AddLayerNorm writes sum = x + r and LayerNorm(sum) into dst, mean and rstd as
+	// LayerNorm does: a residual join and the next layer norm in one pass.
+	AddLayerNorm(sum, dst, mean, rstd, x, r, gamma, beta *Tensor, eps float32)
+}
+
 // BroadcastShape returns the NumPy broadcast of a and b.
 func BroadcastShape(a, b Shape) (Shape, error) {
 	n := max(len(a), len(b))

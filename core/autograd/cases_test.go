@@ -356,6 +356,27 @@ var opCases = []opCase{
 			return tp.Attention(x[0], x[1], x[2], false, 1)
 		}},
 
+	{name: "multi_head_attention", inputs: []input{p(2, 3, 4), p(2, 3, 4), p(2, 3, 4)},
+		f: func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var {
+			return tp.MultiHeadAttention(x[0], x[1], x[2], 2, false, 0.6)
+		},
+		want: func(x [][]float64) []float64 { return hostMultiHead(x[0], x[1], x[2], 2, 3, 2, 2, false, 0.6) }},
+	{name: "multi_head_attention/causal-frozen-k", inputs: []input{p(1, 4, 6), in(frozen, 1, 4, 6), p(1, 4, 6)},
+		f: func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var {
+			return tp.MultiHeadAttention(x[0], x[1], x[2], 3, true, 0.9)
+		},
+		want: func(x [][]float64) []float64 { return hostMultiHead(x[0], x[1], x[2], 1, 4, 3, 2, true, 0.9) }},
+
+	{name: "linear_act", inputs: []input{p(2, 3, 4), p(5, 4), p(5)},
+		f: func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var {
+			return tp.LinearAct(x[0], x[1], x[2], core.GELU)
+		}},
+	{name: "add_layer_norm", inputs: []input{p(3, 6), p(3, 6), p(6), p(6)},
+		f: func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var {
+			sum, normed := tp.AddLayerNorm(x[0], x[1], x[2], x[3], 1e-5)
+			return tp.Add(tp.Scale(sum, 0.5), normed)
+		}},
+
 	// Batch norm, both modes, with and without affine.
 	{name: "batch_norm/train-affine", inputs: []input{p(5, 3), p(3), p(3)}, train: true,
 		f: func(tp *autograd.Tape, x []*autograd.Var) *autograd.Var { return batchNorm(tp, x, 3, true) },

@@ -11,6 +11,11 @@ func (tp *Tape) binary(op core.BinaryOp, a, b *Var) *Var {
 	}
 	y := tp.alloc(out)
 	tp.b.Binary(op, y, a.Value, b.Value)
+	return tp.binaryNode(op, a, b, y)
+}
+
+// binaryNode records y = a op b, already computed.
+func (tp *Tape) binaryNode(op core.BinaryOp, a, b *Var, y *core.Tensor) *Var {
 	var v *Var
 	v = tp.node(op.String(), y, func() { tp.binaryBackward(op, a, b, v) }, a, b)
 	return v
@@ -118,6 +123,11 @@ func (tp *Tape) AddScalar(x *Var, c float32) *Var {
 func (tp *Tape) Unary(op core.UnaryOp, x *Var) *Var {
 	y := tp.alloc(x.Shape())
 	tp.b.Unary(op, y, x.Value)
+	return tp.unaryNode(op, x, y)
+}
+
+// unaryNode records y = op(x), already computed.
+func (tp *Tape) unaryNode(op core.UnaryOp, x *Var, y *core.Tensor) *Var {
 	var v *Var
 	v = tp.node(op.String(), y, func() {
 		g, fresh := tp.gradOf(x)

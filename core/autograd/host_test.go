@@ -193,6 +193,36 @@ func hostPatchEmbed(x, w, bias []float64, n, c, h, wd, d, p int) []float64 {
 	return out
 }
 
+// hostMultiHead is hostAttention on the heads of q, k, v [n, l, h·d], which it moves
+// to [n·h, l, d] and back.
+func hostMultiHead(q, k, v []float64, n, l, h, d int, causal bool, scale float64) []float64 {
+	split := func(x []float64) []float64 {
+		y := make([]float64, len(x))
+		for b := range n {
+			for i := range l {
+				for hh := range h {
+					for e := range d {
+						y[((b*h+hh)*l+i)*d+e] = x[(b*l+i)*h*d+hh*d+e]
+					}
+				}
+			}
+		}
+		return y
+	}
+	a := hostAttention(split(q), split(k), split(v), n*h, l, l, d, d, causal, scale)
+	out := make([]float64, len(a))
+	for b := range n {
+		for i := range l {
+			for hh := range h {
+				for e := range d {
+					out[(b*l+i)*h*d+hh*d+e] = a[((b*h+hh)*l+i)*d+e]
+				}
+			}
+		}
+	}
+	return out
+}
+
 // hostAttention computes softmax(q·kᵀ·scale + mask)·v for bh independent heads.
 func hostAttention(q, k, v []float64, bh, lq, lk, dh, dv int, causal bool, scale float64) []float64 {
 	scale = float32c(scale)

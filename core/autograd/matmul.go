@@ -101,7 +101,25 @@ func (tp *Tape) matmulGrad(t *Var, x, y *core.Tensor, tx, ty bool) {
 
 // Linear returns x·wᵀ + bias for x [..., in], w [out, in] and bias [out] (or nil). A
 // frozen w costs only the input gradient.
-func (tp *Tape) Linear(x, w, bias *Var) *Var {
+func (tp *Tape) Linear(x, w, bias *Var) *Var { return tp.linear(x, w, bias, false) }
+
+// LinearAct returns op(x·wᵀ + bias). Where the backend has core.FusedEpilogues the
+// bias and the activation are one pass over the output; the tape records the same
+// linear and activation nodes either way.
+func (tp *Tape) LinearAct(x, w, bias *Var, op core.UnaryOp) *Var {
+	fused, ok := tp.b.(core.FusedEpilogues)
+	if !ok || bias == nil {
+		return tp.Unary(op, tp.Linear(x, w, bias))
+	}
+	pre := tp.linear(x, w, bias, true)
+	y := tp.alloc(pre.Shape())
+	fused.BiasActivation(op, y, pre.Value, bias.Value)
+	return tp.unaryNode(op, pre, y)
+}
+
+// linear is Linear; with biasLater the bias is left for the caller to add to the
+// output (a fused epilogue), though its gradient is still this node's.
+func (tp *Tape) linear(x, w, bias *Var, biasLater bool) *Var {
 	xs, ws := x.Shape(), w.Shape()
 	if len(xs) < 1 || len(ws) != 2 || xs[len(xs)-1] != ws[1] {
 		shapePanic("linear", "x %v and weight %v (want x [..., in], weight [out, in])", xs, ws)
@@ -114,7 +132,7 @@ func (tp *Tape) Linear(x, w, bias *Var) *Var {
 	out := append(xs[:len(xs)-1].Clone(), outF)
 	y := tp.alloc(out)
 	x2, y2 := x.Value.Reshape(rows, in), y.Reshape(rows, outF)
-	if bias != nil {
+	if bias != nil && !biasLater {
 		// Broadcasting the bias as a rank-1 product lets the main product accumulate
 		// onto it (beta = 1) without a temporary of the output's size.
 		ones := tp.ones(rows, 1)
@@ -264,6 +282,55 @@ func (tp *Tape) Attention(q, k, v *Var, causal bool, scale float32) *Var {
 			bk.MatMul(g, ds, q.Value, true, false, scale, beta(fresh))
 		}
 		bk.Release(ds)
+	}, q, k, v)
+	return o
+}
+
+// MultiHeadAttention is self-attention with heads over q, k and v [N, L, H·Dh], the
+// layout of the q, k and v projections, returning [N, L, H·Dh]: per head h,
+// softmax(q_h·k_hᵀ·scale + mask)·v_h on columns h·Dh to (h+1)·Dh. A backend with
+// core.FusedAttention runs it as one kernel per pass, without head permutes; others
+// permute the heads out, use Attention and permute back, which computes the same.
+func (tp *Tape) MultiHeadAttention(q, k, v *Var, heads int, causal bool, scale float32) *Var {
+	s := q.Shape()
+	if len(s) != 3 || heads <= 0 || s[2]%heads != 0 || !k.Shape().Equal(s) || !v.Shape().Equal(s) {
+		shapePanic("multi_head_attention", "q %v, k %v, v %v with %d heads (want equal [N, L, H·Dh])", s, k.Shape(), v.Shape(), heads)
+	}
+	n, l, w := s[0], s[1], s[2]
+	dh := w / heads
+	fused, ok := tp.b.(core.FusedAttention)
+	if !ok {
+		split := func(t *Var) *Var { return tp.Permute(tp.Reshape(t, n, l, heads, dh), 0, 2, 1, 3) }
+		a := tp.Attention(split(q), split(k), split(v), causal, scale)
+		return tp.Reshape(tp.Permute(a, 0, 2, 1, 3), n, l, w)
+	}
+	ps := core.Shape{n, heads, l, l}
+	keep := !tp.noGrad && (needs(q) || needs(k) || needs(v))
+	var p *core.Tensor
+	if keep {
+		p = tp.alloc(ps)
+	} else {
+		p = tp.scratch(ps)
+	}
+	out := tp.alloc(s)
+	fused.AttentionForward(out, p, q.Value, k.Value, v.Value, heads, causal, scale)
+	if !keep {
+		tp.b.Release(p)
+	}
+	var o *Var
+	o = tp.node("multi_head_attention", out, func() {
+		var dq, dk, dv *core.Tensor
+		var freshQ, freshK, freshV bool
+		if needs(q) {
+			dq, freshQ = tp.gradOf(q)
+		}
+		if needs(k) {
+			dk, freshK = tp.gradOf(k)
+		}
+		if needs(v) {
+			dv, freshV = tp.gradOf(v)
+		}
+		fused.AttentionBackward(dq, dk, dv, o.Grad, q.Value, k.Value, v.Value, p, heads, scale, !freshQ, !freshK, !freshV)
 	}, q, k, v)
 	return o
 }

@@ -7,6 +7,42 @@ import (
 // LayerNorm normalises x over its last axis with the biased variance, then applies
 // gamma and beta [D] when given (nil = no affine).
 func (tp *Tape) LayerNorm(x, gamma, beta *Var, eps float32) *Var {
+	tp.checkLayerNorm(x, gamma, beta)
+	rows := x.Value.Size() / x.Shape()[x.Value.Rank()-1]
+	y, mean, rstd := tp.alloc(x.Shape()), tp.alloc(core.Shape{rows}), tp.alloc(core.Shape{rows})
+	tp.b.LayerNorm(y, mean, rstd, x.Value, value(gamma), value(beta), eps)
+	return tp.layerNormNode(x, gamma, beta, y, mean, rstd)
+}
+
+// AddLayerNorm returns sum = x + r and LayerNorm(sum) (see LayerNorm), the residual
+// join of a pre-LN block and the norm that follows it: one pass where the backend has
+// core.FusedEpilogues. x and r have the same shape.
+func (tp *Tape) AddLayerNorm(x, r, gamma, beta *Var, eps float32) (sum, normed *Var) {
+	fused, ok := tp.b.(core.FusedEpilogues)
+	if !ok {
+		sum = tp.Add(x, r)
+		return sum, tp.LayerNorm(sum, gamma, beta, eps)
+	}
+	if !x.Shape().Equal(r.Shape()) {
+		shapePanic("add_layer_norm", "x %v and r %v differ", x.Shape(), r.Shape())
+	}
+	tp.checkLayerNorm(x, gamma, beta)
+	xs := x.Shape()
+	rows := x.Value.Size() / xs[len(xs)-1]
+	s, y, mean, rstd := tp.alloc(xs), tp.alloc(xs), tp.alloc(core.Shape{rows}), tp.alloc(core.Shape{rows})
+	fused.AddLayerNorm(s, y, mean, rstd, x.Value, r.Value, value(gamma), value(beta), eps)
+	sum = tp.binaryNode(core.Add, x, r, s)
+	return sum, tp.layerNormNode(sum, gamma, beta, y, mean, rstd)
+}
+
+func value(v *Var) *core.Tensor {
+	if v == nil {
+		return nil
+	}
+	return v.Value
+}
+
+func (tp *Tape) checkLayerNorm(x, gamma, beta *Var) {
 	xs := x.Shape()
 	if len(xs) < 1 {
 		shapePanic("layer_norm", "x %v has no axis to normalise", xs)
@@ -17,16 +53,11 @@ func (tp *Tape) LayerNorm(x, gamma, beta *Var, eps float32) *Var {
 			shapePanic("layer_norm", "affine parameter %v for x %v (want [%d])", p.Shape(), xs, d)
 		}
 	}
-	rows := x.Value.Size() / d
-	y, mean, rstd := tp.alloc(xs), tp.alloc(core.Shape{rows}), tp.alloc(core.Shape{rows})
-	var gv, bv *core.Tensor
-	if gamma != nil {
-		gv = gamma.Value
-	}
-	if beta != nil {
-		bv = beta.Value
-	}
-	tp.b.LayerNorm(y, mean, rstd, x.Value, gv, bv, eps)
+}
+
+// layerNormNode records y = LayerNorm(x), already computed with its statistics.
+func (tp *Tape) layerNormNode(x, gamma, beta *Var, y, mean, rstd *core.Tensor) *Var {
+	xs, gv := x.Shape(), value(gamma)
 	var v *Var
 	v = tp.node("layer_norm", y, func() {
 		var dgamma, dbeta *core.Tensor

@@ -43,7 +43,7 @@ var kernelNames = []string{
 	"k_permute", "k_copy_along", "k_gather", "k_scatter_add",
 	"k_reduce_rows", "k_reduce_cols", "k_reduce", "k_sum_squares",
 	"k_softmax", "k_softmax_grad", "k_cross_entropy", "k_bce", "k_layer_norm", "k_layer_norm_dx", "k_layer_norm_dparams",
-	"k_sgd", "k_adamw", "k_to_bf16",
+	"k_sgd", "k_adamw", "k_to_bf16", "k_mha_fwd", "k_mha_bwd", "k_bias_unary",
 }
 
 // kernelSource is common.cuh followed by the .cu files in name order: one NVRTC

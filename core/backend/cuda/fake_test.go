@@ -259,6 +259,17 @@ func checkEveryMethod(t *testing.T, prec Precision) {
 		t.Fatal(err)
 	}
 	failures := backendtest.Check(func() core.Backend { return b }, backendtest.DefaultTolerances())
+	// The fused attention of core.FusedAttention is beyond the suite.
+	qkv, probs := b.Alloc(core.Shape{2, 5, 6}), b.Alloc(core.Shape{2, 3, 5, 5})
+	b.AttentionForward(qkv, probs, qkv, qkv, qkv, 3, true, 0.5)
+	b.AttentionBackward(qkv, nil, qkv, qkv, qkv, qkv, qkv, probs, 3, 0.5, false, false, true)
+	// So are core.FusedEpilogues.
+	pre, bias, stat := b.Alloc(core.Shape{3, 7}), b.Alloc(core.Shape{7}), b.Alloc(core.Shape{3})
+	b.BiasActivation(core.GELU, pre, pre, bias)
+	b.AddLayerNorm(pre, pre, stat, stat, pre, pre, bias, bias, 1e-5)
+	for _, x := range []*core.Tensor{qkv, probs, pre, bias, stat} {
+		b.Release(x)
+	}
 	for _, fl := range failures {
 		for _, e := range fl.Errors {
 			if strings.Contains(e, "panic") {

@@ -98,6 +98,21 @@ func (b *Backend) Unary(op core.UnaryOp, dst, x *core.Tensor) {
 	b.launch("k_unary", n, newArgs().i32("op", int(op)).ptr("d", b.p(dst, "Unary")).ptr("x", b.p(x, "Unary")).i64("n", n))
 }
 
+// BiasActivation implements core.FusedEpilogues with k_bias_unary.
+func (b *Backend) BiasActivation(op core.UnaryOp, dst, pre, bias *core.Tensor) {
+	if op > core.Tanh {
+		panic(fmt.Sprintf("cuda: BiasActivation: unknown op %d", op))
+	}
+	sameShape("BiasActivation", dst, pre)
+	f := bias.Size()
+	if pre.Rank() == 0 || bias.Rank() != 1 || pre.Shape()[pre.Rank()-1] != f {
+		panic(fmt.Sprintf("cuda: BiasActivation: bias %v for output %v (want [last axis])", bias.Shape(), pre.Shape()))
+	}
+	n := dst.Size()
+	b.launch("k_bias_unary", n, newArgs().i32("op", int(op)).ptr("d", b.p(dst, "BiasActivation")).
+		ptr("pre", b.p(pre, "BiasActivation")).ptr("bias", b.p(bias, "BiasActivation")).i64("n", n).i64("f", f))
+}
+
 func (b *Backend) UnaryGrad(op core.UnaryOp, dx, x, dy *core.Tensor, accumulate bool) {
 	if op > core.Tanh {
 		panic(fmt.Sprintf("cuda: UnaryGrad: unknown op %d", op))

@@ -72,6 +72,11 @@ static inline unsigned __float_as_uint(float f) {
   memcpy(&u, &f, 4);
   return u;
 }
+static inline float __uint_as_float(unsigned u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
 static inline void __syncthreads() { syncBlock(); }
 static inline float __shfl_xor_sync(unsigned, float v, int o) {
   int lane = g_cur->linear & 31, warp = g_cur->linear >> 5;
@@ -93,6 +98,7 @@ static inline unsigned atomicOr(unsigned* p, unsigned v) {
 }
 
 #include "../kernels/common.cuh"
+#include "../kernels/attention.cu"
 #include "../kernels/convert.cu"
 #include "../kernels/elementwise.cu"
 #include "../kernels/layout.cu"
@@ -116,7 +122,7 @@ const std::map<std::string, std::pair<int, std::function<void(void**)>>> kernels
     K(k_axpby), K(k_binary_suffix), K(k_binary), K(k_unary), K(k_unary_grad), K(k_dropout), K(k_scale_by),
     K(k_permute), K(k_copy_along), K(k_gather), K(k_scatter_add), K(k_reduce_rows), K(k_reduce_cols), K(k_reduce),
     K(k_sum_squares), K(k_softmax), K(k_softmax_grad), K(k_cross_entropy), K(k_bce), K(k_layer_norm),
-    K(k_layer_norm_dx), K(k_layer_norm_dparams), K(k_sgd), K(k_adamw), K(k_to_bf16),
+    K(k_layer_norm_dx), K(k_layer_norm_dparams), K(k_sgd), K(k_adamw), K(k_to_bf16), K(k_mha_fwd), K(k_mha_bwd), K(k_bias_unary),
 };
 
 const size_t kStack = 64 << 10;

@@ -105,3 +105,20 @@ __device__ __forceinline__ long long lmin(long long a, long long b) { return a <
 __device__ __forceinline__ bool validIndex(float v, long long n) {
   return v >= 0.f && v < (float)n && v == floorf(v);
 }
+
+// bf16Bits rounds float32 to bfloat16 to nearest, ties to even, as
+// __float2bfloat16_rn does: adding 0x7fff plus the lowest kept bit carries into the
+// kept half exactly when the dropped half is above one half, or equal to it with an
+// odd kept half; overflow carries into the exponent and gives infinity. NaNs are kept
+// quiet rather than rounded, which could turn them into infinities.
+__device__ __forceinline__ unsigned short bf16Bits(float x) {
+  unsigned u = __float_as_uint(x);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);
+  return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+// asBF16 is x rounded to bfloat16 when bf16 is set (an operand of a product under bf16
+// autocast), x itself otherwise.
+__device__ __forceinline__ float asBF16(float x, int bf16) {
+  return bf16 ? __uint_as_float((unsigned)bf16Bits(x) << 16) : x;
+}

@@ -1,4 +1,5 @@
-// Elementwise kernels: Axpby, Binary, Unary, UnaryGrad, Dropout, ScaleBy.
+// Elementwise kernels: Axpby, Binary, Unary, UnaryGrad, Dropout, ScaleBy, and the
+// BiasActivation epilogue.
 
 extern "C" __global__ void k_axpby(float* d, float alpha, const float* x, float beta, long long n) {
   // beta == 0 must not read d: it may hold NaN.
@@ -109,6 +110,15 @@ __device__ __forceinline__ float unopGrad(int op, float x) {
 // d may alias x.
 extern "C" __global__ void k_unary(int op, float* d, const float* x, long long n) {
   GRID_LOOP(i, n) d[i] = unop(op, x[i]);
+}
+
+// k_bias_unary is a linear layer's epilogue: pre += bias (a row of f), d = op(pre).
+extern "C" __global__ void k_bias_unary(int op, float* d, float* pre, const float* bias, long long n, long long f) {
+  GRID_LOOP(i, n) {
+    float v = pre[i] + bias[i % f];
+    pre[i] = v;
+    d[i] = unop(op, v);
+  }
 }
 
 extern "C" __global__ void k_unary_grad(int op, float* dx, const float* x, const float* dy, long long n, int acc) {

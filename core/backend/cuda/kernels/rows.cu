@@ -96,30 +96,44 @@ extern "C" __global__ void k_bce(float* loss, float* dl, const float* x, const f
 
 // k_layer_norm: two passes over the row (mean, then the biased variance of x − μ) so
 // rows with a large offset keep their precision. g, b, mean and rstd may be null.
-extern "C" __global__ void k_layer_norm(float* d, float* mean, float* rstd, const float* x, const float* g,
-                                        const float* b, long long rows, long long cols, float eps, int warpMode) {
+// k_layer_norm normalises x's rows; with r (AddLayerNorm) the rows are x + r, written
+// to sum on the first pass and read back from there by the same thread.
+extern "C" __global__ void k_layer_norm(float* d, float* mean, float* rstd, const float* x, const float* r,
+                                        float* sum, const float* g, const float* b, long long rows, long long cols,
+                                        float eps, int warpMode) {
   __shared__ float sh[32];
-  for (Row r = rowStart(warpMode); r.row < rows; r.row += r.step) {
-    const float* xr = x + r.row * cols;
-    float* dr = d + r.row * cols;
+  for (Row w = rowStart(warpMode); w.row < rows; w.row += w.step) {
+    const float* xr = x + w.row * cols;
+    float* dr = d + w.row * cols;
     float s = 0.f;
-    for (long long j = r.lane; j < cols; j += r.width) s += xr[j];
-    float mu = rowReduce(r, 0, s, sh) / (float)cols;
+    if (r) {
+      const float* rr = r + w.row * cols;
+      float* sr = sum + w.row * cols;
+      for (long long j = w.lane; j < cols; j += w.width) {
+        float v = xr[j] + rr[j];
+        sr[j] = v;
+        s += v;
+      }
+      xr = sr;
+    } else {
+      for (long long j = w.lane; j < cols; j += w.width) s += xr[j];
+    }
+    float mu = rowReduce(w, 0, s, sh) / (float)cols;
     float v = 0.f;
-    for (long long j = r.lane; j < cols; j += r.width) {
+    for (long long j = w.lane; j < cols; j += w.width) {
       float c = xr[j] - mu;
       v += c * c;
     }
-    float rs = 1.f / sqrtf(rowReduce(r, 0, v, sh) / (float)cols + eps);
-    for (long long j = r.lane; j < cols; j += r.width) {
+    float rs = 1.f / sqrtf(rowReduce(w, 0, v, sh) / (float)cols + eps);
+    for (long long j = w.lane; j < cols; j += w.width) {
       float y = (xr[j] - mu) * rs;
       if (g) y *= g[j];
       if (b) y += b[j];
       dr[j] = y;
     }
-    if (r.lane == 0) {
-      if (mean) mean[r.row] = mu;
-      if (rstd) rstd[r.row] = rs;
+    if (w.lane == 0) {
+      if (mean) mean[w.row] = mu;
+      if (rstd) rstd[w.row] = rs;
     }
   }
 }

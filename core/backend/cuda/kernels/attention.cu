@@ -1,0 +1,127 @@
+// Fused multi-head self-attention (core.FusedAttention): one block per (sequence,
+// head) reads its head's columns straight from the [N, L, H·D] q, k and v
+// projections and writes the output in the same layout, so the four head permutes of
+// the composed path, its separate softmax pass and the batched-product launches are
+// gone. probs [N, H, L, L] keeps the attention weights for the backward pass. Under
+// bf16 autocast (bf16 = 1) every product operand is rounded as the cuBLAS path rounds
+// it. ViT sequences are short (50 tokens at B/32, 197 at B/16, 77 in the text tower),
+// so a head's q, k, v and weights stay in L1/L2 and are read from global memory.
+
+// mhaHead points q, k, v (and an output o) at head h of sequence n.
+struct MhaHead {
+  long long base, w, nh;
+};
+
+__device__ __forceinline__ MhaHead mhaHead(int L, int H, int D) {
+  MhaHead m;
+  m.nh = blockIdx.x;
+  long long n = m.nh / H, h = m.nh % H;
+  m.w = (long long)H * D;
+  m.base = n * L * m.w + h * D;
+  return m;
+}
+
+// k_mha_fwd: probs = softmax(q·kᵀ·scale + mask), out = probs·v.
+extern "C" __global__ void k_mha_fwd(float* out, float* probs, const float* q, const float* k, const float* v, int L,
+                                     int H, int D, int causal, float scale, int bf16) {
+  MhaHead m = mhaHead(L, H, D);
+  const float *Q = q + m.base, *K = k + m.base, *V = v + m.base;
+  float* O = out + m.base;
+  float* P = probs + m.nh * L * L;
+  long long W = m.w;
+  for (int e = threadIdx.x; e < L * L; e += blockDim.x) {
+    int i = e / L, j = e % L;
+    float s = NEG_INF;
+    if (!causal || j <= i) {
+      float acc = 0.f;
+      for (int d = 0; d < D; d++) acc += asBF16(Q[i * W + d], bf16) * asBF16(K[j * W + d], bf16);
+      s = scale * acc;
+    }
+    P[e] = s;
+  }
+  __syncthreads();
+  // A warp per row; the loop bound is the same for the whole warp, so the shuffles
+  // stay in step.
+  int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+  for (int i = threadIdx.x >> 5; i < L; i += nw) {
+    float* r = P + (long long)i * L;
+    float mx = NEG_INF;
+    for (int j = lane; j < L; j += 32) mx = rcombine(1, mx, r[j]);
+    mx = warpReduce(1, mx);
+    float sum = 0.f;
+    for (int j = lane; j < L; j += 32) {
+      float e = expf(r[j] - mx);
+      r[j] = e;
+      sum += e;
+    }
+    float inv = 1.f / warpReduce(0, sum);
+    for (int j = lane; j < L; j += 32) r[j] *= inv;
+  }
+  __syncthreads();
+  for (int e = threadIdx.x; e < L * D; e += blockDim.x) {
+    int i = e / D, d = e % D;
+    int end = causal ? i + 1 : L;
+    float acc = 0.f;
+    for (int j = 0; j < end; j++) acc += asBF16(P[i * L + j], bf16) * asBF16(V[j * W + d], bf16);
+    O[i * W + d] = acc;
+  }
+}
+
+// k_mha_bwd: dv = probsᵀ·dout; ds = probs ⊙ (dout·vᵀ − rowsum(probs ⊙ dout·vᵀ)),
+// kept in the scratch ds [N, H, L, L]; dq = ds·k·scale; dk = dsᵀ·q·scale. A null
+// gradient is skipped; acc* = 1 adds to it. Masked weights are 0, so the mask needs no
+// second look.
+extern "C" __global__ void k_mha_bwd(float* dq, float* dk, float* dv, float* ds, const float* dout, const float* q,
+                                     const float* k, const float* v, const float* probs, int L, int H, int D,
+                                     float scale, int accQ, int accK, int accV, int bf16) {
+  MhaHead m = mhaHead(L, H, D);
+  const float *Q = q + m.base, *K = k + m.base, *V = v + m.base, *G = dout + m.base;
+  const float* P = probs + m.nh * L * L;
+  float* S = ds + m.nh * L * L;
+  long long W = m.w;
+  if (dv) {
+    float* DV = dv + m.base;
+    for (int e = threadIdx.x; e < L * D; e += blockDim.x) {
+      int j = e / D, d = e % D;
+      float acc = 0.f;
+      for (int i = 0; i < L; i++) acc += asBF16(P[i * L + j], bf16) * asBF16(G[i * W + d], bf16);
+      DV[j * W + d] = accV ? DV[j * W + d] + acc : acc;
+    }
+  }
+  if (!dq && !dk) return;  // uniform across the block: no barrier is skipped by some threads only
+  int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+  for (int i = threadIdx.x >> 5; i < L; i += nw) {
+    const float* pr = P + (long long)i * L;
+    float* sr = S + (long long)i * L;
+    float dot = 0.f;
+    for (int j = lane; j < L; j += 32) {
+      float acc = 0.f;
+      for (int d = 0; d < D; d++) acc += asBF16(G[i * W + d], bf16) * asBF16(V[j * W + d], bf16);
+      sr[j] = acc;
+      dot += pr[j] * acc;
+    }
+    dot = warpReduce(0, dot);
+    for (int j = lane; j < L; j += 32) sr[j] = pr[j] * (sr[j] - dot);
+  }
+  __syncthreads();
+  if (dq) {
+    float* DQ = dq + m.base;
+    for (int e = threadIdx.x; e < L * D; e += blockDim.x) {
+      int i = e / D, d = e % D;
+      float acc = 0.f;
+      for (int j = 0; j < L; j++) acc += asBF16(S[i * L + j], bf16) * asBF16(K[j * W + d], bf16);
+      acc *= scale;
+      DQ[i * W + d] = accQ ? DQ[i * W + d] + acc : acc;
+    }
+  }
+  if (dk) {
+    float* DK = dk + m.base;
+    for (int e = threadIdx.x; e < L * D; e += blockDim.x) {
+      int j = e / D, d = e % D;
+      float acc = 0.f;
+      for (int i = 0; i < L; i++) acc += asBF16(S[i * L + j], bf16) * asBF16(Q[i * W + d], bf16);
+      acc *= scale;
+      DK[j * W + d] = accK ? DK[j * W + d] + acc : acc;
+    }
+  }
+}
