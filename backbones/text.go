@@ -108,10 +108,12 @@ func (t *Text) Forward(tp *autograd.Tape, ids [][]int) (TextOutput, error) {
 	b.Upload(poolIdx, pool)
 	defer b.Release(poolIdx)
 
+	mark := tp.Mark()
 	x := tp.Reshape(tp.IndexSelect(t.Token, 0, idx), n, l, t.Cfg.Width)
 	x = tp.Add(x, tp.Slice(t.Pos, 0, 0, l))
 	for _, blk := range t.Blocks {
 		x = blk.Forward(tp, x)
+		tp.ReleaseUnsaved(mark, x)
 	}
 	x = t.LNFinal.Forward(tp, x)
 	out := TextOutput{Tokens: x}

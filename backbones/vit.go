@@ -237,6 +237,7 @@ func (m *Vision) NumParams() int64 {
 func (m *Vision) Forward(tp *autograd.Tape, pixels *autograd.Var) Output {
 	n := pixels.Shape()[0]
 	w := m.Cfg.Width
+	mark := tp.Mark()
 	x := tp.PatchEmbed(pixels, m.Patch, m.PatchB, m.Cfg.PatchSize) // [N, L-1, W]
 	cls := tp.Add(tp.Reshape(m.Cls, 1, 1, w), tp.Const(m.zeros(n, 1, w)))
 	x = tp.Add(tp.Concat(1, cls, x), m.Pos)
@@ -245,6 +246,8 @@ func (m *Vision) Forward(tp *autograd.Tape, pixels *autograd.Var) Output {
 	}
 	for _, blk := range m.Blocks {
 		x = blk.Forward(tp, x)
+		// Only what Backward reads and the residual stream outlive a block.
+		tp.ReleaseUnsaved(mark, x)
 	}
 	var out Output
 	if m.Cfg.Family == CLIP {

@@ -16,8 +16,21 @@ func (tp *Tape) binary(op core.BinaryOp, a, b *Var) *Var {
 
 // binaryNode records y = a op b, already computed.
 func (tp *Tape) binaryNode(op core.BinaryOp, a, b *Var, y *core.Tensor) *Var {
+	var saves []*core.Tensor
+	switch op {
+	case core.Add, core.Sub: // the gradient passes through: nothing to keep
+	case core.Mul:
+		if needs(a) {
+			saves = append(saves, b.Value)
+		}
+		if needs(b) {
+			saves = append(saves, a.Value)
+		}
+	default:
+		saves = []*core.Tensor{a.Value, b.Value, y}
+	}
 	var v *Var
-	v = tp.node(op.String(), y, func() { tp.binaryBackward(op, a, b, v) }, a, b)
+	v = tp.nodeSaving(op.String(), y, saves, func() { tp.binaryBackward(op, a, b, v) }, a, b)
 	return v
 }
 
@@ -99,7 +112,7 @@ func (tp *Tape) Scale(x *Var, alpha float32) *Var {
 	y := tp.alloc(x.Shape())
 	tp.b.Axpby(y, alpha, x.Value, 0)
 	var v *Var
-	v = tp.node("scale", y, func() {
+	v = tp.nodeSaving("scale", y, nil, func() {
 		g, fresh := tp.gradOf(x)
 		tp.b.Axpby(g, alpha, v.Grad, beta(fresh))
 	}, x)
@@ -112,7 +125,7 @@ func (tp *Tape) AddScalar(x *Var, c float32) *Var {
 	tp.b.Fill(y, c)
 	tp.b.Axpby(y, 1, x.Value, 1)
 	var v *Var
-	v = tp.node("add_scalar", y, func() {
+	v = tp.nodeSaving("add_scalar", y, nil, func() {
 		g, fresh := tp.gradOf(x)
 		tp.b.Axpby(g, 1, v.Grad, beta(fresh))
 	}, x)
@@ -129,7 +142,7 @@ func (tp *Tape) Unary(op core.UnaryOp, x *Var) *Var {
 // unaryNode records y = op(x), already computed.
 func (tp *Tape) unaryNode(op core.UnaryOp, x *Var, y *core.Tensor) *Var {
 	var v *Var
-	v = tp.node(op.String(), y, func() {
+	v = tp.nodeSaving(op.String(), y, []*core.Tensor{x.Value}, func() {
 		g, fresh := tp.gradOf(x)
 		tp.b.UnaryGrad(op, g, x.Value, v.Grad, !fresh)
 	}, x)

@@ -41,8 +41,15 @@ func (tp *Tape) MatMul(a, b *Var, transA, transB bool) *Var {
 	out := matmulShape("matmul", a.Shape(), b.Shape(), transA, transB)
 	y := tp.alloc(out)
 	tp.b.MatMul(y, a.Value, b.Value, transA, transB, 1, 0)
+	var saves []*core.Tensor
+	if needs(a) {
+		saves = append(saves, b.Value)
+	}
+	if needs(b) {
+		saves = append(saves, a.Value)
+	}
 	var v *Var
-	v = tp.node("matmul", y, func() {
+	v = tp.nodeSaving("matmul", y, saves, func() {
 		dy := v.Grad
 		// dA and dB as products (x, y, transX, transY) of the stored tensors, by case.
 		if needs(a) {
@@ -142,8 +149,15 @@ func (tp *Tape) linear(x, w, bias *Var, biasLater bool) *Var {
 	} else {
 		tp.b.MatMul(y2, x2, w.Value, false, true, 1, 0)
 	}
+	var saves []*core.Tensor
+	if needs(w) {
+		saves = append(saves, x.Value)
+	}
+	if needs(x) {
+		saves = append(saves, w.Value)
+	}
 	var v *Var
-	v = tp.node("linear", y, func() {
+	v = tp.nodeSaving("linear", y, saves, func() {
 		dy2 := v.Grad.Reshape(rows, outF)
 		if needs(x) {
 			g, fresh := tp.gradOf(x)
@@ -259,7 +273,7 @@ func (tp *Tape) Attention(q, k, v *Var, causal bool, scale float32) *Var {
 		bk.Release(p)
 	}
 	var o *Var
-	o = tp.node("attention", out, func() {
+	o = tp.nodeSaving("attention", out, []*core.Tensor{q.Value, k.Value, v.Value, p}, func() {
 		dout := o.Grad
 		if needs(v) {
 			g, fresh := tp.gradOf(v)
@@ -318,7 +332,7 @@ func (tp *Tape) MultiHeadAttention(q, k, v *Var, heads int, causal bool, scale f
 		tp.b.Release(p)
 	}
 	var o *Var
-	o = tp.node("multi_head_attention", out, func() {
+	o = tp.nodeSaving("multi_head_attention", out, []*core.Tensor{q.Value, k.Value, v.Value, p}, func() {
 		var dq, dk, dv *core.Tensor
 		var freshQ, freshK, freshV bool
 		if needs(q) {

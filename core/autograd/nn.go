@@ -59,7 +59,7 @@ func (tp *Tape) checkLayerNorm(x, gamma, beta *Var) {
 func (tp *Tape) layerNormNode(x, gamma, beta *Var, y, mean, rstd *core.Tensor) *Var {
 	xs, gv := x.Shape(), value(gamma)
 	var v *Var
-	v = tp.node("layer_norm", y, func() {
+	v = tp.nodeSaving("layer_norm", y, []*core.Tensor{x.Value, mean, rstd, gv}, func() {
 		var dgamma, dbeta *core.Tensor
 		if needs(gamma) {
 			dgamma, _ = tp.gradOf(gamma)
@@ -87,7 +87,7 @@ func (tp *Tape) Softmax(x *Var) *Var {
 	y := tp.alloc(x.Shape())
 	tp.b.Softmax(y, x.Value)
 	var v *Var
-	v = tp.node("softmax", y, func() {
+	v = tp.nodeSaving("softmax", y, []*core.Tensor{y}, func() {
 		g, fresh := tp.gradOf(x)
 		tp.b.SoftmaxGrad(g, y, v.Grad, !fresh)
 	}, x)
@@ -102,7 +102,7 @@ func (tp *Tape) LogSoftmax(x *Var) *Var {
 	y := tp.alloc(x.Shape())
 	tp.b.LogSoftmax(y, x.Value)
 	var v *Var
-	v = tp.node("log_softmax", y, func() {
+	v = tp.nodeSaving("log_softmax", y, []*core.Tensor{y}, func() {
 		g, fresh := tp.gradOf(x)
 		tp.b.LogSoftmaxGrad(g, y, v.Grad, !fresh)
 	}, x)
@@ -118,7 +118,7 @@ func (tp *Tape) lossNode(name string, loss, dlogits *core.Tensor, logits *Var) *
 	}
 	tp.values = append(tp.values, dlogits)
 	var v *Var
-	v = tp.node(name, loss.Reshape(), func() {
+	v = tp.nodeSaving(name, loss.Reshape(), []*core.Tensor{dlogits}, func() {
 		dy := v.Grad.Reshape(1)
 		g, fresh := tp.gradOf(logits)
 		if fresh {
@@ -183,7 +183,7 @@ func (tp *Tape) Dropout(x *Var, p float32) *Var {
 	y, mask := tp.alloc(xs), tp.alloc(xs)
 	tp.b.Dropout(y, mask, x.Value, p, seed)
 	var v *Var
-	v = tp.node("dropout", y, func() {
+	v = tp.nodeSaving("dropout", y, []*core.Tensor{mask}, func() {
 		tp.accumulate(x, xs, 1, func(dst *core.Tensor) { tp.b.Binary(core.Mul, dst, v.Grad, mask) })
 	}, x)
 	return v

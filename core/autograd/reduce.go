@@ -65,7 +65,7 @@ func (tp *Tape) reduce(name string, op core.ReduceOp, x *Var, axes []int, keepDi
 func (tp *Tape) Sum(x *Var, axes []int, keepDims bool) *Var {
 	y, keep := tp.reduce("sum", core.ReduceSum, x, axes, keepDims, 1)
 	var v *Var
-	v = tp.node("sum", y, func() { tp.expandInto(x, v.Grad.Reshape(keep...), 1) }, x)
+	v = tp.nodeSaving("sum", y, nil, func() { tp.expandInto(x, v.Grad.Reshape(keep...), 1) }, x)
 	return v
 }
 
@@ -76,7 +76,7 @@ func (tp *Tape) Mean(x *Var, axes []int, keepDims bool) *Var {
 	alpha := float32(float64(keep.Size()) / float64(xs.Size()))
 	y, _ := tp.reduce("mean", core.ReduceSum, x, axes, keepDims, alpha)
 	var v *Var
-	v = tp.node("mean", y, func() { tp.expandInto(x, v.Grad.Reshape(keep...), alpha) }, x)
+	v = tp.nodeSaving("mean", y, nil, func() { tp.expandInto(x, v.Grad.Reshape(keep...), alpha) }, x)
 	return v
 }
 

@@ -41,7 +41,7 @@ func (tp *Tape) Permute(x *Var, perm ...int) *Var {
 	y := tp.alloc(out)
 	tp.b.Permute(y, x.Value, perm)
 	var v *Var
-	v = tp.node("permute", y, func() {
+	v = tp.nodeSaving("permute", y, nil, func() {
 		tp.accumulate(x, xs, 1, func(dst *core.Tensor) { tp.b.Permute(dst, v.Grad, inv) })
 	}, x)
 	return v
@@ -111,7 +111,7 @@ func (tp *Tape) Concat(axis int, xs ...*Var) *Var {
 		off += n
 	}
 	var v *Var
-	v = tp.node("concat", y, func() {
+	v = tp.nodeSaving("concat", y, nil, func() {
 		off := 0
 		for _, x := range xs {
 			n := x.Shape()[ax]
@@ -137,7 +137,7 @@ func (tp *Tape) Slice(x *Var, axis, start, end int) *Var {
 	y := tp.alloc(out)
 	tp.b.CopyAlong(y, x.Value, ax, 0, start, end-start, false)
 	var v *Var
-	v = tp.node("slice", y, func() {
+	v = tp.nodeSaving("slice", y, nil, func() {
 		g, fresh := tp.gradOf(x)
 		tp.b.CopyAlong(g, v.Grad, ax, start, 0, end-start, !fresh)
 	}, x)
@@ -160,7 +160,7 @@ func (tp *Tape) IndexSelect(x *Var, axis int, idx *core.Tensor) *Var {
 	y := tp.alloc(out)
 	tp.b.Gather(y, x.Value, idx, ax)
 	var v *Var
-	v = tp.node("index_select", y, func() {
+	v = tp.nodeSaving("index_select", y, nil, func() {
 		g, _ := tp.gradOf(x)
 		tp.b.ScatterAdd(g, v.Grad, idx, ax)
 	}, x)

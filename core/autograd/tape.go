@@ -12,17 +12,20 @@ type Tape struct {
 	// Training makes Dropout drop and BatchNorm use (and update) batch statistics.
 	Training bool
 
-	b           core.Backend
-	noGrad      bool
-	nodes       []*Var         // recorded nodes that require grad, in creation order
-	values      []*core.Tensor // values and saved tensors released by Reset
+	b      core.Backend
+	noGrad bool
+	nodes  []*Var         // recorded nodes that require grad, in creation order
+	values []*core.Tensor // values and saved tensors released by Reset
+	// saved holds the storages some recorded backward closure reads: what
+	// ReleaseUnsaved must keep.
+	saved       map[core.Storage]struct{}
 	seed        uint64
 	dropoutCall uint64
 	host        []float32 // reusable host buffer for index checks and masks
 }
 
 // NewTape returns an empty tape on b with gradients enabled.
-func NewTape(b core.Backend) *Tape { return &Tape{b: b} }
+func NewTape(b core.Backend) *Tape { return &Tape{b: b, saved: map[core.Storage]struct{}{}} }
 
 // Backend is the backend every op of the tape runs on.
 func (tp *Tape) Backend() core.Backend { return tp.b }
@@ -129,6 +132,49 @@ func (tp *Tape) Reset() {
 	tp.values = tp.values[:0]
 	clear(tp.nodes)
 	tp.nodes = tp.nodes[:0]
+	clear(tp.saved)
+}
+
+// Mark is a position in the tape's allocations, for ReleaseUnsaved.
+type Mark int
+
+// Mark returns the current position: ReleaseUnsaved(m) considers only values allocated
+// after it.
+func (tp *Tape) Mark() Mark { return Mark(len(tp.values)) }
+
+// ReleaseUnsaved releases the values allocated since m that no recorded backward
+// closure reads, except keep's, as PyTorch frees the tensors nothing references any
+// more: a forward pass then holds only what Backward needs (in no-grad mode, only keep).
+// Models call it where a stretch of work is done, such as the end of a transformer
+// block, passing what flows on. The caller must not read a released value again:
+// only keep, values saved for backward, and values allocated before m stay valid.
+func (tp *Tape) ReleaseUnsaved(m Mark, keep ...*Var) {
+	kept := make(map[core.Storage]struct{}, len(keep))
+	for _, k := range keep {
+		kept[k.Value.Storage()] = struct{}{}
+	}
+	w := int(m)
+	for _, t := range tp.values[m:] {
+		_, saved := tp.saved[t.Storage()]
+		_, isKept := kept[t.Storage()]
+		if saved || isKept {
+			tp.values[w] = t
+			w++
+			continue
+		}
+		tp.b.Release(t)
+	}
+	clear(tp.values[w:])
+	tp.values = tp.values[:w]
+}
+
+// save marks tensors as read by a recorded backward closure.
+func (tp *Tape) save(ts ...*core.Tensor) {
+	for _, t := range ts {
+		if t != nil {
+			tp.saved[t.Storage()] = struct{}{}
+		}
+	}
 }
 
 // dropGrads releases the gradients of tape nodes; parameter gradients persist.
@@ -155,8 +201,32 @@ func (tp *Tape) alloc(shape core.Shape) *core.Tensor {
 func (tp *Tape) scratch(shape core.Shape) *core.Tensor { return allocShape(tp.b, shape) }
 
 // node wraps an op's output. It requires grad when gradients are enabled and any input
-// does; only then is backward kept and the node recorded.
+// does; only then is backward kept and the node recorded, and the value and the
+// inputs' values are saved for it (see nodeSaving).
 func (tp *Tape) node(name string, value *core.Tensor, backward func(), inputs ...*Var) *Var {
+	v := tp.record(name, value, backward, inputs)
+	if v.backward != nil {
+		tp.save(value)
+		for _, in := range inputs {
+			if in != nil {
+				tp.save(in.Value)
+			}
+		}
+	}
+	return v
+}
+
+// nodeSaving is node for an op that names exactly the tensors its backward closure
+// reads (nil entries are skipped), so that ReleaseUnsaved may free the rest.
+func (tp *Tape) nodeSaving(name string, value *core.Tensor, saves []*core.Tensor, backward func(), inputs ...*Var) *Var {
+	v := tp.record(name, value, backward, inputs)
+	if v.backward != nil {
+		tp.save(saves...)
+	}
+	return v
+}
+
+func (tp *Tape) record(name string, value *core.Tensor, backward func(), inputs []*Var) *Var {
 	v := &Var{Value: value, Name: name}
 	if tp.noGrad {
 		return v

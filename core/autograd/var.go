@@ -5,7 +5,10 @@
 // A Tape records the ops of one forward pass. Each op allocates its output from the
 // backend's pool and, when gradients are enabled and some input requires them, records a
 // backward closure. Tape.Backward replays the recorded nodes in reverse creation order;
-// Tape.Reset releases every tensor the tape allocated so that the next step reuses the
+// Each recorded op saves only the tensors its backward closure reads, and
+// Tape.ReleaseUnsaved frees the rest of a stretch of work (the backbones call it after
+// every transformer block), so a forward pass holds what Backward needs rather than
+// every intermediate value. Tape.Reset releases every tensor the tape allocated so that the next step reuses the
 // pool instead of growing the heap.
 //
 // Parameters (NewParam) outlive tapes: their gradients persist and accumulate across
