@@ -171,6 +171,22 @@ type Backend interface {
 	AdamWStep(param, grad, m, v *Tensor, lr, beta1, beta2, eps, weightDecay float32, step int)
 }
 
+// UninitAllocator is implemented by backends that can hand out a tensor without
+// Alloc's zero fill, for outputs the caller overwrites entirely before reading: on a
+// GPU the fill is a full write pass over memory.
+type UninitAllocator interface {
+	AllocUninit(shape Shape) *Tensor
+}
+
+// AllocUninit is b.AllocUninit where b has it and b.Alloc otherwise. The contents are
+// unspecified.
+func AllocUninit(b Backend, shape Shape) *Tensor {
+	if u, ok := b.(UninitAllocator); ok {
+		return u.AllocUninit(shape)
+	}
+	return b.Alloc(shape)
+}
+
 // DeferredIndexChecks is implemented by backends whose kernels check Gather and
 // ScatterAdd indices and CrossEntropy labels themselves and report bad ones at the next
 // Sync or Download. Callers then skip their own host-side check, which would download

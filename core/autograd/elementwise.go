@@ -9,7 +9,7 @@ func (tp *Tape) binary(op core.BinaryOp, a, b *Var) *Var {
 	if err != nil {
 		shapePanic(op.String(), "%v", err)
 	}
-	y := tp.alloc(out)
+	y := tp.output(out)
 	tp.b.Binary(op, y, a.Value, b.Value)
 	return tp.binaryNode(op, a, b, y)
 }
@@ -109,7 +109,7 @@ func (tp *Tape) Maximum(a, b *Var) *Var { return tp.binary(core.Maximum, a, b) }
 
 // Scale returns alpha·x.
 func (tp *Tape) Scale(x *Var, alpha float32) *Var {
-	y := tp.alloc(x.Shape())
+	y := tp.output(x.Shape())
 	tp.b.Axpby(y, alpha, x.Value, 0)
 	var v *Var
 	v = tp.nodeSaving("scale", y, nil, func() {
@@ -121,7 +121,7 @@ func (tp *Tape) Scale(x *Var, alpha float32) *Var {
 
 // AddScalar returns x + c.
 func (tp *Tape) AddScalar(x *Var, c float32) *Var {
-	y := tp.alloc(x.Shape())
+	y := tp.output(x.Shape())
 	tp.b.Fill(y, c)
 	tp.b.Axpby(y, 1, x.Value, 1)
 	var v *Var
@@ -134,7 +134,7 @@ func (tp *Tape) AddScalar(x *Var, c float32) *Var {
 
 // Unary returns op(x) elementwise.
 func (tp *Tape) Unary(op core.UnaryOp, x *Var) *Var {
-	y := tp.alloc(x.Shape())
+	y := tp.output(x.Shape())
 	tp.b.Unary(op, y, x.Value)
 	return tp.unaryNode(op, x, y)
 }

@@ -39,7 +39,7 @@ func matmulShape(op string, as, bs core.Shape, transA, transB bool) core.Shape {
 // every batch entry (its gradient sums over the batch).
 func (tp *Tape) MatMul(a, b *Var, transA, transB bool) *Var {
 	out := matmulShape("matmul", a.Shape(), b.Shape(), transA, transB)
-	y := tp.alloc(out)
+	y := tp.output(out)
 	tp.b.MatMul(y, a.Value, b.Value, transA, transB, 1, 0)
 	var saves []*core.Tensor
 	if needs(a) {
@@ -119,7 +119,7 @@ func (tp *Tape) LinearAct(x, w, bias *Var, op core.UnaryOp) *Var {
 		return tp.Unary(op, tp.Linear(x, w, bias))
 	}
 	pre := tp.linear(x, w, bias, true)
-	y := tp.alloc(pre.Shape())
+	y := tp.output(pre.Shape())
 	fused.BiasActivation(op, y, pre.Value, bias.Value)
 	return tp.unaryNode(op, pre, y)
 }
@@ -137,7 +137,7 @@ func (tp *Tape) linear(x, w, bias *Var, biasLater bool) *Var {
 	}
 	rows := x.Value.Size() / in
 	out := append(xs[:len(xs)-1].Clone(), outF)
-	y := tp.alloc(out)
+	y := tp.output(out)
 	x2, y2 := x.Value.Reshape(rows, in), y.Reshape(rows, outF)
 	if bias != nil && !biasLater {
 		// Broadcasting the bias as a rank-1 product lets the main product accumulate
@@ -261,13 +261,13 @@ func (tp *Tape) Attention(q, k, v *Var, causal bool, scale float32) *Var {
 	keep := !tp.noGrad && (needs(q) || needs(k) || needs(v))
 	var p *core.Tensor
 	if keep {
-		p = tp.alloc(ss)
+		p = tp.output(ss)
 	} else {
 		p = tp.scratch(ss)
 	}
 	bk.Softmax(p, s)
 	bk.Release(s)
-	out := tp.alloc(core.Shape{qs[0], qs[1], lq, vs[3]})
+	out := tp.output(core.Shape{qs[0], qs[1], lq, vs[3]})
 	bk.MatMul(out, p, v.Value, false, false, 1, 0)
 	if !keep {
 		bk.Release(p)
@@ -322,11 +322,11 @@ func (tp *Tape) MultiHeadAttention(q, k, v *Var, heads int, causal bool, scale f
 	keep := !tp.noGrad && (needs(q) || needs(k) || needs(v))
 	var p *core.Tensor
 	if keep {
-		p = tp.alloc(ps)
+		p = tp.output(ps)
 	} else {
 		p = tp.scratch(ps)
 	}
-	out := tp.alloc(s)
+	out := tp.output(s)
 	fused.AttentionForward(out, p, q.Value, k.Value, v.Value, heads, causal, scale)
 	if !keep {
 		tp.b.Release(p)

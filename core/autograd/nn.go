@@ -9,7 +9,7 @@ import (
 func (tp *Tape) LayerNorm(x, gamma, beta *Var, eps float32) *Var {
 	tp.checkLayerNorm(x, gamma, beta)
 	rows := x.Value.Size() / x.Shape()[x.Value.Rank()-1]
-	y, mean, rstd := tp.alloc(x.Shape()), tp.alloc(core.Shape{rows}), tp.alloc(core.Shape{rows})
+	y, mean, rstd := tp.output(x.Shape()), tp.output(core.Shape{rows}), tp.output(core.Shape{rows})
 	tp.b.LayerNorm(y, mean, rstd, x.Value, value(gamma), value(beta), eps)
 	return tp.layerNormNode(x, gamma, beta, y, mean, rstd)
 }
@@ -29,7 +29,7 @@ func (tp *Tape) AddLayerNorm(x, r, gamma, beta *Var, eps float32) (sum, normed *
 	tp.checkLayerNorm(x, gamma, beta)
 	xs := x.Shape()
 	rows := x.Value.Size() / xs[len(xs)-1]
-	s, y, mean, rstd := tp.alloc(xs), tp.alloc(xs), tp.alloc(core.Shape{rows}), tp.alloc(core.Shape{rows})
+	s, y, mean, rstd := tp.output(xs), tp.output(xs), tp.output(core.Shape{rows}), tp.output(core.Shape{rows})
 	fused.AddLayerNorm(s, y, mean, rstd, x.Value, r.Value, value(gamma), value(beta), eps)
 	sum = tp.binaryNode(core.Add, x, r, s)
 	return sum, tp.layerNormNode(sum, gamma, beta, y, mean, rstd)
@@ -62,10 +62,10 @@ func (tp *Tape) layerNormNode(x, gamma, beta *Var, y, mean, rstd *core.Tensor) *
 	v = tp.nodeSaving("layer_norm", y, []*core.Tensor{x.Value, mean, rstd, gv}, func() {
 		var dgamma, dbeta *core.Tensor
 		if needs(gamma) {
-			dgamma, _ = tp.gradOf(gamma)
+			dgamma = tp.gradZeroed(gamma)
 		}
 		if needs(beta) {
-			dbeta, _ = tp.gradOf(beta)
+			dbeta = tp.gradZeroed(beta)
 		}
 		if needs(x) {
 			dx, fresh := tp.gradOf(x)
@@ -84,7 +84,7 @@ func (tp *Tape) Softmax(x *Var) *Var {
 	if x.Value.Rank() < 1 {
 		shapePanic("softmax", "x %v has no axis", x.Shape())
 	}
-	y := tp.alloc(x.Shape())
+	y := tp.output(x.Shape())
 	tp.b.Softmax(y, x.Value)
 	var v *Var
 	v = tp.nodeSaving("softmax", y, []*core.Tensor{y}, func() {
@@ -99,7 +99,7 @@ func (tp *Tape) LogSoftmax(x *Var) *Var {
 	if x.Value.Rank() < 1 {
 		shapePanic("log_softmax", "x %v has no axis", x.Shape())
 	}
-	y := tp.alloc(x.Shape())
+	y := tp.output(x.Shape())
 	tp.b.LogSoftmax(y, x.Value)
 	var v *Var
 	v = tp.nodeSaving("log_softmax", y, []*core.Tensor{y}, func() {

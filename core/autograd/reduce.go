@@ -46,7 +46,7 @@ func reduceShapes(op string, x core.Shape, axes []int, keepDims bool) (keep, out
 
 func (tp *Tape) reduce(name string, op core.ReduceOp, x *Var, axes []int, keepDims bool, alpha float32) (*core.Tensor, core.Shape) {
 	keep, out := reduceShapes(name, x.Shape(), axes, keepDims)
-	y := tp.alloc(keep)
+	y := tp.output(keep)
 	if alpha == 1 {
 		tp.b.Reduce(op, y, x.Value, false)
 	} else {

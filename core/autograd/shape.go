@@ -38,7 +38,7 @@ func (tp *Tape) Permute(x *Var, perm ...int) *Var {
 		out[i] = xs[p]
 		inv[p] = i
 	}
-	y := tp.alloc(out)
+	y := tp.output(out)
 	tp.b.Permute(y, x.Value, perm)
 	var v *Var
 	v = tp.nodeSaving("permute", y, nil, func() {
@@ -103,7 +103,7 @@ func (tp *Tape) Concat(axis int, xs ...*Var) *Var {
 		}
 		out[ax] += s[ax]
 	}
-	y := tp.alloc(out)
+	y := tp.output(out) // the parts cover it
 	off := 0
 	for _, x := range xs {
 		n := x.Shape()[ax]
@@ -134,12 +134,12 @@ func (tp *Tape) Slice(x *Var, axis, start, end int) *Var {
 	}
 	out := xs.Clone()
 	out[ax] = end - start
-	y := tp.alloc(out)
+	y := tp.output(out)
 	tp.b.CopyAlong(y, x.Value, ax, 0, start, end-start, false)
 	var v *Var
 	v = tp.nodeSaving("slice", y, nil, func() {
-		g, fresh := tp.gradOf(x)
-		tp.b.CopyAlong(g, v.Grad, ax, start, 0, end-start, !fresh)
+		// Only the slice's part of x's gradient is written: the rest must be zero.
+		tp.b.CopyAlong(tp.gradZeroed(x), v.Grad, ax, start, 0, end-start, true)
 	}, x)
 	return v
 }
@@ -157,12 +157,11 @@ func (tp *Tape) IndexSelect(x *Var, axis int, idx *core.Tensor) *Var {
 	tp.checkIndices("index_select", "index", idx, xs[ax])
 	out := xs.Clone()
 	out[ax] = idx.Size()
-	y := tp.alloc(out)
+	y := tp.output(out)
 	tp.b.Gather(y, x.Value, idx, ax)
 	var v *Var
 	v = tp.nodeSaving("index_select", y, nil, func() {
-		g, _ := tp.gradOf(x)
-		tp.b.ScatterAdd(g, v.Grad, idx, ax)
+		tp.b.ScatterAdd(tp.gradZeroed(x), v.Grad, idx, ax)
 	}, x)
 	return v
 }

@@ -72,7 +72,7 @@ func (tp *Tape) Input(data []float32, shape ...int) *Var {
 	if len(data) != s.Size() {
 		panic(fmt.Sprintf("autograd: Input: %d values do not fill shape %v (%d elements)", len(data), s, s.Size()))
 	}
-	t := tp.alloc(s)
+	t := tp.output(s)
 	tp.b.Upload(t, data)
 	return &Var{Value: t, Name: "input"}
 }
@@ -197,6 +197,14 @@ func (tp *Tape) alloc(shape core.Shape) *core.Tensor {
 	return t
 }
 
+// output is alloc without the zero fill, for an op's result that the op writes in
+// full before anything reads it.
+func (tp *Tape) output(shape core.Shape) *core.Tensor {
+	t := allocUninitShape(tp.b, shape)
+	tp.values = append(tp.values, t)
+	return t
+}
+
 // scratch returns a zero-filled temporary the caller releases with tp.b.Release.
 func (tp *Tape) scratch(shape core.Shape) *core.Tensor { return allocShape(tp.b, shape) }
 
@@ -247,23 +255,38 @@ func (tp *Tape) record(name string, value *core.Tensor, backward func(), inputs 
 // needs reports whether Backward must compute v's gradient.
 func needs(v *Var) bool { return v != nil && v.RequiresGrad() }
 
-// gradOf returns v's gradient, allocating it zero-filled on first need. fresh reports
-// that it holds only zeros and nothing else will be added before the caller writes, so
-// the caller may overwrite it (beta = 0, accumulate = false) instead of adding.
+// gradOf returns v's gradient, allocating it on first need. fresh reports that nothing
+// has been written to it yet: the caller must then overwrite all of it (beta = 0,
+// accumulate = false), since a fresh intermediate gradient is not zero-filled. Callers
+// that add into it or write only part of it use gradZeroed.
 func (tp *Tape) gradOf(v *Var) (g *core.Tensor, fresh bool) {
+	return tp.grad(v, false)
+}
+
+// gradZeroed is gradOf for callers that only add into the gradient or write part of
+// it: a fresh gradient is zero-filled.
+func (tp *Tape) gradZeroed(v *Var) *core.Tensor {
+	g, _ := tp.grad(v, true)
+	return g
+}
+
+func (tp *Tape) grad(v *Var, zero bool) (g *core.Tensor, fresh bool) {
 	if v.Grad != nil {
 		return v.Grad, false
 	}
 	switch {
 	case v.view != nil:
-		pg, f := tp.gradOf(v.view)
+		pg, f := tp.grad(v.view, zero)
 		v.Grad = pg.Reshape(v.Value.Shape()...)
 		return v.Grad, f
 	case v.param:
-		// Persistent: allocated outside the tape's lists, so Reset keeps it.
+		// Persistent: allocated once, outside the tape's lists, so Reset keeps it.
 		v.Grad = allocShape(tp.b, v.Value.Shape())
+	case zero:
+		v.Grad = allocShape(tp.b, v.Value.Shape())
+		v.ownsGrad = true
 	default:
-		v.Grad = allocShape(tp.b, v.Value.Shape())
+		v.Grad = allocUninitShape(tp.b, v.Value.Shape())
 		v.ownsGrad = true
 	}
 	return v.Grad, true

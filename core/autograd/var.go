@@ -103,3 +103,11 @@ func allocShape(b core.Backend, shape core.Shape) *core.Tensor {
 	}
 	return b.Alloc(shape)
 }
+
+// allocUninitShape is allocShape without the zero fill (core.AllocUninit).
+func allocUninitShape(b core.Backend, shape core.Shape) *core.Tensor {
+	if len(shape) == 0 {
+		return core.AllocUninit(b, core.Shape{1}).Reshape()
+	}
+	return core.AllocUninit(b, shape)
+}

@@ -75,7 +75,12 @@ func sizeClass(n int) (class, capacity int) {
 
 // Alloc returns a zero-filled tensor, reusing pooled storage of the same size class
 // when there is some.
-func (b *Backend) Alloc(shape core.Shape) *core.Tensor {
+func (b *Backend) Alloc(shape core.Shape) *core.Tensor { return b.alloc(shape, true) }
+
+// AllocUninit is Alloc without the zero fill of reused storage (core.UninitAllocator).
+func (b *Backend) AllocUninit(shape core.Shape) *core.Tensor { return b.alloc(shape, false) }
+
+func (b *Backend) alloc(shape core.Shape, zero bool) *core.Tensor {
 	n := 1
 	for _, d := range shape {
 		if d < 0 {
@@ -100,7 +105,9 @@ func (b *Backend) Alloc(shape core.Shape) *core.Tensor {
 		buf = &buffer{data: make([]float32, capacity), class: class}
 	} else {
 		buf.released = false
-		fill(buf.data[:n], 0)
+		if zero {
+			fill(buf.data[:n], 0)
+		}
 	}
 	return core.NewTensor(b, buf, shape, core.Float32)
 }

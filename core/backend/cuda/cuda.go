@@ -379,6 +379,9 @@ func (b *Backend) Alloc(shape core.Shape) *core.Tensor {
 	return t
 }
 
+// AllocUninit is Alloc without the zero fill (core.UninitAllocator).
+func (b *Backend) AllocUninit(shape core.Shape) *core.Tensor { return b.allocRaw(shape) }
+
 // allocRaw is Alloc without the zero fill, for scratch that is written before it is
 // read.
 func (b *Backend) allocRaw(shape core.Shape) *core.Tensor {

@@ -26,7 +26,9 @@ type fakeDriver struct {
 	gemms    int
 	// bf16Gemms counts the products given bfloat16 operands.
 	bf16Gemms int
-	errs      []string
+	// zeroed counts the bytes memset32 has filled.
+	zeroed int64
+	errs   []string
 }
 
 func newFakeDriver(t *testing.T) *fakeDriver {
@@ -116,6 +118,7 @@ func (f *fakeDriver) free(p uintptr) error {
 }
 
 func (f *fakeDriver) memset32(p uintptr, v uint32, n int) error {
+	f.zeroed += 4 * int64(n)
 	if n > 0 {
 		f.span("memset", p, 4*n)
 	}

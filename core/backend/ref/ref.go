@@ -46,6 +46,17 @@ func New() core.Backend { return &backend{pool: map[int][]*buffer{}} }
 
 func (*backend) Name() string { return "ref" }
 
+// AllocUninit fills the tensor with NaN, so that a caller that reads what it promised
+// to overwrite sees it in its results (core.UninitAllocator).
+func (be *backend) AllocUninit(shape core.Shape) *core.Tensor {
+	t := be.Alloc(shape)
+	d := t.Storage().(*buffer).data
+	for i := range d[:t.Size()] {
+		d[i] = math.NaN()
+	}
+	return t
+}
+
 func (be *backend) Alloc(shape core.Shape) *core.Tensor {
 	for i, d := range shape {
 		if d < 0 {
