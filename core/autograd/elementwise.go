@@ -39,11 +39,11 @@ func (tp *Tape) binaryBackward(op core.BinaryOp, a, b, y *Var) {
 	bk := tp.b
 	switch op {
 	case core.Add, core.Sub:
-		if needs(a) {
+		if needs(a) && !tp.passGrad(y, a) {
 			g, fresh := tp.gradOf(a)
 			tp.reduceInto(g, fresh, dy, 1)
 		}
-		if needs(b) {
+		if needs(b) && (op == core.Sub || !tp.passGrad(y, b)) {
 			g, fresh := tp.gradOf(b)
 			alpha := float32(1)
 			if op == core.Sub {

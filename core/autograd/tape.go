@@ -292,6 +292,19 @@ func (tp *Tape) grad(v *Var, zero bool) (g *core.Tensor, fresh bool) {
 	return v.Grad, true
 }
 
+// passGrad hands y's gradient to x as x's own when x has none yet and would receive it
+// unchanged (an input of an addition with y's shape): the copy PyTorch avoids by
+// passing the same tensor. y's gradient is dead once y's backward has run, so x may
+// accumulate into it. Parameters and views keep their own gradient buffers.
+func (tp *Tape) passGrad(y, x *Var) bool {
+	if x.Grad != nil || x.param || x.view != nil || !y.ownsGrad || !x.Shape().Equal(y.Shape()) {
+		return false
+	}
+	x.Grad, x.ownsGrad = y.Grad, true
+	y.ownsGrad = false
+	return true
+}
+
 func beta(fresh bool) float32 {
 	if fresh {
 		return 0

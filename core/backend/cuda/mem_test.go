@@ -67,7 +67,8 @@ func TestPeakMemoryViTB32(t *testing.T) {
 			labels := b.Alloc(core.Shape{batch})
 			tp := autograd.NewTape(b)
 			for s := range 2 { // the second step runs with the optimizer state in place
-				f.zeroed = 0
+				f.zeroed, f.gemms = 0, 0
+				clear(f.launches)
 				if s == 1 {
 					b.ResetPeak()
 				}
@@ -87,6 +88,11 @@ func TestPeakMemoryViTB32(t *testing.T) {
 			if f.zeroed > 1<<28 {
 				t.Errorf("a steady training step zero-filled %.2f GiB", float64(f.zeroed)/(1<<30))
 			}
+			launches := 0
+			for _, n := range f.launches {
+				launches += n
+			}
+			t.Logf("%s: a step makes %d kernel launches (%d k_axpby) and %d cuBLAS calls", method, launches, f.launches["k_axpby"], f.gemms)
 			peak := float64(b.PeakInUseBytes()) / (1 << 30)
 			t.Logf("%s: peak %.2f GiB in tensors, %.2f GiB held with the cache (PyTorch LoRA: %.1f GiB allocated)",
 				method, peak, float64(b.PeakBytes())/(1<<30), pytorchLoRAPeakGiB)
