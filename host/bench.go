@@ -30,7 +30,7 @@ type deviceMemory interface {
 
 func cmdBench(args []string) error {
 	fs := newFlags("bench", "bench [--device cpu|cuda] [--backbone clip-vit-b32] [--plugin lora] [--batch 8] [--steps 3]")
-	device := fs.String("device", "cpu", "cpu, cuda or cuda:N (append ?precision=tf32 or bf16 where the backend supports it)")
+	device := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	backbone := fs.String("backbone", "clip-vit-b32", "architecture preset ("+presetNames()+")")
 	pluginName := fs.String("plugin", "lora", "method plugin")
 	batch := fs.Int("batch", 8, "images per step")

@@ -83,12 +83,20 @@ var flagKeys = map[string]string{
 	"seed": "train.seed", "checkpoint-every": "train.checkpoint_every",
 }
 
+// flagHelp says more than "sets key" where a flag's values need it.
+var flagHelp = map[string]string{
+	"device": "sets device: cpu, cuda or cuda:N; a cuda device takes ?precision=fp32|tf32|bf16 (cuda:0?precision=bf16)",
+}
+
 // addRunFlags declares the flags that set configuration keys.
 func addRunFlags(fs *pflag.FlagSet) {
 	d := defaultRunConfig()
 	for _, name := range sortedKeys(flagKeys) {
 		key := flagKeys[name]
 		help := "sets " + key
+		if h, ok := flagHelp[name]; ok {
+			help = h
+		}
 		switch v := d[key].(type) {
 		case string:
 			fs.String(name, v, help)
