@@ -198,8 +198,11 @@ type DeferredIndexChecks interface{ DefersIndexChecks() }
 // layout the q, k and v projections produce, so no head permutes are needed. probs
 // [N, H, L, L] receives softmax(q_h·k_hᵀ·scale + mask) (the causal mask is -inf
 // above the diagonal) and is what the backward pass needs. autograd's
-// MultiHeadAttention composes the same function from the basic ops on other backends.
+// MultiHeadAttention composes the same function from the basic ops on other backends,
+// and where FusesAttention reports false (a device option, so that the two paths can
+// be timed against each other).
 type FusedAttention interface {
+	FusesAttention() bool
 	AttentionForward(out, probs, q, k, v *Tensor, heads int, causal bool, scale float32)
 	// AttentionBackward writes (or with the matching accumulate flag adds) the
 	// gradients; dq, dk or dv may be nil when not wanted.

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -42,7 +43,11 @@ func cmdBench(args []string) error {
 	}
 	dev := *device
 	if *precision != "fp32" {
-		dev += "?precision=" + *precision
+		sep := "?"
+		if strings.Contains(dev, "?") {
+			sep = "&"
+		}
+		dev += sep + "precision=" + *precision
 	}
 	b, err := core.OpenBackend(dev)
 	if err != nil {
@@ -131,7 +136,7 @@ func cmdBench(args []string) error {
 			}
 		}
 		ips := float64(*batch**steps) / time.Since(start).Seconds()
-		line := fmt.Sprintf("RESULT impl=kadapt mode=%s plugin=%s precision=%s batch=%d images_per_s=%.1f", mode, *pluginName, *precision, *batch, ips)
+		line := fmt.Sprintf("RESULT impl=kadapt mode=%s plugin=%s precision=%s batch=%d images_per_s=%.1f device=%s", mode, *pluginName, *precision, *batch, ips, *device)
 		if mem != nil {
 			line += fmt.Sprintf(" peak_alloc_gib=%.2f peak_reserved_gib=%.2f", float64(mem.PeakInUseBytes())/(1<<30), float64(mem.PeakBytes())/(1<<30))
 		} else {

@@ -313,7 +313,7 @@ func (tp *Tape) MultiHeadAttention(q, k, v *Var, heads int, causal bool, scale f
 	n, l, w := s[0], s[1], s[2]
 	dh := w / heads
 	fused, ok := tp.b.(core.FusedAttention)
-	if !ok {
+	if !ok || !fused.FusesAttention() {
 		split := func(t *Var) *Var { return tp.Permute(tp.Reshape(t, n, l, heads, dh), 0, 2, 1, 3) }
 		a := tp.Attention(split(q), split(k), split(v), causal, scale)
 		return tp.Reshape(tp.Permute(a, 0, 2, 1, 3), n, l, w)

@@ -33,6 +33,9 @@ func attentionShapes(op string, probs *core.Tensor, heads int, qkv ...*core.Tens
 	return n, l, d
 }
 
+// FusesAttention is false when the device was opened with attention=composed.
+func (b *Backend) FusesAttention() bool { return !b.composed }
+
 // AttentionForward implements core.FusedAttention with k_mha_fwd.
 func (b *Backend) AttentionForward(out, probs, q, k, v *core.Tensor, heads int, causal bool, scale float32) {
 	n, l, d := attentionShapes("AttentionForward", probs, heads, q, k, v, out)

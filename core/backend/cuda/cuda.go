@@ -113,10 +113,14 @@ func (p Precision) String() string {
 // Options are the settings a device string can carry after '?'.
 type Options struct {
 	Precision Precision
+	// ComposedAttention turns the fused attention kernels off (attention=composed):
+	// autograd then permutes the heads and uses cuBLAS products around a row softmax.
+	// The default is attention=fused.
+	ComposedAttention bool
 }
 
-// ParseDevice parses "cuda", "cuda:N" and either followed by
-// "?precision=fp32|tf32|bf16".
+// ParseDevice parses "cuda", "cuda:N" and either followed by options:
+// "?precision=fp32|tf32|bf16&attention=fused|composed".
 func ParseDevice(spec string) (ordinal int, opt Options, err error) {
 	dev, query, _ := strings.Cut(spec, "?")
 	name, num, hasNum := strings.Cut(dev, ":")
@@ -134,8 +138,16 @@ func ParseDevice(spec string) (ordinal int, opt Options, err error) {
 	}
 	for _, kv := range strings.Split(query, "&") {
 		k, v, _ := strings.Cut(kv, "=")
-		if k != "precision" {
-			return 0, opt, fmt.Errorf("cuda: device %q: unknown option %q (known: precision=fp32|tf32|bf16)", spec, kv)
+		switch k {
+		case "precision":
+		case "attention":
+			if v != "fused" && v != "composed" {
+				return 0, opt, fmt.Errorf("cuda: device %q: attention %q is not supported (fused or composed)", spec, v)
+			}
+			opt.ComposedAttention = v == "composed"
+			continue
+		default:
+			return 0, opt, fmt.Errorf("cuda: device %q: unknown option %q (known: precision=fp32|tf32|bf16, attention=fused|composed)", spec, kv)
 		}
 		switch v {
 		case "fp32":
@@ -187,6 +199,7 @@ type Backend struct {
 	d         driver
 	name      string
 	precision Precision
+	composed  bool // attention=composed: FusesAttention reports false
 
 	mu      sync.Mutex // guards everything below
 	pool    map[int][]*storage
@@ -240,7 +253,7 @@ func open(ordinal int, opt Options) (*Backend, error) {
 }
 
 func newBackend(d driver, name string, opt Options) (*Backend, error) {
-	b := &Backend{d: d, name: name, pool: map[int][]*storage{}}
+	b := &Backend{d: d, name: name, pool: map[int][]*storage{}, composed: opt.ComposedAttention}
 	if err := b.SetPrecision(opt.Precision); err != nil {
 		return nil, err
 	}

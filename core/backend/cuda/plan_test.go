@@ -18,23 +18,27 @@ import (
 
 func TestParseDevice(t *testing.T) {
 	for _, c := range []struct {
-		spec    string
-		ordinal int
-		prec    Precision
-		err     string
+		spec     string
+		ordinal  int
+		prec     Precision
+		err      string
+		composed bool
 	}{
-		{"cuda", 0, FP32, ""},
-		{"cuda:0", 0, FP32, ""},
-		{"cuda:3", 3, FP32, ""},
-		{"cuda?precision=tf32", 0, TF32, ""},
-		{"cuda:1?precision=tf32", 1, TF32, ""},
-		{"cuda:1?precision=fp32", 1, FP32, ""},
-		{"cuda:0?precision=bf16", 0, BF16, ""},
-		{"cuda:x", 0, FP32, `"x" is not a device number`},
-		{"cuda:-1", 0, FP32, "not a device number"},
-		{"gpu:0", 0, FP32, "want cuda or cuda:N"},
-		{"cuda:0?precision=fp16", 0, FP32, `precision "fp16" is not supported (fp32, tf32 or bf16)`},
-		{"cuda:0?fast=1", 0, FP32, `unknown option "fast=1"`},
+		{"cuda:0?attention=composed&precision=tf32", 0, TF32, "", true},
+		{"cuda:0?attention=fused", 0, FP32, "", false},
+		{"cuda:0?attention=flash", 0, FP32, `attention "flash" is not supported`, false},
+		{"cuda", 0, FP32, "", false},
+		{"cuda:0", 0, FP32, "", false},
+		{"cuda:3", 3, FP32, "", false},
+		{"cuda?precision=tf32", 0, TF32, "", false},
+		{"cuda:1?precision=tf32", 1, TF32, "", false},
+		{"cuda:1?precision=fp32", 1, FP32, "", false},
+		{"cuda:0?precision=bf16", 0, BF16, "", false},
+		{"cuda:x", 0, FP32, `"x" is not a device number`, false},
+		{"cuda:-1", 0, FP32, "not a device number", false},
+		{"gpu:0", 0, FP32, "want cuda or cuda:N", false},
+		{"cuda:0?precision=fp16", 0, FP32, `precision "fp16" is not supported (fp32, tf32 or bf16)`, false},
+		{"cuda:0?fast=1", 0, FP32, `unknown option "fast=1"`, false},
 	} {
 		t.Run(c.spec, func(t *testing.T) {
 			ord, opt, err := ParseDevice(c.spec)
@@ -44,7 +48,7 @@ func TestParseDevice(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || ord != c.ordinal || opt.Precision != c.prec {
+			if err != nil || ord != c.ordinal || opt.Precision != c.prec || opt.ComposedAttention != c.composed {
 				t.Fatalf("got (%d, %+v, %v), want (%d, %v, nil)", ord, opt, err, c.ordinal, c.prec)
 			}
 		})

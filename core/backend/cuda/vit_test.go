@@ -195,11 +195,20 @@ func (c bf16CPU) MatMul(dst, a, b *core.Tensor, transA, transB bool, alpha, beta
 // (gradient clipping, weight decay, the BatchNorm head, label smoothing) on the GPU
 // and on the CPU backend: losses, first gradients and the parameters' total change
 // must agree, and no step may wait for the device before its loss is read. Under
-// bf16 autocast the CPU rounds its products' inputs the same way.
+// bf16 autocast the CPU rounds its products' inputs the same way. Attention runs fused
+// and composed (attention=composed).
 func TestViTTrainingStepsMatchCPU(t *testing.T) {
 	for _, method := range []string{"kadaptation", "lora"} {
-		for _, prec := range []Precision{FP32, BF16} {
-			t.Run(fmt.Sprintf("%s/%v", method, prec), func(t *testing.T) {
+		for _, c := range []struct {
+			prec     Precision
+			composed bool // attention=composed
+		}{{FP32, false}, {BF16, false}, {FP32, true}, {BF16, true}} {
+			prec := c.prec
+			name := fmt.Sprintf("%s/%v", method, prec)
+			if c.composed {
+				name += "/composed-attention"
+			}
+			t.Run(name, func(t *testing.T) {
 				var ref core.Backend = cpu.New()
 				gradTol, lossTol := 2e-4, 2e-5
 				if prec == BF16 {
@@ -213,7 +222,8 @@ func TestViTTrainingStepsMatchCPU(t *testing.T) {
 					if err := b.SetPrecision(prec); err != nil {
 						t.Fatal(err)
 					}
-					defer b.SetPrecision(FP32)
+					b.composed = c.composed
+					defer func() { b.SetPrecision(FP32); b.composed = false }()
 					got := vitSteps(t, b, method, 3)
 					for i := range want.losses {
 						if d := math.Abs(float64(got.losses[i] - want.losses[i])); d > lossTol*math.Abs(float64(want.losses[i])) {
