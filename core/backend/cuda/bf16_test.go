@@ -130,7 +130,7 @@ func checkBF16Products(t *testing.T, b *Backend, tol float64) {
 			if c.batch > 1 {
 				ds = core.Shape{c.batch, c.m, c.n}
 			}
-			av, bv, dv := randVals(rng, as.Size()), randVals(rng, bs.Size()), randVals(rng, ds.Size())
+			av, bv, dv := randF32(rng, as.Size()), randF32(rng, bs.Size()), randF32(rng, ds.Size())
 			at, bt, dt := b.Alloc(as), b.Alloc(bs), b.Alloc(ds)
 			b.Upload(at, av)
 			b.Upload(bt, bv)
@@ -179,12 +179,4 @@ func checkBF16Products(t *testing.T, b *Backend, tol float64) {
 			}
 		})
 	}
-}
-
-func randVals(rng *rand.Rand, n int) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32(rng.NormFloat64())
-	}
-	return v
 }

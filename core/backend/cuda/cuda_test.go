@@ -137,38 +137,36 @@ func TestConformance(t *testing.T) {
 	backendtest.Run(t, func() core.Backend { return b }, backendtest.DefaultTolerances())
 }
 
-// TestConformanceTF32 reruns the suite with TF32 products, under the suite's TF32
-// tolerances (only MatMul loosens).
-func TestConformanceTF32(t *testing.T) {
+// openGPU opens a second backend on the GPU with the device options of spec, closed
+// when the test ends.
+func openGPU(t *testing.T, spec string) *Backend {
+	t.Helper()
 	gpu(t)
-	b, err := Open("cuda:0?precision=tf32")
+	b, err := Open(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	backendtest.Run(t, func() core.Backend { return b }, backendtest.TF32Tolerances())
+	t.Cleanup(func() { b.Close() })
+	return b
 }
 
-// TestConformanceBF16 reruns the suite with bf16 autocast products.
-func TestConformanceBF16(t *testing.T) {
-	gpu(t)
-	b, err := Open("cuda:0?precision=bf16")
-	if err != nil {
-		t.Fatal(err)
+// TestConformancePrecisions reruns the suite with TF32 and with bf16 autocast
+// products, under the suite's tolerances for each (only MatMul loosens).
+func TestConformancePrecisions(t *testing.T) {
+	for _, c := range []struct {
+		spec string
+		tol  backendtest.Tolerances
+	}{{"cuda:0?precision=tf32", backendtest.TF32Tolerances()}, {"cuda:0?precision=bf16", backendtest.BF16Tolerances()}} {
+		t.Run(c.spec, func(t *testing.T) {
+			b := openGPU(t, c.spec)
+			backendtest.Run(t, func() core.Backend { return b }, c.tol)
+		})
 	}
-	defer b.Close()
-	backendtest.Run(t, func() core.Backend { return b }, backendtest.BF16Tolerances())
 }
 
 // TestBF16Products holds bf16 autocast to the exact product of the rounded inputs.
 func TestBF16Products(t *testing.T) {
-	gpu(t)
-	b, err := Open("cuda:0?precision=bf16")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	checkBF16Products(t, b, 2e-6)
+	checkBF16Products(t, openGPU(t, "cuda:0?precision=bf16"), 2e-6)
 }
 
 func TestOpenThroughRegistry(t *testing.T) {

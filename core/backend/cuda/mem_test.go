@@ -9,11 +9,6 @@ import (
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/core/optim"
-	"github.com/kadapt/kadapt/host/adapt"
-	"github.com/kadapt/kadapt/host/train"
-	"github.com/kadapt/kadapt/methods/kadaptation"
-	"github.com/kadapt/kadapt/methods/lora"
-	"github.com/kadapt/kadapt/plugins/plan"
 )
 
 // pytorchLoRAPeakGiB is torch.cuda.max_memory_allocated for the same LoRA training
@@ -43,25 +38,7 @@ func TestPeakMemoryViTB32(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			v, err := backbones.NewVision(b, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var p plan.Plan
-			if method == "lora" {
-				p, err = lora.Plan(adapt.Describe(v), lora.Default())
-			} else {
-				p, err = kadaptation.Plan(adapt.Describe(v), kadaptation.Default())
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, err := adapt.Compile(v, p, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			head := train.NewHead(b, cfg.EmbedDim, 10)
-			params := append(append([]*autograd.Var(nil), a.Trainable...), head.Params()...)
+			v, _, head, params := adaptedTower(t, b, cfg, method, 0, 10)
 			o := optim.NewAdamW(b, []optim.Group{{Name: "all", Params: params}}, optim.DefaultAdamWConfig())
 			px := make([]float32, batch*3*224*224)
 			labels := b.Alloc(core.Shape{batch})

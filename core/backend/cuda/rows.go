@@ -114,24 +114,19 @@ func checkLen(op, role string, t *core.Tensor, want int, x *core.Tensor) {
 }
 
 func (b *Backend) LayerNorm(dst, mean, rstd, x, gamma, beta *core.Tensor, eps float32) {
-	const op = "LayerNorm"
-	sameShape(op, dst, x)
-	rows, cols := lastAxis(op, x)
-	checkLen(op, "mean", mean, rows, x)
-	checkLen(op, "rstd", rstd, rows, x)
-	checkLen(op, "gamma", gamma, cols, x)
-	checkLen(op, "beta", beta, cols, x)
-	b.rowLaunch("k_layer_norm", rows, cols, newArgs().ptr("d", b.p(dst, op)).ptr("mean", b.p(mean, op)).
-		ptr("rstd", b.p(rstd, op)).ptr("x", b.p(x, op)).ptr("r", 0).ptr("sum", 0).ptr("g", b.p(gamma, op)).
-		ptr("b", b.p(beta, op)).i64("rows", rows).i64("cols", cols).f32("eps", eps))
+	b.layerNorm("LayerNorm", nil, dst, mean, rstd, x, nil, gamma, beta, eps)
 }
 
 // AddLayerNorm implements core.FusedEpilogues with k_layer_norm reading x + r.
 func (b *Backend) AddLayerNorm(sum, dst, mean, rstd, x, r, gamma, beta *core.Tensor, eps float32) {
-	const op = "AddLayerNorm"
+	sameShape("AddLayerNorm", sum, x)
+	sameShape("AddLayerNorm", r, x)
+	b.layerNorm("AddLayerNorm", sum, dst, mean, rstd, x, r, gamma, beta, eps)
+}
+
+// layerNorm normalises x, or x + r written to sum when r is given.
+func (b *Backend) layerNorm(op string, sum, dst, mean, rstd, x, r, gamma, beta *core.Tensor, eps float32) {
 	sameShape(op, dst, x)
-	sameShape(op, sum, x)
-	sameShape(op, r, x)
 	rows, cols := lastAxis(op, x)
 	checkLen(op, "mean", mean, rows, x)
 	checkLen(op, "rstd", rstd, rows, x)

@@ -51,31 +51,47 @@ type vitRun struct {
 	waits  int // host waits for the device between the input upload and the loss download of the last step
 }
 
-// vitSteps trains the tiny tower adapted by method ("kadaptation" or "lora") plus the
-// paper's head for a few AdamW steps, as host/train does, on be.
-func vitSteps(t *testing.T, be core.Backend, method string, steps int) vitRun {
+// adaptedTower builds cfg's image tower on be (zero weights), adapts it with method's
+// default plan ("lora" or "kadaptation", whose n is kadaptN when that is not 0) and
+// adds the paper's head; params are the optimizer's: the plan's trainables, then the
+// head's.
+func adaptedTower(t *testing.T, be core.Backend, cfg backbones.Config, method string, kadaptN, classes int) (
+	v *backbones.Vision, a *adapt.Adapted, head *train.Head, params []*autograd.Var) {
 	t.Helper()
-	v, err := backbones.NewVision(be, tinyCLIP)
+	v, err := backbones.NewVision(be, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v.InitRandom(1)
 	var p plan.Plan
 	switch method {
 	case "kadaptation":
 		c := kadaptation.Default()
-		c.N = 4
+		if kadaptN != 0 {
+			c.N = kadaptN
+		}
 		p, err = kadaptation.Plan(adapt.Describe(v), c)
 	case "lora":
 		p, err = lora.Plan(adapt.Describe(v), lora.Default())
+	default:
+		t.Fatalf("no plan for method %q", method)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := adapt.Compile(v, p, 1)
-	if err != nil {
+	if a, err = adapt.Compile(v, p, 1); err != nil {
 		t.Fatal(err)
 	}
+	head = train.NewHead(be, cfg.EmbedDim, classes)
+	params = append(append([]*autograd.Var(nil), a.Trainable...), head.Params()...)
+	return v, a, head, params
+}
+
+// vitSteps trains the tiny tower adapted by method ("kadaptation" or "lora") plus the
+// paper's head for a few AdamW steps, as host/train does, on be.
+func vitSteps(t *testing.T, be core.Backend, method string, steps int) vitRun {
+	t.Helper()
+	v, a, head, params := adaptedTower(t, be, tinyCLIP, method, 4, 5)
+	v.InitRandom(1)
 	// KAdaptation starts with v = 0 and LoRA with B = 0, so the adapters' inputs get
 	// no gradient on the first step; a random start makes every gradient count.
 	rng := rand.New(rand.NewPCG(5, 6))
@@ -86,9 +102,7 @@ func vitSteps(t *testing.T, be core.Backend, method string, steps int) vitRun {
 		}
 		be.Upload(q.Value, d)
 	}
-	head := train.NewHead(be, tinyCLIP.EmbedDim, 5)
 	head.InitRandom(1)
-	params := append(append([]*autograd.Var(nil), a.Trainable...), head.Params()...)
 	initial := snapshot(be, params, func(p *autograd.Var) *core.Tensor { return p.Value })
 	o := optim.NewAdamW(be, []optim.Group{{Name: "all", Params: params, WeightDecay: 0.01}}, optim.DefaultAdamWConfig())
 
