@@ -32,7 +32,8 @@ func composedAttention(q, k, v, g []float32, shape core.Shape, heads int, causal
 
 // TestFusedAttentionMatchesComposed holds k_mha_fwd and k_mha_bwd to the composed
 // path on the CPU, on odd lengths and head sizes, causal or not, with gradients
-// written fresh, added to existing values, or not wanted.
+// written fresh, added to existing values, or not wanted, with k and v staged in
+// shared memory and (the last case) read from global memory.
 func TestFusedAttentionMatchesComposed(t *testing.T) {
 	onEach(t, func(t *testing.T, b *Backend) {
 		rng := rand.New(rand.NewPCG(9, 10))
@@ -45,6 +46,7 @@ func TestFusedAttentionMatchesComposed(t *testing.T) {
 			{1, 50, 2, 64, false, true, false, true},
 			{2, 13, 2, 8, true, false, true, false},
 			{1, 33, 1, 3, true, true, true, false},
+			{1, 130, 1, 64, false, false, false, false}, // too long to stage k and v in shared memory
 		} {
 			t.Run(fmt.Sprintf("n%d_l%d_h%d_d%d_causal%v", c.n, c.l, c.heads, c.d, c.causal), func(t *testing.T) {
 				shape := core.Shape{c.n, c.l, c.heads * c.d}

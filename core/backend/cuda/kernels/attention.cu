@@ -7,6 +7,30 @@
 // it. ViT sequences are short (50 tokens at B/32, 197 at B/16, 77 in the text tower),
 // so a head's q, k, v and weights stay in L1/L2 and are read from global memory.
 
+// MHA_TILE bounds the shared-memory copy of one head's k (forward) or v (backward):
+// L·(D+1) floats, 32 KB. Rows are padded to D+1 so that the lanes of a warp, which
+// read different rows at the same column, hit different banks; read straight from the
+// [N, L, H·D] layout they would touch a cache line each. Longer heads (ViT-B/16's 197
+// tokens) read global memory.
+#define MHA_TILE 8192
+
+// mhaStage copies the L×D head at src (row stride w) into tile with row stride D+1
+// (rounded to bfloat16 under autocast) when it fits, and says where to read it.
+__device__ __forceinline__ const float* mhaStage(float* tile, const float* src, int L, int D, long long w, int bf16,
+                                                 long long* stride) {
+  if ((long long)L * (D + 1) > MHA_TILE) {
+    *stride = w;
+    return src;
+  }
+  for (int e = threadIdx.x; e < L * D; e += blockDim.x) {
+    int r = e / D, c = e % D;
+    tile[r * (D + 1) + c] = asBF16(src[r * w + c], bf16);
+  }
+  __syncthreads();
+  *stride = D + 1;
+  return tile;
+}
+
 // mhaHead points q, k, v (and an output o) at head h of sequence n.
 struct MhaHead {
   long long base, w, nh;
@@ -29,12 +53,16 @@ extern "C" __global__ void k_mha_fwd(float* out, float* probs, const float* q, c
   float* O = out + m.base;
   float* P = probs + m.nh * L * L;
   long long W = m.w;
+  __shared__ float tile[MHA_TILE];
+  long long ks;
+  // A staged k is already rounded; asBF16 leaves a rounded value as it is.
+  const float* Kt = mhaStage(tile, K, L, D, W, bf16, &ks);
   for (int e = threadIdx.x; e < L * L; e += blockDim.x) {
     int i = e / L, j = e % L;
     float s = NEG_INF;
     if (!causal || j <= i) {
       float acc = 0.f;
-      for (int d = 0; d < D; d++) acc += asBF16(Q[i * W + d], bf16) * asBF16(K[j * W + d], bf16);
+      for (int d = 0; d < D; d++) acc += asBF16(Q[i * W + d], bf16) * asBF16(Kt[j * ks + d], bf16);
       s = scale * acc;
     }
     P[e] = s;
@@ -89,6 +117,9 @@ extern "C" __global__ void k_mha_bwd(float* dq, float* dk, float* dv, float* ds,
     }
   }
   if (!dq && !dk) return;  // uniform across the block: no barrier is skipped by some threads only
+  __shared__ float tile[MHA_TILE];
+  long long vs;
+  const float* Vt = mhaStage(tile, V, L, D, W, bf16, &vs);
   int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
   for (int i = threadIdx.x >> 5; i < L; i += nw) {
     const float* pr = P + (long long)i * L;
@@ -96,7 +127,7 @@ extern "C" __global__ void k_mha_bwd(float* dq, float* dk, float* dv, float* ds,
     float dot = 0.f;
     for (int j = lane; j < L; j += 32) {
       float acc = 0.f;
-      for (int d = 0; d < D; d++) acc += asBF16(G[i * W + d], bf16) * asBF16(V[j * W + d], bf16);
+      for (int d = 0; d < D; d++) acc += asBF16(G[i * W + d], bf16) * asBF16(Vt[j * vs + d], bf16);
       sr[j] = acc;
       dot += pr[j] * acc;
     }
