@@ -56,6 +56,9 @@ type Adapted struct {
 	// computes it from the description alone.
 	Count  int64
 	vision *backbones.Vision
+	// factored are the weight deltas applied as low-rank branches (see lowRank), with
+	// the full delta for Merge.
+	factored []factoredDelta
 }
 
 // Compile applies p to m. seed makes the parameters' initialisation reproducible.
@@ -144,6 +147,18 @@ func Compile(m *backbones.Vision, p plan.Plan, seed uint64) (*Adapted, error) {
 			site := map[string]*autograd.Var{"W": l.W, "b": l.B}
 			switch se.Kind {
 			case plan.WeightDelta:
+				if lr, ok := matchLowRank(e, bind, l); ok && factorLowRank && !l.W.Trainable() {
+					a.factored = append(a.factored, factoredDelta{l, func(tp *autograd.Tape) *autograd.Var { return eval(tp, site) }})
+					prev := l.Branch
+					l.Branch = func(tp *autograd.Tape, x *autograd.Var) *autograd.Var {
+						y := lr.branch(tp, x)
+						if prev != nil {
+							y = tp.Add(prev(tp, x), y)
+						}
+						return y
+					}
+					break
+				}
 				prev := l.WeightDelta
 				l.WeightDelta = func(tp *autograd.Tape) *autograd.Var { return sumHook(tp, prev, eval(tp, site)) }
 			case plan.BiasDelta:
@@ -176,6 +191,12 @@ func Compile(m *backbones.Vision, p plan.Plan, seed uint64) (*Adapted, error) {
 		}
 	}
 	return a, nil
+}
+
+// factoredDelta is a weight delta applied as a branch, and how to form it for Merge.
+type factoredDelta struct {
+	linear *backbones.Linear
+	delta  func(tp *autograd.Tape) *autograd.Var
 }
 
 func sumHook(tp *autograd.Tape, prev func(*autograd.Tape) *autograd.Var, v *autograd.Var) *autograd.Var {
@@ -244,6 +265,13 @@ func (a *Adapted) Merge() error {
 	tp := autograd.NewTape(b)
 	tp.SetGradEnabled(false)
 	defer tp.Reset()
+	// Low-rank deltas are this linear's only branches: output-branch edits were
+	// refused above.
+	for _, f := range a.factored {
+		b.Axpby(f.linear.W.Value, 1, f.delta(tp).Value, 1)
+		f.linear.Branch = nil
+	}
+	a.factored = nil
 	for _, l := range a.vision.Linears() {
 		if l.WeightDelta != nil {
 			d := l.WeightDelta(tp)
