@@ -134,6 +134,9 @@ type Options struct {
 	// StopAfterSteps ends the run abruptly after this many optimizer steps (0 = off);
 	// tests use it to simulate a kill.
 	StopAfterSteps int
+	// Staging keeps the training split on the device (see Staging); automatic by
+	// default.
+	Staging Staging
 }
 
 // ErrStopped is returned when Options.StopAfterSteps cut the run short.
@@ -178,6 +181,14 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 	for _, d := range shape {
 		per *= d
 	}
+	var staged *stagedSet
+	if shouldStage(b, opt.Staging, n, per) {
+		var err error
+		if staged, err = stage(b, task.Train, cfg.BatchSize); err != nil {
+			return nil, err
+		}
+		defer staged.release()
+	}
 	tp := autograd.NewTape(b)
 	steps := st.step
 	for epoch := st.epoch; epoch < cfg.Epochs; epoch++ {
@@ -185,7 +196,13 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 		order := permutation(n, cfg.Seed, epoch)
 		var lossSum float64
 		correct, seen := 0, 0
-		next, stop := prefetch(task.Train, order, cfg.BatchSize, per)
+		var next <-chan fetched
+		var stop func()
+		if staged != nil {
+			next, stop = staged.epoch(order, cfg.BatchSize)
+		} else {
+			next, stop = prefetch(task.Train, order, cfg.BatchSize, per)
+		}
 		defer stop() // an early return must not strand the prefetching goroutine
 		for bi := 0; bi < batches; bi++ {
 			fb, ok := <-next
@@ -198,7 +215,14 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 			idx, xbuf, labels := fb.idx, fb.x, fb.labels
 			tp.Training = true
 			tp.SetSeed((cfg.Seed+1)*0x9E3779B97F4A7C15 + uint64(steps)<<20) // 2²⁰ dropout calls per step before masks could repeat
-			x := tp.Input(xbuf[:len(idx)*per], append([]int{len(idx)}, shape...)...)
+			var x *autograd.Var
+			var xs *core.Tensor // the staged batch, released with the step's tensors
+			if staged != nil {
+				xs = staged.batch(idx)
+				x = tp.Const(xs)
+			} else {
+				x = tp.Input(xbuf[:len(idx)*per], append([]int{len(idx)}, shape...)...)
+			}
 			logits := m.Head().Forward(tp, m.Features(tp, x))
 			target := targetTensor(b, labels[:len(idx)], task)
 			var loss *autograd.Var
@@ -220,14 +244,19 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 				correct += countCorrect(b, logits, labels[:len(idx)])
 				seen += len(idx)
 			}
-			if math.IsNaN(float64(l[0])) || math.IsInf(float64(l[0]), 0) {
+			endStep := func() {
 				tp.Reset()
 				b.Release(target)
+				if xs != nil {
+					b.Release(xs)
+				}
+			}
+			if math.IsNaN(float64(l[0])) || math.IsInf(float64(l[0]), 0) {
+				endStep()
 				return nil, fmt.Errorf("%w (epoch %d, step %d, loss %v)", ErrDiverged, epoch+1, steps+1, l[0])
 			}
 			lossSum += float64(l[0])
-			tp.Reset()
-			b.Release(target)
+			endStep()
 			steps++
 			if opt.Progress != nil {
 				acc := math.NaN()
@@ -326,13 +355,29 @@ type fetched struct {
 	done   func()
 }
 
+// epochBatches cuts an epoch's order into batches. A batch of one example is dropped
+// when the epoch has others (BatchNorm needs two; PyTorch's drop_last would drop it
+// too).
+func epochBatches(order []int, batch int) [][]int {
+	n := len(order)
+	batches := (n + batch - 1) / batch
+	var out [][]int
+	for bi := 0; bi < batches; bi++ {
+		idx := order[bi*batch : min((bi+1)*batch, n)]
+		if len(idx) < 2 && batches > 1 {
+			continue
+		}
+		out = append(out, idx)
+	}
+	return out
+}
+
 // prefetchDepth is how many batches are decoded ahead of the step that uses them.
 const prefetchDepth = 2
 
-// prefetch fetches an epoch's batches in order on a goroutine, up to prefetchDepth
-// ahead, so decoding overlaps computing. Batches of one example are skipped when the
-// epoch has others (BatchNorm needs two; PyTorch's drop_last would skip it too). The
-// channel closes after the last batch or the first error.
+// prefetch fetches an epoch's batches (epochBatches) in order on a goroutine, up to
+// prefetchDepth ahead, so decoding overlaps computing. The channel closes after the
+// last batch or the first error.
 func prefetch(d Data, order []int, batch, per int) (<-chan fetched, func()) {
 	out := make(chan fetched, prefetchDepth)
 	quit := make(chan struct{})
@@ -344,15 +389,9 @@ func prefetch(d Data, order []int, batch, per int) (<-chan fetched, func()) {
 		labs[i] = make([][]int, batch)
 		free <- i
 	}
-	n := len(order)
-	batches := (n + batch - 1) / batch
 	go func() {
 		defer close(out)
-		for bi := 0; bi < batches; bi++ {
-			idx := order[bi*batch : min((bi+1)*batch, n)]
-			if len(idx) < 2 && batches > 1 {
-				continue
-			}
+		for _, idx := range epochBatches(order, batch) {
 			var slot int
 			select {
 			case slot = <-free:

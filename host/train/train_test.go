@@ -176,3 +176,39 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		t.Fatalf("bad optimizer: %v", err)
 	}
 }
+
+// TestStagingMatchesHostBatches trains once with the training split staged on the
+// backend and batches gathered there, once with batches copied from the host: the
+// runs must be identical.
+func TestStagingMatchesHostBatches(t *testing.T) {
+	run := func(s Staging) (*Result, [][]float32) {
+		b := cpu.New()
+		m := newMLP(b, 4, 16, 3, 1)
+		res, err := Run(b, m, testTask(), testConfig(), Options{Dir: t.TempDir(), Staging: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, params(m)
+	}
+	want, wantP := run(StageOff)
+	got, gotP := run(StageOn)
+	for i := range want.History {
+		w, g := want.History[i], got.History[i]
+		if g.TrainLoss != w.TrainLoss || g.Val != w.Val || g.ValLoss != w.ValLoss {
+			t.Fatalf("epoch %d: staged %+v, host %+v", i+1, g, w)
+		}
+	}
+	if got.Score != want.Score {
+		t.Fatalf("staged score %v, host %v", got.Score, want.Score)
+	}
+	for i := range wantP {
+		for j := range wantP[i] {
+			if gotP[i][j] != wantP[i][j] {
+				t.Fatalf("parameter %d[%d]: staged %v, host %v", i, j, gotP[i][j], wantP[i][j])
+			}
+		}
+	}
+	if shouldStage(cpu.New(), StageAuto, 90, 4) {
+		t.Error("StageAuto staged on the CPU backend, which has no memory of its own")
+	}
+}

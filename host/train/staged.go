@@ -1,0 +1,116 @@
+package train
+
+import (
+	"fmt"
+
+	"github.com/kadapt/kadapt/core"
+)
+
+// Staging says whether Run uploads the training split to the device once and gathers
+// each batch there, instead of copying every batch from the host. Few-shot training
+// sets are small and run for dozens of epochs: staged, a step on a GPU starts without
+// waiting on a host-to-device copy of its images.
+type Staging uint8
+
+const (
+	// StageAuto stages on a device backend (one that reports its memory, as cuda
+	// does) when the split takes at most a quarter of the free device memory and
+	// maxStagedBytes.
+	StageAuto Staging = iota
+	StageOff
+	// StageOn stages on any backend (tests use it on the CPU).
+	StageOn
+)
+
+// maxStagedBytes bounds an automatically staged split.
+const maxStagedBytes = 4 << 30
+
+// deviceMemory is implemented by backends with memory of their own (cuda).
+type deviceMemory interface {
+	MemoryInfo() (free, total int64, err error)
+}
+
+// stagedSet is a training split resident on the backend.
+type stagedSet struct {
+	b      core.Backend
+	x      *core.Tensor // [n, example shape...]
+	labels [][]int
+}
+
+// shouldStage applies the Staging policy to a split of n examples of per values.
+func shouldStage(b core.Backend, mode Staging, n, per int) bool {
+	switch mode {
+	case StageOff:
+		return false
+	case StageOn:
+		return true
+	}
+	dm, ok := b.(deviceMemory)
+	if !ok {
+		return false
+	}
+	free, _, err := dm.MemoryInfo()
+	bytes := int64(n) * int64(per) * 4
+	return err == nil && bytes <= maxStagedBytes && bytes <= free/4
+}
+
+// stage fetches every example of d once, chunk by chunk, into one backend tensor.
+func stage(b core.Backend, d Data, chunk int) (*stagedSet, error) {
+	n, shape := d.Len(), d.Shape()
+	per := 1
+	for _, s := range shape {
+		per *= s
+	}
+	s := &stagedSet{b: b, x: core.AllocUninit(b, append(core.Shape{n}, shape...)), labels: make([][]int, n)}
+	buf := make([]float32, chunk*per)
+	for off := 0; off < n; off += chunk {
+		cnt := min(chunk, n-off)
+		idx := make([]int, cnt)
+		for i := range idx {
+			idx[i] = off + i
+		}
+		if err := d.Fetch(idx, buf[:cnt*per], s.labels[off:off+cnt]); err != nil {
+			b.Release(s.x)
+			return nil, fmt.Errorf("staging the training split on %s: %w", b.Name(), err)
+		}
+		part := b.Alloc(append(core.Shape{cnt}, shape...))
+		b.Upload(part, buf[:cnt*per])
+		b.CopyAlong(s.x, part, 0, off, 0, cnt, false)
+		b.Release(part)
+	}
+	return s, nil
+}
+
+// epoch yields the epoch's batches as prefetch does, with no pixels: batch gathers
+// them on the backend.
+func (s *stagedSet) epoch(order []int, batch int) (<-chan fetched, func()) {
+	bs := epochBatches(order, batch)
+	out := make(chan fetched, len(bs))
+	for _, idx := range bs {
+		labels := make([][]int, len(idx))
+		for i, e := range idx {
+			labels[i] = s.labels[e]
+		}
+		out <- fetched{idx: idx, labels: labels, done: func() {}}
+	}
+	close(out)
+	return out, func() {}
+}
+
+// batch gathers the examples idx into a new tensor the caller releases.
+func (s *stagedSet) batch(idx []int) *core.Tensor {
+	pos := make([]float32, len(idx))
+	for i, e := range idx {
+		pos[i] = float32(e)
+	}
+	it := s.b.Alloc(core.Shape{len(idx)})
+	s.b.Upload(it, pos)
+	shape := s.x.Shape().Clone()
+	shape[0] = len(idx)
+	x := core.AllocUninit(s.b, shape)
+	s.b.Gather(x, s.x, it, 0)
+	s.b.Release(it)
+	return x
+}
+
+func (s *stagedSet) release() { s.b.Release(s.x) }
