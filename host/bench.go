@@ -22,6 +22,13 @@ func init() {
 	register("bench", "measure training-step and inference throughput and peak memory (random weights)", cmdBench)
 }
 
+// profiled is implemented by backends that can time their kernels (cuda with
+// profile=1).
+type profiled interface {
+	ProfileReport() string
+	ResetProfile()
+}
+
 // deviceMemory is implemented by backends that track device memory (cuda).
 type deviceMemory interface {
 	PeakBytes() int64      // held: in use plus the allocator's cache
@@ -38,16 +45,23 @@ func cmdBench(args []string) error {
 	steps := fs.Int("steps", 3, "timed steps after two warm-up steps")
 	classes := fs.Int("classes", 10, "head size")
 	precision := fs.String("precision", "fp32", "fp32, tf32 or bf16 (GPU backends)")
+	profile := fs.Bool("profile", false, "time each kernel (waits after every launch, so throughput drops) and print where the time goes (GPU backends)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	dev := *device
-	if *precision != "fp32" {
+	addOption := func(kv string) {
 		sep := "?"
 		if strings.Contains(dev, "?") {
 			sep = "&"
 		}
-		dev += sep + "precision=" + *precision
+		dev += sep + kv
+	}
+	if *precision != "fp32" {
+		addOption("precision=" + *precision)
+	}
+	if *profile {
+		addOption("profile=1")
 	}
 	b, err := core.OpenBackend(dev)
 	if err != nil {
@@ -121,6 +135,7 @@ func cmdBench(args []string) error {
 		return b.Sync()
 	}
 	mem, _ := b.(deviceMemory)
+	prof, _ := b.(profiled)
 	// measure times f after two warm-up calls (pools fill, kernels compile, cuBLAS
 	// picks its algorithms) and prints one RESULT line, the format
 	// tools/bench/torch_clip_bench.py prints too, so a script can pair them.
@@ -132,6 +147,9 @@ func cmdBench(args []string) error {
 		}
 		if mem != nil {
 			mem.ResetPeak()
+		}
+		if prof != nil {
+			prof.ResetProfile()
 		}
 		start := time.Now()
 		for i := 0; i < *steps; i++ {
@@ -149,6 +167,11 @@ func cmdBench(args []string) error {
 			line += fmt.Sprintf(" host_sys_gib=%.2f", float64(ms.Sys)/(1<<30))
 		}
 		fmt.Println(line)
+		if prof != nil {
+			if rep := prof.ProfileReport(); rep != "" {
+				fmt.Printf("profile of %d %s steps:\n%s", *steps, mode, rep)
+			}
+		}
 		return nil
 	}
 	fmt.Printf("device %s  backbone %s  plugin %s  batch %d  precision %s  trainable %d\n", b.Name(), cfg.Name, *pluginName, *batch, *precision, a.Count+int64(feat+1)*int64(*classes))

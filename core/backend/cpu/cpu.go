@@ -3,6 +3,7 @@ package cpu
 import (
 	"fmt"
 	"math/bits"
+	"strings"
 	"sync"
 
 	"github.com/kadapt/kadapt/core"
@@ -10,6 +11,9 @@ import (
 
 func init() {
 	core.RegisterBackend("cpu", func(device string) (core.Backend, error) {
+		if name, opts, ok := strings.Cut(device, "?"); ok && (name == "cpu" || name == "cpu:0") {
+			return nil, fmt.Errorf("device %q: the cpu backend takes no options (%s is a GPU setting)", device, opts)
+		}
 		if device != "cpu" && device != "cpu:0" {
 			return nil, fmt.Errorf("device %q: the cpu backend has a single device, \"cpu\"", device)
 		}

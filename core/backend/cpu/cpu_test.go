@@ -74,19 +74,6 @@ func expectPanic(t *testing.T, want string, fn func()) {
 	fn()
 }
 
-func TestRegistered(t *testing.T) {
-	b, err := core.OpenBackend("cpu")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.Name() != "cpu" {
-		t.Fatalf("Name() = %q", b.Name())
-	}
-	if _, err := core.OpenBackend("cpu:3"); err == nil || !strings.Contains(err.Error(), "cpu:3") {
-		t.Fatalf("OpenBackend(cpu:3) error = %v, want one naming the device", err)
-	}
-}
-
 func TestSizeClass(t *testing.T) {
 	prevCap := 0
 	prevClass := -1
@@ -249,5 +236,23 @@ func TestLargeOpsAllocateLittle(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if perStep := (after.TotalAlloc - before.TotalAlloc) / 10; perStep > 4096 {
 		t.Errorf("large step allocates %d bytes, want well under the %d bytes of one tensor", perStep, 4*n)
+	}
+}
+
+// TestRegistered opens the backend by name; errors name the device string.
+func TestRegistered(t *testing.T) {
+	for _, c := range []struct{ device, err string }{
+		{"cpu", ""},
+		{"cpu:0", ""},
+		{"cpu:3", `device "cpu:3": the cpu backend has a single device, "cpu"`},
+		{"cpu?precision=tf32", "takes no options (precision=tf32 is a GPU setting)"},
+	} {
+		b, err := core.OpenBackend(c.device)
+		switch {
+		case c.err == "" && (err != nil || b.Name() != "cpu"):
+			t.Errorf("OpenBackend(%q) = %v, %v", c.device, b, err)
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("OpenBackend(%q) error %v, want one containing %q", c.device, err, c.err)
+		}
 	}
 }

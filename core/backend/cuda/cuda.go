@@ -117,10 +117,14 @@ type Options struct {
 	// autograd then permutes the heads and uses cuBLAS products around a row softmax.
 	// The default is attention=fused.
 	ComposedAttention bool
+	// Profile waits for every launch, product and copy and adds up the time per
+	// kernel (profile=1; see Backend.ProfileReport). Waiting serialises host and
+	// device, so a profiled step is slower; the breakdown says where the time goes.
+	Profile bool
 }
 
 // ParseDevice parses "cuda", "cuda:N" and either followed by options:
-// "?precision=fp32|tf32|bf16&attention=fused|composed".
+// "?precision=fp32|tf32|bf16&attention=fused|composed&profile=0|1".
 func ParseDevice(spec string) (ordinal int, opt Options, err error) {
 	dev, query, _ := strings.Cut(spec, "?")
 	name, num, hasNum := strings.Cut(dev, ":")
@@ -138,26 +142,28 @@ func ParseDevice(spec string) (ordinal int, opt Options, err error) {
 	}
 	for _, kv := range strings.Split(query, "&") {
 		k, v, _ := strings.Cut(kv, "=")
+		bad := func(want string) error {
+			return fmt.Errorf("cuda: device %q: %s %q is not supported (%s)", spec, k, v, want)
+		}
 		switch k {
 		case "precision":
+			p, ok := map[string]Precision{"fp32": FP32, "tf32": TF32, "bf16": BF16}[v]
+			if !ok {
+				return 0, opt, bad("fp32, tf32 or bf16")
+			}
+			opt.Precision = p
 		case "attention":
 			if v != "fused" && v != "composed" {
-				return 0, opt, fmt.Errorf("cuda: device %q: attention %q is not supported (fused or composed)", spec, v)
+				return 0, opt, bad("fused or composed")
 			}
 			opt.ComposedAttention = v == "composed"
-			continue
+		case "profile":
+			if v != "0" && v != "1" {
+				return 0, opt, bad("0 or 1")
+			}
+			opt.Profile = v == "1"
 		default:
-			return 0, opt, fmt.Errorf("cuda: device %q: unknown option %q (known: precision=fp32|tf32|bf16, attention=fused|composed)", spec, kv)
-		}
-		switch v {
-		case "fp32":
-			opt.Precision = FP32
-		case "tf32":
-			opt.Precision = TF32
-		case "bf16":
-			opt.Precision = BF16
-		default:
-			return 0, opt, fmt.Errorf("cuda: device %q: precision %q is not supported (fp32, tf32 or bf16)", spec, v)
+			return 0, opt, fmt.Errorf("cuda: device %q: unknown option %q (known: precision=fp32|tf32|bf16, attention=fused|composed, profile=0|1)", spec, kv)
 		}
 	}
 	return ordinal, opt, nil
@@ -253,6 +259,9 @@ func open(ordinal int, opt Options) (*Backend, error) {
 }
 
 func newBackend(d driver, name string, opt Options) (*Backend, error) {
+	if opt.Profile {
+		d = newProfiler(d)
+	}
 	b := &Backend{d: d, name: name, pool: map[int][]*storage{}, composed: opt.ComposedAttention}
 	if err := b.SetPrecision(opt.Precision); err != nil {
 		return nil, err

@@ -159,3 +159,39 @@ func TestEmulatedBF16Rounding(t *testing.T) {
 	b := newEmu(t, 4)
 	checkBF16Rounding(t, b)
 }
+
+// TestProfiler runs ops on the emulator under profile=1: the report counts each
+// kernel's launches, and a bad index found while the profiler waited is still
+// reported by the next Sync.
+func TestProfiler(t *testing.T) {
+	loadEmu(t)
+	b, err := newBackend(emuDriver{sms: 4}, "cuda:emu", Options{Profile: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := b.Alloc(core.Shape{4, 3})
+	idx := b.Alloc(core.Shape{2})
+	d := b.Alloc(core.Shape{2, 3})
+	b.ResetProfile()
+	b.Upload(idx, []float32{1, 7})
+	b.Gather(d, x, idx, 0)
+	b.Unary(core.Exp, d, d)
+	b.Unary(core.Exp, d, d)
+	rep := b.ProfileReport()
+	for _, want := range []string{"k_gather", "k_unary", "copy host to device", "total"} {
+		if !strings.Contains(rep, want) {
+			t.Errorf("report lacks %q:\n%s", want, rep)
+		}
+	}
+	for _, line := range strings.Split(rep, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "k_unary" && f[1] != "2" {
+			t.Errorf("k_unary counted %s times, launched twice", f[1])
+		}
+	}
+	if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "Gather") {
+		t.Fatalf("Sync after a bad index under the profiler: %v", err)
+	}
+	if rep := (&Backend{d: emuDriver{}}).ProfileReport(); rep != "" {
+		t.Errorf("a backend without profile=1 reported %q", rep)
+	}
+}

@@ -5,7 +5,9 @@
 #   2. `host bench` and tools/bench/torch_clip_bench.py (PyTorch eager, same model,
 #      method, batch and precision) one after the other for each method and precision;
 #   3. a table of kadapt/PyTorch ratios for throughput and memory.
-# Results go to $OUT (or .gpu/out) as tests.txt, bench.txt and summary.md.
+# Before the benchmarks (which take longest) it profiles a LoRA and a KAdaptation step
+# under TF32, kernel by kernel (host bench --profile).
+# Results go to $OUT (or .gpu/out) as tests.txt, bench.txt, summary.md and profile.txt.
 #
 #   sh core/backend/cuda/gpurun.sh                  # everything
 #   GPURUN_SKIP_TESTS=1 sh core/backend/cuda/gpurun.sh
@@ -30,6 +32,14 @@ if [ -z "${GPURUN_SKIP_TESTS:-}" ]; then
 	grep -E -- '^--- FAIL|^    --- FAIL|no usable GPU' "$OUT/tests.txt" | head -20
 	tail -1 "$OUT/tests.txt"
 fi
+
+echo "== profile (tf32, batch $BATCH)"
+: >"$OUT/profile.txt"
+for p in lora kadaptation; do
+	timeout 240 .gpu/bin/host-cuda bench --device cuda --backbone clip-vit-b32 --plugin "$p" --batch "$BATCH" \
+		--steps 3 --precision tf32 --profile >>"$OUT/profile.txt" 2>&1 || echo "profiled $p failed" | tee -a "$OUT/profile.txt"
+done
+grep -A14 '^profile of 3 train' "$OUT/profile.txt"
 
 echo "== bench: batch $BATCH, $STEPS timed steps"
 : >"$OUT/bench.txt"
@@ -76,3 +86,4 @@ END {
 		printf "| %s | %s | %s | %s | %s | %s | %s |\n", rows[i], ips[i], b, r, mem[i], mb, rm
 	}
 }' "$OUT/bench.txt" | tee "$OUT/summary.md"
+

@@ -27,6 +27,7 @@ func TestParseDevice(t *testing.T) {
 		{"cuda:0?attention=composed&precision=tf32", 0, TF32, "", true},
 		{"cuda:0?attention=fused", 0, FP32, "", false},
 		{"cuda:0?attention=flash", 0, FP32, `attention "flash" is not supported`, false},
+		{"cuda:0?profile=yes", 0, FP32, `profile "yes" is not supported (0 or 1)`, false},
 		{"cuda", 0, FP32, "", false},
 		{"cuda:0", 0, FP32, "", false},
 		{"cuda:3", 3, FP32, "", false},
