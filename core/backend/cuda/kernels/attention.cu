@@ -45,6 +45,22 @@ __device__ __forceinline__ MhaHead mhaHead(int L, int H, int D) {
   return m;
 }
 
+// mhaProduct writes (or with acc adds) out = scale·op(S)·X for one head: S is [L, L]
+// row-major, op(S) is S or, with trans, Sᵀ; X and out are [L, D] with row stride w.
+// With causal, row r of S has no weight past column r. The lanes of a warp take
+// consecutive columns d, so X's rows are read coalesced and S's entry is shared.
+__device__ void mhaProduct(float* out, const float* S, const float* X, int L, int D, long long w, int trans,
+                           int causal, float scale, int acc, int bf16) {
+  for (int e = threadIdx.x; e < L * D; e += blockDim.x) {
+    int r = e / D, d = e % D;
+    int end = causal ? r + 1 : L;
+    float s = 0.f;
+    for (int c = 0; c < end; c++) s += asBF16(trans ? S[c * L + r] : S[r * L + c], bf16) * asBF16(X[c * w + d], bf16);
+    s *= scale;
+    out[r * w + d] = acc ? out[r * w + d] + s : s;
+  }
+}
+
 // k_mha_fwd: probs = softmax(q·kᵀ·scale + mask), out = probs·v.
 extern "C" __global__ void k_mha_fwd(float* out, float* probs, const float* q, const float* k, const float* v, int L,
                                      int H, int D, int causal, float scale, int bf16) {
@@ -86,13 +102,7 @@ extern "C" __global__ void k_mha_fwd(float* out, float* probs, const float* q, c
     for (int j = lane; j < L; j += 32) r[j] *= inv;
   }
   __syncthreads();
-  for (int e = threadIdx.x; e < L * D; e += blockDim.x) {
-    int i = e / D, d = e % D;
-    int end = causal ? i + 1 : L;
-    float acc = 0.f;
-    for (int j = 0; j < end; j++) acc += asBF16(P[i * L + j], bf16) * asBF16(V[j * W + d], bf16);
-    O[i * W + d] = acc;
-  }
+  mhaProduct(O, P, V, L, D, W, 0, causal, 1.f, 0, bf16);
 }
 
 // k_mha_bwd: dv = probsᵀ·dout; ds = probs ⊙ (dout·vᵀ − rowsum(probs ⊙ dout·vᵀ)),
@@ -107,15 +117,7 @@ extern "C" __global__ void k_mha_bwd(float* dq, float* dk, float* dv, float* ds,
   const float* P = probs + m.nh * L * L;
   float* S = ds + m.nh * L * L;
   long long W = m.w;
-  if (dv) {
-    float* DV = dv + m.base;
-    for (int e = threadIdx.x; e < L * D; e += blockDim.x) {
-      int j = e / D, d = e % D;
-      float acc = 0.f;
-      for (int i = 0; i < L; i++) acc += asBF16(P[i * L + j], bf16) * asBF16(G[i * W + d], bf16);
-      DV[j * W + d] = accV ? DV[j * W + d] + acc : acc;
-    }
-  }
+  if (dv) mhaProduct(dv + m.base, P, G, L, D, W, 1, 0, 1.f, accV, bf16);
   if (!dq && !dk) return;  // uniform across the block: no barrier is skipped by some threads only
   __shared__ float tile[MHA_TILE];
   long long vs;
@@ -135,24 +137,6 @@ extern "C" __global__ void k_mha_bwd(float* dq, float* dk, float* dv, float* ds,
     for (int j = lane; j < L; j += 32) sr[j] = pr[j] * (sr[j] - dot);
   }
   __syncthreads();
-  if (dq) {
-    float* DQ = dq + m.base;
-    for (int e = threadIdx.x; e < L * D; e += blockDim.x) {
-      int i = e / D, d = e % D;
-      float acc = 0.f;
-      for (int j = 0; j < L; j++) acc += asBF16(S[i * L + j], bf16) * asBF16(K[j * W + d], bf16);
-      acc *= scale;
-      DQ[i * W + d] = accQ ? DQ[i * W + d] + acc : acc;
-    }
-  }
-  if (dk) {
-    float* DK = dk + m.base;
-    for (int e = threadIdx.x; e < L * D; e += blockDim.x) {
-      int j = e / D, d = e % D;
-      float acc = 0.f;
-      for (int i = 0; i < L; i++) acc += asBF16(S[i * L + j], bf16) * asBF16(Q[i * W + d], bf16);
-      acc *= scale;
-      DK[j * W + d] = accK ? DK[j * W + d] + acc : acc;
-    }
-  }
+  if (dq) mhaProduct(dq + m.base, S, K, L, D, W, 0, 0, scale, accQ, bf16);
+  if (dk) mhaProduct(dk + m.base, S, Q, L, D, W, 1, 0, scale, accK, bf16);
 }
