@@ -416,3 +416,34 @@ func TestClassEmbeddings(t *testing.T) {
 		t.Error("a template without {} was accepted")
 	}
 }
+
+// TestTextTowerBackward trains through the text tower's token lookup: the embedding
+// rows of the tokens used, and only those, get gradients, so the lookup's indices are
+// still valid when Backward runs after Forward has returned. Each row ends with the
+// end-of-text token, where the tower pools, so the causal mask hides none of them.
+func TestTextTowerBackward(t *testing.T) {
+	txt := loadTextSmall(t)
+	txt.Token.SetTrainable(true)
+	eos := txt.Cfg.EOSID
+	ids := [][]int{{1, 5, 7, eos}, {1, 9, 9, eos}}
+	tp := autograd.NewTape(txt.backend)
+	out, err := txt.Forward(tp, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp.Backward(tp.Sum(tp.Square(out.Embeds), nil, false))
+	w := txt.Cfg.Width
+	g := make([]float32, txt.Token.Value.Size())
+	txt.backend.Download(g, txt.Token.Grad)
+	used := map[int]bool{1: true, 5: true, 7: true, 9: true, eos: true}
+	for row := 0; row < txt.Cfg.Vocab; row++ {
+		var norm float64
+		for _, v := range g[row*w : (row+1)*w] {
+			norm += float64(v) * float64(v)
+		}
+		if used[row] != (norm > 0) {
+			t.Errorf("token %d: gradient norm² %g (used: %v)", row, norm, used[row])
+		}
+	}
+	tp.Reset()
+}

@@ -100,13 +100,10 @@ func (t *Text) Forward(tp *autograd.Tape, ids [][]int) (TextOutput, error) {
 		// Pooling picks row r's token from the flattened [N·L, W] activations.
 		pool[r] = float32(r*l + best)
 	}
-	b := t.backend
-	idx := b.Alloc(core.Shape{n * l})
-	b.Upload(idx, flat)
-	defer b.Release(idx)
-	poolIdx := b.Alloc(core.Shape{n})
-	b.Upload(poolIdx, pool)
-	defer b.Release(poolIdx)
+	// The index tensors belong to the tape: IndexSelect's backward pass reads them,
+	// so they must live until Reset, not just until Forward returns.
+	idx := tp.Input(flat, n*l).Value
+	poolIdx := tp.Input(pool, n).Value
 
 	mark := tp.Mark()
 	x := tp.Reshape(tp.IndexSelect(t.Token, 0, idx), n, l, t.Cfg.Width)
