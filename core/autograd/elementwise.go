@@ -20,12 +20,7 @@ func (tp *Tape) binaryNode(op core.BinaryOp, a, b *Var, y *core.Tensor) *Var {
 	switch op {
 	case core.Add, core.Sub: // the gradient passes through: nothing to keep
 	case core.Mul:
-		if needs(a) {
-			saves = append(saves, b.Value)
-		}
-		if needs(b) {
-			saves = append(saves, a.Value)
-		}
+		saves = crossSaves(a, b)
 	default:
 		saves = []*core.Tensor{a.Value, b.Value, y}
 	}

@@ -41,15 +41,8 @@ func (tp *Tape) MatMul(a, b *Var, transA, transB bool) *Var {
 	out := matmulShape("matmul", a.Shape(), b.Shape(), transA, transB)
 	y := tp.output(out)
 	tp.b.MatMul(y, a.Value, b.Value, transA, transB, 1, 0)
-	var saves []*core.Tensor
-	if needs(a) {
-		saves = append(saves, b.Value)
-	}
-	if needs(b) {
-		saves = append(saves, a.Value)
-	}
 	var v *Var
-	v = tp.nodeSaving("matmul", y, saves, func() {
+	v = tp.nodeSaving("matmul", y, crossSaves(a, b), func() {
 		dy := v.Grad
 		// dA and dB as products (x, y, transX, transY) of the stored tensors, by case.
 		if needs(a) {
@@ -149,15 +142,8 @@ func (tp *Tape) linear(x, w, bias *Var, biasLater bool) *Var {
 	} else {
 		tp.b.MatMul(y2, x2, w.Value, false, true, 1, 0)
 	}
-	var saves []*core.Tensor
-	if needs(w) {
-		saves = append(saves, x.Value)
-	}
-	if needs(x) {
-		saves = append(saves, w.Value)
-	}
 	var v *Var
-	v = tp.nodeSaving("linear", y, saves, func() {
+	v = tp.nodeSaving("linear", y, crossSaves(x, w), func() {
 		dy2 := v.Grad.Reshape(rows, outF)
 		if needs(x) {
 			g, fresh := tp.gradOf(x)
@@ -257,14 +243,7 @@ func (tp *Tape) Attention(q, k, v *Var, causal bool, scale float32) *Var {
 		bk.Release(s)
 		s = masked
 	}
-	// The probabilities are kept only when a backward pass may need them.
-	keep := !tp.noGrad && (needs(q) || needs(k) || needs(v))
-	var p *core.Tensor
-	if keep {
-		p = tp.output(ss)
-	} else {
-		p = tp.scratch(ss)
-	}
+	p, keep := tp.attentionProbs(ss, q, k, v)
 	bk.Softmax(p, s)
 	bk.Release(s)
 	out := tp.output(core.Shape{qs[0], qs[1], lq, vs[3]})
@@ -300,6 +279,15 @@ func (tp *Tape) Attention(q, k, v *Var, causal bool, scale float32) *Var {
 	return o
 }
 
+// attentionProbs allocates the attention probabilities: a tape value when a backward
+// pass may need them (keep), else a scratch tensor the caller releases.
+func (tp *Tape) attentionProbs(shape core.Shape, q, k, v *Var) (p *core.Tensor, keep bool) {
+	if !tp.noGrad && (needs(q) || needs(k) || needs(v)) {
+		return tp.output(shape), true
+	}
+	return tp.scratch(shape), false
+}
+
 // MultiHeadAttention is self-attention with heads over q, k and v [N, L, H·Dh], the
 // layout of the q, k and v projections, returning [N, L, H·Dh]: per head h,
 // softmax(q_h·k_hᵀ·scale + mask)·v_h on columns h·Dh to (h+1)·Dh. A backend with
@@ -318,14 +306,7 @@ func (tp *Tape) MultiHeadAttention(q, k, v *Var, heads int, causal bool, scale f
 		a := tp.Attention(split(q), split(k), split(v), causal, scale)
 		return tp.Reshape(tp.Permute(a, 0, 2, 1, 3), n, l, w)
 	}
-	ps := core.Shape{n, heads, l, l}
-	keep := !tp.noGrad && (needs(q) || needs(k) || needs(v))
-	var p *core.Tensor
-	if keep {
-		p = tp.output(ps)
-	} else {
-		p = tp.scratch(ps)
-	}
+	p, keep := tp.attentionProbs(core.Shape{n, heads, l, l}, q, k, v)
 	out := tp.output(s)
 	fused.AttentionForward(out, p, q.Value, k.Value, v.Value, heads, causal, scale)
 	if !keep {

@@ -81,30 +81,27 @@ func (tp *Tape) layerNormNode(x, gamma, beta *Var, y, mean, rstd *core.Tensor) *
 
 // Softmax normalises over the last axis.
 func (tp *Tape) Softmax(x *Var) *Var {
-	if x.Value.Rank() < 1 {
-		shapePanic("softmax", "x %v has no axis", x.Shape())
-	}
-	y := tp.output(x.Shape())
-	tp.b.Softmax(y, x.Value)
-	var v *Var
-	v = tp.nodeSaving("softmax", y, []*core.Tensor{y}, func() {
-		g, fresh := tp.gradOf(x)
-		tp.b.SoftmaxGrad(g, y, v.Grad, !fresh)
-	}, x)
-	return v
+	return tp.rowSoftmax("softmax", x, tp.b.Softmax, tp.b.SoftmaxGrad)
 }
 
 // LogSoftmax returns log softmax over the last axis.
 func (tp *Tape) LogSoftmax(x *Var) *Var {
+	return tp.rowSoftmax("log_softmax", x, tp.b.LogSoftmax, tp.b.LogSoftmaxGrad)
+}
+
+// rowSoftmax records a softmax-like op over the last axis whose gradient is computed
+// from its output.
+func (tp *Tape) rowSoftmax(name string, x *Var, forward func(dst, x *core.Tensor),
+	grad func(dx, y, dy *core.Tensor, accumulate bool)) *Var {
 	if x.Value.Rank() < 1 {
-		shapePanic("log_softmax", "x %v has no axis", x.Shape())
+		shapePanic(name, "x %v has no axis", x.Shape())
 	}
 	y := tp.output(x.Shape())
-	tp.b.LogSoftmax(y, x.Value)
+	forward(y, x.Value)
 	var v *Var
-	v = tp.nodeSaving("log_softmax", y, []*core.Tensor{y}, func() {
+	v = tp.nodeSaving(name, y, []*core.Tensor{y}, func() {
 		g, fresh := tp.gradOf(x)
-		tp.b.LogSoftmaxGrad(g, y, v.Grad, !fresh)
+		grad(g, y, v.Grad, !fresh)
 	}, x)
 	return v
 }

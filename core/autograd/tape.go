@@ -252,6 +252,19 @@ func (tp *Tape) record(name string, value *core.Tensor, backward func(), inputs 
 	return v
 }
 
+// crossSaves is what a product's backward reads: each operand's gradient needs the
+// other operand.
+func crossSaves(a, b *Var) []*core.Tensor {
+	var saves []*core.Tensor
+	if needs(a) {
+		saves = append(saves, b.Value)
+	}
+	if needs(b) {
+		saves = append(saves, a.Value)
+	}
+	return saves
+}
+
 // needs reports whether Backward must compute v's gradient.
 func needs(v *Var) bool { return v != nil && v.RequiresGrad() }
 
