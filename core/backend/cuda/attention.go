@@ -57,7 +57,7 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, probs *core.Tenso
 	}
 	var ds *core.Tensor
 	if dq != nil || dk != nil {
-		ds = b.allocRaw(probs.Shape())
+		ds = b.AllocUninit(probs.Shape())
 	}
 	a := newArgs().ptr("dq", b.p(dq, "AttentionBackward")).ptr("dk", b.p(dk, "AttentionBackward")).
 		ptr("dv", b.p(dv, "AttentionBackward")).ptr("ds", b.p(ds, "AttentionBackward")).

@@ -394,19 +394,16 @@ func (b *Backend) fail(err error) {
 
 // Alloc returns a zero-filled tensor.
 func (b *Backend) Alloc(shape core.Shape) *core.Tensor {
-	t := b.allocRaw(shape)
+	t := b.AllocUninit(shape)
 	if err := b.d.memset32(b.p(t, "Alloc"), 0, t.Size()); err != nil {
 		b.fail(err)
 	}
 	return t
 }
 
-// AllocUninit is Alloc without the zero fill (core.UninitAllocator).
-func (b *Backend) AllocUninit(shape core.Shape) *core.Tensor { return b.allocRaw(shape) }
-
-// allocRaw is Alloc without the zero fill, for scratch that is written before it is
-// read.
-func (b *Backend) allocRaw(shape core.Shape) *core.Tensor {
+// AllocUninit is Alloc without the zero fill (core.UninitAllocator), for outputs and
+// scratch written in full before they are read.
+func (b *Backend) AllocUninit(shape core.Shape) *core.Tensor {
 	n := 1
 	for i, d := range shape {
 		if d < 0 {

@@ -39,9 +39,7 @@ func (b *Backend) MatMul(dst, a, bm *core.Tensor, transA, transB bool, alpha, be
 		}
 		return
 	}
-	b.mu.Lock()
-	prec := b.precision
-	b.mu.Unlock()
+	prec := b.Precision()
 	// A product over one term (the bias broadcast of Linear, outer products) gains
 	// nothing from tensor cores and is exact in float32, so autocast leaves it alone.
 	if prec != BF16 || g.k == 1 {
@@ -60,7 +58,7 @@ func (b *Backend) MatMul(dst, a, bm *core.Tensor, transA, transB bool, alpha, be
 // slot; its shape is only a size.
 func (b *Backend) toBF16(t *core.Tensor) *core.Tensor {
 	n := t.Size()
-	d := b.allocRaw(core.Shape{(n + 1) / 2})
+	d := b.AllocUninit(core.Shape{(n + 1) / 2})
 	b.launch("k_to_bf16", n, newArgs().ptr("d", b.p(d, "MatMul")).ptr("x", b.p(t, "MatMul")).i64("n", n))
 	return d
 }
@@ -90,19 +88,22 @@ func (b *Backend) Binary(op core.BinaryOp, dst, a, bt *core.Tensor) {
 }
 
 func (b *Backend) Unary(op core.UnaryOp, dst, x *core.Tensor) {
-	if op > core.Tanh {
-		panic(fmt.Sprintf("cuda: Unary: unknown op %d", op))
-	}
+	checkUnaryOp("Unary", op)
 	sameSize("Unary", dst, x)
 	n := dst.Size()
 	b.launch("k_unary", n, newArgs().i32("op", int(op)).ptr("d", b.p(dst, "Unary")).ptr("x", b.p(x, "Unary")).i64("n", n))
 }
 
+// checkUnaryOp refuses op codes the kernels' unop does not know.
+func checkUnaryOp(method string, op core.UnaryOp) {
+	if op > core.Tanh {
+		panic(fmt.Sprintf("cuda: %s: unknown op %d", method, op))
+	}
+}
+
 // BiasActivation implements core.FusedEpilogues with k_bias_unary.
 func (b *Backend) BiasActivation(op core.UnaryOp, dst, pre, bias *core.Tensor) {
-	if op > core.Tanh {
-		panic(fmt.Sprintf("cuda: BiasActivation: unknown op %d", op))
-	}
+	checkUnaryOp("BiasActivation", op)
 	sameShape("BiasActivation", dst, pre)
 	f := bias.Size()
 	if pre.Rank() == 0 || bias.Rank() != 1 || pre.Shape()[pre.Rank()-1] != f {
@@ -114,9 +115,7 @@ func (b *Backend) BiasActivation(op core.UnaryOp, dst, pre, bias *core.Tensor) {
 }
 
 func (b *Backend) UnaryGrad(op core.UnaryOp, dx, x, dy *core.Tensor, accumulate bool) {
-	if op > core.Tanh {
-		panic(fmt.Sprintf("cuda: UnaryGrad: unknown op %d", op))
-	}
+	checkUnaryOp("UnaryGrad", op)
 	sameSize("UnaryGrad", dx, x)
 	sameSize("UnaryGrad", dx, dy)
 	n := dx.Size()
