@@ -159,7 +159,7 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 		o = optim.NewAdamW(b, groups, optim.AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})
 	}
 	n := task.Train.Len()
-	batches := (n + cfg.BatchSize - 1) / cfg.BatchSize
+	batches := batchCount(n, cfg.BatchSize)
 	sched := schedule(cfg, batches)
 
 	st := state{best: math.Inf(-1), bestLoss: math.Inf(1), sel: cfg.Select}
@@ -355,19 +355,24 @@ type fetched struct {
 	done   func()
 }
 
-// epochBatches cuts an epoch's order into batches. A batch of one example is dropped
-// when the epoch has others (BatchNorm needs two; PyTorch's drop_last would drop it
-// too).
+// batchCount is the number of batches an epoch of n examples trains: a last batch of
+// one example is dropped when the epoch has others (BatchNorm needs two; PyTorch's
+// drop_last would drop it too). The loss average, the schedule and epochBatches all
+// use this one count.
+func batchCount(n, batch int) int {
+	batches := (n + batch - 1) / batch
+	if batches > 1 && n%batch == 1 {
+		batches--
+	}
+	return batches
+}
+
+// epochBatches cuts an epoch's order into batchCount batches.
 func epochBatches(order []int, batch int) [][]int {
 	n := len(order)
-	batches := (n + batch - 1) / batch
-	var out [][]int
-	for bi := 0; bi < batches; bi++ {
-		idx := order[bi*batch : min((bi+1)*batch, n)]
-		if len(idx) < 2 && batches > 1 {
-			continue
-		}
-		out = append(out, idx)
+	out := make([][]int, batchCount(n, batch))
+	for bi := range out {
+		out[bi] = order[bi*batch : min((bi+1)*batch, n)]
 	}
 	return out
 }

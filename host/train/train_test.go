@@ -212,3 +212,32 @@ func TestStagingMatchesHostBatches(t *testing.T) {
 		t.Error("StageAuto staged on the CPU backend, which has no memory of its own")
 	}
 }
+
+// frozenProbe is a head on raw inputs whose loss cannot move: the head starts at zero
+// and the learning rate is negligible, so every batch's cross-entropy is ln(classes).
+type frozenProbe struct{ head *Head }
+
+func (m *frozenProbe) Features(_ *autograd.Tape, x *autograd.Var) *autograd.Var { return x }
+func (m *frozenProbe) Head() *Head                                              { return m.head }
+func (m *frozenProbe) Trainable() []*autograd.Var                               { return m.head.Params() }
+
+// TestTrainLossAveragesTheBatchesTrained uses n % batch == 1: the one-example last
+// batch is dropped, and the epoch's loss must be the mean over the batches that ran.
+func TestTrainLossAveragesTheBatchesTrained(t *testing.T) {
+	b := cpu.New()
+	m := &frozenProbe{head: NewHead(b, 4, 3)}
+	cfg := Config{Epochs: 2, BatchSize: 16, Optimizer: "sgd", LR: 1e-30, Schedule: "constant", Select: "last", Seed: 1}
+	task := Task{Train: blobs(33, 1), Classes: 3, Metric: "accuracy"}
+	res, err := Run(b, m, task, cfg, Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, em := range res.History {
+		if math.Abs(em.TrainLoss-math.Log(3)) > 1e-6 {
+			t.Errorf("epoch %d: train loss %.6f, want ln 3 = %.6f (the mean over the 2 batches trained)", em.Epoch, em.TrainLoss, math.Log(3))
+		}
+		if em.Step != 2*em.Epoch {
+			t.Errorf("epoch %d: step %d, want %d (2 batches an epoch)", em.Epoch, em.Step, 2*em.Epoch)
+		}
+	}
+}
