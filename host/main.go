@@ -41,6 +41,9 @@ func runMain(args []string) int {
 		printHelp()
 		return 0
 	}
+	if args[0] == "--version" {
+		args[0] = "version"
+	}
 	cmd, ok := commands[args[0]]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "host: unknown command %q\n\n", args[0])

@@ -7,13 +7,14 @@
 //
 // # Matrix products
 //
-// MatMul goes through gonum's blas32 package (blas32.Implementation), never through a
-// hand-written loop, so that whatever implementation is installed with blas32.Use is
-// the one that runs. By default that is gonum's native Sgemm, which is pure Go with
-// assembly axpy/dot kernels and already splits large products into 64×64 blocks across
-// GOMAXPROCS goroutines. Building with `-tags openblas` compiles openblas.go, which
-// installs gonum's cgo binding to the system BLAS instead (gonum.org/v1/netlib, which
-// go.mod records, so only the library itself is needed):
+// MatMul runs on the gemm subpackage: packed, cache-blocked products around AVX-512 or
+// AVX2+FMA assembly microkernels chosen at run time, pure Go with no cgo, 5–8× gonum's
+// Sgemm on the ViT-B/32 shapes (docs/performance.md). Where the CPU or architecture
+// has neither instruction set, or KADAPT_GEMM=none is set, products go through gonum's
+// blas32 package instead: gonum's native Sgemm by default. Building with `-tags
+// openblas` compiles openblas.go, which installs gonum's cgo binding to the system
+// BLAS and routes every product there (gonum.org/v1/netlib, which go.mod records, so
+// only the library itself is needed):
 //
 //	apt-get install libopenblas-dev   # or your platform's OpenBLAS package
 //
@@ -22,17 +23,14 @@
 //
 //	CGO_LDFLAGS=-lopenblas go build -tags openblas ./...
 //
-// On a 2-core AMD EPYC test machine this lifted the 12,800×768×768 product from about
-// 34 to 110 GFLOP/s, and the whole package's tests, the conformance suite included,
-// pass under the tag.
+// GEMM (and `host version`) names the implementation in use.
 //
 // A batched product whose operands are [batch, m, k] × [k, n] with a shared right-hand
 // side is folded into one [batch·m, k] × [k, n] product, which is what every linear
 // layer applied to [batch, tokens, dim] activations looks like; one large product keeps
-// the BLAS's blocking and threading effective. Other batched products run one product
-// per batch entry; when each entry is too small for the BLAS to parallelise internally
-// (attention's [tokens, head dim] products), the batch entries are split across
-// goroutines instead.
+// the blocking and threading effective. Other batched products run one product per
+// batch entry; when each entry is too small to parallelise internally (attention's
+// [tokens, head dim] products), the batch entries are split across threads instead.
 //
 // # Memory pool
 //

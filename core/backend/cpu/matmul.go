@@ -7,7 +7,26 @@ import (
 	"gonum.org/v1/gonum/blas/blas32"
 
 	"github.com/kadapt/kadapt/core"
+	"github.com/kadapt/kadapt/core/backend/cpu/gemm"
 )
+
+// systemBLAS is set by the openblas build tag: products then go through blas32 to the
+// installed BLAS instead of the gemm package's kernels.
+var systemBLAS bool
+
+// GEMM names the implementation behind MatMul: "kadapt-avx512" or "kadapt-avx2" for
+// the gemm package's kernels, "openblas" under that build tag, or "gonum" where this
+// CPU or architecture has no kernel (or KADAPT_GEMM=none chose none).
+func GEMM() string {
+	switch {
+	case systemBLAS:
+		return "openblas"
+	case gemm.Kernel() != "":
+		return "kadapt-" + gemm.Kernel()
+	default:
+		return "gonum"
+	}
+}
 
 // gonumBlock is gonum's Sgemm block size; it computes a product serially unless it
 // spans at least gonumMinParBlocks blocks of C. Batched products smaller than that are
@@ -82,6 +101,20 @@ func (b *Backend) MatMul(dst, a, bt *core.Tensor, transA, transB bool, alpha, be
 	if batch > 1 && !transA && g.aStep != 0 && g.bStep == 0 {
 		// [batch, m, k] × shared [k, n] is one [batch·m, k] × [k, n] product.
 		g.m *= batch
+		batch = 1
+	}
+	if !systemBLAS && gemm.Kernel() != "" {
+		lda, ldb := g.k, g.n
+		if transA {
+			lda = g.m
+		}
+		if transB {
+			ldb = g.k
+		}
+		gemm.SgemmStrided(transA, transB, g.m, g.n, g.k, alpha, ad, lda, g.aStep, bd, ldb, g.bStep, beta, d, g.n, g.m*g.n, batch)
+		return
+	}
+	if batch == 1 {
 		g.run(0, 1)
 		return
 	}

@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -10,6 +11,7 @@ import (
 	"gonum.org/v1/gonum/blas/blas64"
 
 	"github.com/kadapt/kadapt/core"
+	"github.com/kadapt/kadapt/core/backend/cpu/gemm"
 )
 
 // refMatMul computes alpha·op(a)·op(b) + beta·c per batch entry in float64 with gonum's
@@ -48,7 +50,24 @@ func refMatMul(a, b, c []float32, batch, m, n, k int, aShared, bShared, tA, tB b
 	return out
 }
 
+// TestMatMul runs every case on each GEMM this machine has: the gemm package's
+// kernels and gonum's fallback ("none").
 func TestMatMul(t *testing.T) {
+	saved := gemm.Kernel()
+	defer func() {
+		if err := gemm.SetKernel(cmp.Or(saved, "none")); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	for _, k := range append(gemm.Kernels(), "none") {
+		if err := gemm.SetKernel(k); err != nil {
+			t.Fatal(err)
+		}
+		t.Run(k, testMatMul)
+	}
+}
+
+func testMatMul(t *testing.T) {
 	type tc struct {
 		batch            core.Shape // dst's batch axes
 		m, n, k          int

@@ -10,4 +10,7 @@ import (
 // With the openblas tag every MatMul runs on the system BLAS through gonum's cgo
 // binding: OpenBLAS's packed AVX kernels are several times faster than gonum's native
 // Sgemm. See the package documentation for the module and library this needs.
-func init() { blas32.Use(netlib.Implementation{}) }
+func init() {
+	blas32.Use(netlib.Implementation{})
+	systemBLAS = true
+}

@@ -1,0 +1,120 @@
+package gemm
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+	"time"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// contender is one implementation of a strided-batched product.
+type contender struct {
+	name string
+	run  func(tA, tB bool, m, n, k int, a, b, c []float32, batch int)
+}
+
+func blasContender(name string, impl blas.Float32Level3) contender {
+	return contender{name, func(tA, tB bool, m, n, k int, a, b, c []float32, batch int) {
+		ta, tb := blas.NoTrans, blas.NoTrans
+		lda, ldb := k, n
+		if tA {
+			ta, lda = blas.Trans, m
+		}
+		if tB {
+			tb, ldb = blas.Trans, k
+		}
+		for i := 0; i < batch; i++ {
+			impl.Sgemm(ta, tb, m, n, k, 1, a[i*m*k:], lda, b[i*k*n:], ldb, 0, c[i*m*n:], n)
+		}
+	}}
+}
+
+// contenders are this package's kernels, gonum's pure-Go Sgemm and, in a build with
+// -tags openblas, OpenBLAS (openblas_bench_test.go).
+func contenders() []contender {
+	var cs []contender
+	for _, k := range available {
+		k := k
+		cs = append(cs, contender{"kadapt-" + k.name, func(tA, tB bool, m, n, k2 int, a, b, c []float32, batch int) {
+			saved := active
+			active = k
+			lda, ldb := k2, n
+			if tA {
+				lda = m
+			}
+			if tB {
+				ldb = k2
+			}
+			SgemmStrided(tA, tB, m, n, k2, 1, a, lda, m*k2, b, ldb, k2*n, 0, c, n, m*n, batch)
+			active = saved
+		}})
+	}
+	cs = append(cs, blasContender("gonum", gonum.Implementation{}))
+	if openBLAS != nil {
+		cs = append(cs, blasContender("openblas", openBLAS))
+	}
+	return cs
+}
+
+// openBLAS is set by openblas_bench_test.go under -tags openblas.
+var openBLAS blas.Float32Level3
+
+var _ = blas32.Use // blas32 is the backend's route to the same implementations
+
+// BenchmarkViTB32 times the products of a ViT-B/32 training step at batch 8 (400
+// tokens; attention as 96 heads×images of 50×64) and the batch-256 qkv product,
+// alternating the contenders within each iteration so that a shared machine's load
+// hits them alike, and reports each one's GFLOP/s and its ratio to the first kernel.
+func BenchmarkViTB32(b *testing.B) {
+	shapes := []struct {
+		name    string
+		m, n, k int
+		tA, tB  bool
+		batch   int
+	}{
+		{"qkv-fwd/400x768x768/NT", 400, 768, 768, false, true, 1},
+		{"fc1-fwd/400x3072x768/NT", 400, 3072, 768, false, true, 1},
+		{"fc2-fwd/400x768x3072/NT", 400, 768, 3072, false, true, 1},
+		{"fc1-dx/400x768x3072/NN", 400, 768, 3072, false, false, 1},
+		{"qkv-dw/768x768x400/TN", 768, 768, 400, true, false, 1},
+		{"attn-scores/96x50x50x64/NT", 50, 50, 64, false, true, 96},
+		{"attn-values/96x50x64x50/NN", 50, 64, 50, false, false, 96},
+		{"qkv-fwd-b256/12800x768x768/NT", 12800, 768, 768, false, true, 1},
+	}
+	for _, s := range shapes {
+		for _, procs := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads%d", s.name, procs), func(b *testing.B) {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+				rng := rand.New(rand.NewPCG(1, 2))
+				a := randSlice(rng, s.batch*s.m*s.k)
+				bb := randSlice(rng, s.batch*s.k*s.n)
+				c := make([]float32, s.batch*s.m*s.n)
+				cs := contenders()
+				spent := make([]time.Duration, len(cs))
+				for _, ct := range cs { // warm up: pools, pages, workers
+					ct.run(s.tA, s.tB, s.m, s.n, s.k, a, bb, c, s.batch)
+				}
+				b.ResetTimer()
+				for b.Loop() {
+					for i, ct := range cs {
+						t0 := time.Now()
+						ct.run(s.tA, s.tB, s.m, s.n, s.k, a, bb, c, s.batch)
+						spent[i] += time.Since(t0)
+					}
+				}
+				flops := 2 * float64(s.batch*s.m*s.n*s.k) * float64(b.N)
+				for i, ct := range cs {
+					b.ReportMetric(flops/float64(spent[i].Nanoseconds()), "GFLOP/s-"+ct.name)
+					if i > 0 {
+						b.ReportMetric(float64(spent[i])/float64(spent[0]), cs[0].name+"-speedup-vs-"+ct.name)
+					}
+				}
+			})
+		}
+	}
+}

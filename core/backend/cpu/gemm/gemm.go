@@ -1,0 +1,416 @@
+package gemm
+
+import (
+	"fmt"
+	"os"
+	"sync"
+)
+
+// microkernel is one register-blocked assembly kernel computing an mr×nr block of C
+// from packed panels.
+type microkernel struct {
+	id     int
+	name   string
+	mr, nr int
+}
+
+// Cache blocking, in elements. KC·NR·4 bytes of a packed B micro-panel stay in the
+// 32 KiB L1 while A micro-panels stream past (KC = 256 with NR = 32 fills half of it
+// plus the A stream); an MC×KC block of packed A stays in L2; NC columns of packed B
+// are shared by all threads from L3. Chosen by measurement on the development machine
+// (package documentation).
+var (
+	blockK = 256
+	blockM = 168
+	blockN = 3072
+)
+
+// Work with fewer multiply-adds than this runs on the calling goroutine: 2^20 take
+// ~10 µs on one core, and waking the workers and waiting for them costs a few
+// microseconds even on an idle machine.
+const parallelMinMACs = 1 << 20
+
+var (
+	available = kernels()
+	active    *microkernel
+)
+
+func init() {
+	if len(available) > 0 {
+		active = available[0]
+	}
+	if name := os.Getenv("KADAPT_GEMM"); name != "" {
+		if err := SetKernel(name); err != nil {
+			fmt.Fprintf(os.Stderr, "KADAPT_GEMM: %v\n", err)
+		}
+	}
+}
+
+// Kernel names the microkernel in use ("avx512", "avx2"), or "" when this CPU or
+// architecture has none and callers should use another implementation.
+func Kernel() string {
+	if active == nil {
+		return ""
+	}
+	return active.name
+}
+
+// Kernels lists the microkernels this CPU can run, fastest first.
+func Kernels() []string {
+	var names []string
+	for _, k := range available {
+		names = append(names, k.name)
+	}
+	return names
+}
+
+// SetKernel selects a microkernel by name; "none" disables them all (Kernel then
+// returns ""). It exists for tests and benchmarks that compare the paths and for the
+// KADAPT_GEMM environment variable, and must not race with running products.
+func SetKernel(name string) error {
+	if name == "none" {
+		active = nil
+		return nil
+	}
+	for _, k := range available {
+		if k.name == name {
+			active = k
+			return nil
+		}
+	}
+	return fmt.Errorf("gemm: kernel %q is not available on this CPU (have %v, or none)", name, Kernels())
+}
+
+// Sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major m×k op(A), k×n op(B)
+// and m×n C, where op transposes when trans is set (A is then stored k×m). With beta = 0
+// C is not read, so NaN in it does not propagate. It panics if no kernel is available.
+func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	SgemmStrided(transA, transB, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1)
+}
+
+// SgemmStrided computes batch products C_i = alpha·op(A_i)·op(B_i) + beta·C_i where
+// A_i starts at a[i·strideA] (likewise B and C); a stride of 0 shares one operand
+// across the batch. C_i must not overlap. Small products run in parallel across the
+// batch, large ones one after another, each across all threads.
+func SgemmStrided(transA, transB bool, m, n, k int, alpha float32,
+	a []float32, lda, strideA int, b []float32, ldb, strideB int,
+	beta float32, c []float32, ldc, strideC int, batch int) {
+	kern := active
+	if kern == nil {
+		panic("gemm: no microkernel on this CPU (check Kernel() before calling)")
+	}
+	if m < 0 || n < 0 || k < 0 || batch < 0 {
+		panic(fmt.Sprintf("gemm: negative size m=%d n=%d k=%d batch=%d", m, n, k, batch))
+	}
+	if m == 0 || n == 0 || batch == 0 {
+		return
+	}
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	checkOperand("A", a, ar, ac, lda, strideA, batch)
+	checkOperand("B", b, br, bc, ldb, strideB, batch)
+	checkOperand("C", c, m, n, ldc, strideC, batch)
+	if batch > 1 && strideC < (m-1)*ldc+n {
+		panic(fmt.Sprintf("gemm: C's batch stride %d overlaps its %d×%d entries (ldc %d)", strideC, m, n, ldc))
+	}
+	bp := batched{
+		pr: product{kern: kern, tA: transA, tB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta, lda: lda, ldb: ldb, ldc: ldc},
+		a:  a, b: b, c: c, strideA: strideA, strideB: strideB, strideC: strideC,
+	}
+	p, macs := threads(), m*n*k
+	if p > 1 && batch > 1 && macs < 16*parallelMinMACs && batch*macs >= parallelMinMACs {
+		// Products too small to split well (attention's heads) split across the batch.
+		// Only this branch's copy is captured, so the serial path allocates nothing.
+		shared := bp
+		parallelFor(p, batch, func(i int) {
+			q := shared.at(i)
+			q.serial()
+		})
+		return
+	}
+	for i := 0; i < batch; i++ {
+		q := bp.at(i)
+		if p > 1 && macs >= parallelMinMACs {
+			q.parallel(p)
+		} else {
+			q.serial()
+		}
+	}
+}
+
+// batched is a strided batch of products sharing sizes, transposes and scalars.
+type batched struct {
+	pr                        product
+	a, b, c                   []float32
+	strideA, strideB, strideC int
+}
+
+func (bp *batched) at(i int) product {
+	q := bp.pr
+	q.a, q.b, q.c = bp.a[i*bp.strideA:], bp.b[i*bp.strideB:], bp.c[i*bp.strideC:]
+	return q
+}
+
+func checkOperand(name string, s []float32, rows, cols, ld, stride, batch int) {
+	if rows == 0 || cols == 0 {
+		return
+	}
+	if ld < cols {
+		panic(fmt.Sprintf("gemm: %s's leading dimension %d is below its %d columns", name, ld, cols))
+	}
+	need := (batch-1)*stride + (rows-1)*ld + cols
+	if len(s) < need {
+		panic(fmt.Sprintf("gemm: %s holds %d elements, %d×%d (ld %d, batch %d, stride %d) needs %d",
+			name, len(s), rows, cols, ld, batch, stride, need))
+	}
+}
+
+// product is one C = alpha·op(A)·op(B) + beta·C.
+type product struct {
+	kern          *microkernel
+	tA, tB        bool
+	m, n, k       int
+	alpha, beta   float32
+	a, b, c       []float32
+	lda, ldb, ldc int
+}
+
+// workspace holds packed panels; pooled because a training step runs thousands of
+// products and each would otherwise allocate its buffers.
+type workspace struct{ a, b []float32 }
+
+var workspaces = sync.Pool{New: func() any { return new(workspace) }}
+
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
+
+func roundUp(x, to int) int { return (x + to - 1) / to * to }
+
+// scaleC handles k = 0 and alpha = 0, where BLAS leaves only beta·C (and zero for beta
+// = 0 whatever C held).
+func (p *product) scaleC() {
+	for i := 0; i < p.m; i++ {
+		row := p.c[i*p.ldc : i*p.ldc+p.n]
+		if p.beta == 0 {
+			clear(row)
+		} else if p.beta != 1 {
+			for j := range row {
+				row[j] *= p.beta
+			}
+		}
+	}
+}
+
+// serial runs the BLIS loop nest on the calling goroutine: for each NC column block
+// and KC slice, pack that B block once and every MC row block of A, and sweep the
+// microkernel over them.
+func (p *product) serial() {
+	if p.k == 0 || p.alpha == 0 {
+		p.scaleC()
+		return
+	}
+	mr, nr := p.kern.mr, p.kern.nr
+	mc := max(blockM/mr, 1) * mr
+	ws := workspaces.Get().(*workspace)
+	defer workspaces.Put(ws)
+	for jc := 0; jc < p.n; jc += blockN {
+		nc := min(blockN, p.n-jc)
+		for pc := 0; pc < p.k; pc += blockK {
+			kc := min(blockK, p.k-pc)
+			ws.b = grow(ws.b, roundUp(nc, nr)*kc)
+			p.packB(ws.b, pc, kc, jc, nc)
+			for ic := 0; ic < p.m; ic += mc {
+				mcur := min(mc, p.m-ic)
+				ws.a = grow(ws.a, roundUp(mcur, mr)*kc)
+				p.packA(ws.a, ic, mcur, pc, kc)
+				p.macro(ws.a, ws.b, ic, ic, ic+mcur, jc, jc, jc+nc, kc, pc == 0)
+			}
+		}
+	}
+}
+
+// parallel is serial's loop nest with each KC slice split into two phases across
+// threads: pack all of A's rows and the B block into shared buffers, then compute C in
+// tiles of MC rows by a share of the columns, handed out dynamically.
+func (pr *product) parallel(threads int) {
+	p := new(product) // the tasks' closures share it; the caller's stays on its stack
+	*p = *pr
+	if p.k == 0 || p.alpha == 0 {
+		p.scaleC()
+		return
+	}
+	mr, nr := p.kern.mr, p.kern.nr
+	mc := max(blockM/mr, 1) * mr
+	ws := workspaces.Get().(*workspace)
+	defer workspaces.Put(ws)
+	aPanels := (p.m + mr - 1) / mr
+	// Packing tasks cover ~32 KiB each: enough to amortise a task, small enough to balance.
+	aPer := max(1, 8192/(mr*blockK))
+	aTasks := (aPanels + aPer - 1) / aPer
+	mBlocks := (p.m + mc - 1) / mc
+	for jc := 0; jc < p.n; jc += blockN {
+		nc := min(blockN, p.n-jc)
+		bPanels := (nc + nr - 1) / nr
+		bPer := max(1, 8192/(nr*blockK))
+		bTasks := (bPanels + bPer - 1) / bPer
+		// Enough column chunks that every thread gets several tiles.
+		nChunks := min(max(1, (4*threads+mBlocks-1)/mBlocks), bPanels)
+		for pc := 0; pc < p.k; pc += blockK {
+			kc := min(blockK, p.k-pc)
+			ws.a = grow(ws.a, aPanels*mr*kc)
+			ws.b = grow(ws.b, bPanels*nr*kc)
+			ap, bp := ws.a, ws.b
+			parallelFor(threads, aTasks+bTasks, func(t int) {
+				if t < aTasks {
+					lo := t * aPer * mr
+					hi := min(lo+aPer*mr, p.m)
+					p.packA(ap[lo*kc:], lo, hi-lo, pc, kc)
+					return
+				}
+				t -= aTasks
+				lo := t * bPer * nr
+				hi := min(lo+bPer*nr, nc)
+				p.packB(bp[lo*kc:], pc, kc, jc+lo, hi-lo)
+			})
+			first := pc == 0
+			parallelFor(threads, mBlocks*nChunks, func(t int) {
+				ib, jb := t/nChunks, t%nChunks
+				i0 := ib * mc
+				i1 := min(i0+mc, p.m)
+				q0, q1 := jb*bPanels/nChunks, (jb+1)*bPanels/nChunks
+				j0, j1 := jc+q0*nr, min(jc+q1*nr, jc+nc)
+				p.macro(ap[i0*kc:], bp[q0*nr*kc:], i0, i0, i1, j0, j0, j1, kc, first)
+			})
+		}
+	}
+}
+
+// macro sweeps the microkernel over rows [i0, i1) and columns [j0, j1) of C, with ap
+// packed from row ia and bp from column jb onwards. The B micro-panel is the outer loop
+// so it stays in L1 while A's micro-panels stream from L2. Tiles cut by the matrix edge
+// go through a local buffer.
+func (p *product) macro(ap, bp []float32, ia, i0, i1, jb, j0, j1, kc int, first bool) {
+	kern := p.kern
+	mr, nr := kern.mr, kern.nr
+	beta, accumulate := p.beta, 1
+	if !first {
+		beta = 1
+	} else if beta == 0 {
+		accumulate = 0
+	}
+	ldc := p.ldc
+	for j := j0; j < j1; j += nr {
+		bpan := bp[(j-jb)/nr*nr*kc:]
+		nn := min(nr, j1-j)
+		for i := i0; i < i1; i += mr {
+			apan := ap[(i-ia)/mr*mr*kc:]
+			mm := min(mr, i1-i)
+			if mm == mr && nn == nr {
+				kern.call(kc, &apan[0], &bpan[0], &p.c[i*ldc+j], ldc, p.alpha, beta, accumulate)
+				continue
+			}
+			var tile [maxTile]float32
+			kern.call(kc, &apan[0], &bpan[0], &tile[0], nr, p.alpha, 0, 0)
+			for r := 0; r < mm; r++ {
+				dst := p.c[(i+r)*ldc+j : (i+r)*ldc+j+nn]
+				src := tile[r*nr : r*nr+nn]
+				if accumulate == 0 {
+					copy(dst, src)
+					continue
+				}
+				for x, v := range src {
+					dst[x] = v + beta*dst[x]
+				}
+			}
+		}
+	}
+}
+
+// maxTile bounds mr·nr over all microkernels.
+const maxTile = 14 * 32
+
+// packA copies rows [i0, i0+mc) and columns [p0, p0+kc) of op(A) into MR-row panels,
+// each stored k-major (the MR values of one k step together) and zero-padded to MR
+// rows, which is the order the microkernel broadcasts them in.
+func (p *product) packA(dst []float32, i0, mc, p0, kc int) {
+	mr := p.kern.mr
+	for q := 0; q*mr < mc; q++ {
+		d := dst[q*mr*kc : (q+1)*mr*kc]
+		r0 := i0 + q*mr
+		mm := min(mr, i0+mc-r0)
+		if p.tA {
+			for k := 0; k < kc; k++ {
+				row := p.a[(p0+k)*p.lda+r0 : (p0+k)*p.lda+r0+mm]
+				dk := d[k*mr : k*mr+mr]
+				copy(dk, row)
+				clear(dk[mm:])
+			}
+			continue
+		}
+		interleave(d, mr, p.a[r0*p.lda+p0:], p.lda, mm, kc)
+		for r := mm; r < mr; r++ {
+			for k := 0; k < kc; k++ {
+				d[k*mr+r] = 0
+			}
+		}
+	}
+}
+
+// packB copies rows [p0, p0+kc) and columns [j0, j0+nc) of op(B) into NR-column
+// panels, each stored k-major and zero-padded to NR columns.
+func (p *product) packB(dst []float32, p0, kc, j0, nc int) {
+	nr := p.kern.nr
+	for q := 0; q*nr < nc; q++ {
+		d := dst[q*nr*kc : (q+1)*nr*kc]
+		c0 := j0 + q*nr
+		nn := min(nr, j0+nc-c0)
+		if !p.tB {
+			for k := 0; k < kc; k++ {
+				row := p.b[(p0+k)*p.ldb+c0 : (p0+k)*p.ldb+c0+nn]
+				dk := d[k*nr : k*nr+nr]
+				copy(dk, row)
+				clear(dk[nn:])
+			}
+			continue
+		}
+		interleave(d, nr, p.b[c0*p.ldb+p0:], p.ldb, nn, kc)
+		for j := nn; j < nr; j++ {
+			for k := 0; k < kc; k++ {
+				d[k*nr+j] = 0
+			}
+		}
+	}
+}
+
+// interleave writes dst[k·width+r] = src[r·ld+k] for r < rows ≤ width and k < kc:
+// it packs rows of a row-major matrix as the columns of a panel. Four rows at a time
+// turn the scattered single-element stores into runs of four, which made packing the
+// transposed operand of x·Wᵀ about twice as fast.
+func interleave(dst []float32, width int, src []float32, ld, rows, kc int) {
+	r := 0
+	for ; r+4 <= rows; r += 4 {
+		s0 := src[r*ld : r*ld+kc]
+		s1 := src[(r+1)*ld : (r+1)*ld+kc]
+		s2 := src[(r+2)*ld : (r+2)*ld+kc]
+		s3 := src[(r+3)*ld : (r+3)*ld+kc]
+		for k := range s0 {
+			d := dst[k*width+r : k*width+r+4]
+			d[0], d[1], d[2], d[3] = s0[k], s1[k], s2[k], s3[k]
+		}
+	}
+	for ; r < rows; r++ {
+		for k, v := range src[r*ld : r*ld+kc] {
+			dst[k*width+r] = v
+		}
+	}
+}

@@ -1,0 +1,262 @@
+package gemm
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
+)
+
+// shape is one test product; lda/ldb/ldc pad beyond the stored columns when extra > 0.
+type shape struct {
+	m, n, k     int
+	tA, tB      bool
+	alpha, beta float32
+	batch       int
+	extra       int
+	shareB      bool
+}
+
+// check runs one product with the active kernel and compares it element by element
+// with gonum's float64 blas64 on the same inputs, within float32's worst-case rounding
+// for a k-term sum.
+func check(t *testing.T, rng *rand.Rand, s shape) {
+	t.Helper()
+	batch := max(s.batch, 1)
+	ar, ac := s.m, s.k
+	if s.tA {
+		ar, ac = s.k, s.m
+	}
+	br, bc := s.k, s.n
+	if s.tB {
+		br, bc = s.n, s.k
+	}
+	lda, ldb, ldc := ac+s.extra, bc+s.extra, s.n+s.extra
+	sa, sb, sc := ar*lda+s.extra, br*ldb, s.m*ldc+s.extra
+	if s.shareB {
+		sb = 0
+	}
+	a := randSlice(rng, (batch-1)*sa+ar*lda)
+	b := randSlice(rng, (batch-1)*sb+br*ldb)
+	c := randSlice(rng, (batch-1)*sc+s.m*ldc)
+	if s.beta == 0 {
+		for i := range c {
+			c[i] = float32(math.NaN()) // beta = 0 must not read C
+		}
+	}
+	orig := append([]float32(nil), c...)
+	SgemmStrided(s.tA, s.tB, s.m, s.n, s.k, s.alpha, a, lda, sa, b, ldb, sb, s.beta, c, ldc, sc, batch)
+
+	ta, tb := blas.NoTrans, blas.NoTrans
+	if s.tA {
+		ta = blas.Trans
+	}
+	if s.tB {
+		tb = blas.Trans
+	}
+	for e := 0; e < batch; e++ {
+		ag := blas64.General{Rows: ar, Cols: ac, Stride: lda, Data: f64(a[e*sa : e*sa+ar*lda])}
+		bg := blas64.General{Rows: br, Cols: bc, Stride: ldb, Data: f64(b[e*sb : e*sb+br*ldb])}
+		absA := blas64.General{Rows: ar, Cols: ac, Stride: lda, Data: abs64(ag.Data)}
+		absB := blas64.General{Rows: br, Cols: bc, Stride: ldb, Data: abs64(bg.Data)}
+		want := blas64.General{Rows: s.m, Cols: s.n, Stride: ldc, Data: f64(orig[e*sc : e*sc+s.m*ldc])}
+		if s.beta == 0 {
+			clear(want.Data)
+		}
+		bound := blas64.General{Rows: s.m, Cols: s.n, Stride: ldc, Data: abs64(want.Data)}
+		blas64.Gemm(ta, tb, float64(s.alpha), ag, bg, float64(s.beta), want)
+		blas64.Gemm(ta, tb, math.Abs(float64(s.alpha)), absA, absB, math.Abs(float64(s.beta)), bound)
+		for i := 0; i < s.m; i++ {
+			for j := 0; j < ldc; j++ {
+				got := c[e*sc+i*ldc+j]
+				if j >= s.n {
+					if o := orig[e*sc+i*ldc+j]; !(got == o || math.IsNaN(float64(got)) && math.IsNaN(float64(o))) {
+						t.Fatalf("%+v: batch %d C[%d][%d] beyond n was written: %v, held %v", s, e, i, j, got, o)
+					}
+					continue
+				}
+				w := want.Data[i*ldc+j]
+				tol := 2*float64(s.k+2)*0x1p-24*bound.Data[i*ldc+j] + 1e-30
+				if d := math.Abs(float64(got) - w); !(d <= tol) {
+					t.Fatalf("%+v: batch %d C[%d][%d] = %v, want %v (|diff| %.3g > %.3g)", s, e, i, j, got, w, d, tol)
+				}
+			}
+		}
+	}
+}
+
+func randSlice(rng *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(rng.NormFloat64())
+	}
+	return s
+}
+
+func f64(s []float32) []float64 {
+	out := make([]float64, len(s))
+	for i, v := range s {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+func abs64(s []float64) []float64 {
+	out := make([]float64, len(s))
+	for i, v := range s {
+		out[i] = math.Abs(v)
+	}
+	return out
+}
+
+// forEachKernel runs f once per microkernel this CPU has, selected explicitly, so both
+// the AVX-512 and the AVX2 paths are tested on a machine with AVX-512.
+func forEachKernel(t *testing.T, f func(t *testing.T)) {
+	if len(available) == 0 {
+		t.Skip("no SIMD microkernel on this CPU; the backend uses gonum")
+	}
+	saved := active
+	defer func() { active = saved }()
+	for _, k := range available {
+		active = k
+		t.Run(k.name, f)
+	}
+}
+
+// withBlocks shrinks the cache blocks so that small, fast products cross every block
+// boundary, and sets GOMAXPROCS so that the parallel path runs.
+func withBlocks(t *testing.T, k, m, n, procs int) {
+	bk, bm, bn := blockK, blockM, blockN
+	old := runtime.GOMAXPROCS(procs)
+	blockK, blockM, blockN = k, m, n
+	t.Cleanup(func() {
+		blockK, blockM, blockN = bk, bm, bn
+		runtime.GOMAXPROCS(old)
+	})
+}
+
+func transposes() [][2]bool {
+	return [][2]bool{{false, false}, {false, true}, {true, false}, {true, true}}
+}
+
+func TestSgemmSmallShapes(t *testing.T) {
+	forEachKernel(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(1, 2))
+		dims := []int{1, 2, 3, 5, 7, 13, 17, 31, 33, 47}
+		for _, tr := range transposes() {
+			for _, m := range dims {
+				for _, n := range dims {
+					k := dims[(m+n)%len(dims)]
+					check(t, rng, shape{m: m, n: n, k: k, tA: tr[0], tB: tr[1], alpha: 1, beta: 0})
+				}
+			}
+		}
+	})
+}
+
+func TestSgemmAlphaBeta(t *testing.T) {
+	forEachKernel(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(3, 4))
+		for _, ab := range [][2]float32{{1, 0}, {-0.5, 0}, {1, 1}, {2, -0.75}, {0, 0.5}, {0, 0}, {0.25, 1}} {
+			for _, tr := range transposes() {
+				check(t, rng, shape{m: 29, n: 37, k: 41, tA: tr[0], tB: tr[1], alpha: ab[0], beta: ab[1], extra: 3})
+			}
+		}
+		// k = 0 is an empty sum: C = beta·C, and 0 for beta = 0 whatever C held.
+		c := []float32{1, 2, float32(math.NaN()), 4}
+		Sgemm(false, false, 2, 2, 0, 1, nil, 1, nil, 2, 0.5, c, 2)
+		if c[0] != 0.5 || c[1] != 1 || !math.IsNaN(float64(c[2])) || c[3] != 2 {
+			t.Fatalf("k = 0, beta = 0.5: C = %v, want [0.5 1 NaN 2]", c)
+		}
+		Sgemm(false, false, 2, 2, 0, 1, nil, 1, nil, 2, 0, c, 2)
+		if c[0] != 0 || c[1] != 0 || c[2] != 0 || c[3] != 0 {
+			t.Fatalf("k = 0, beta = 0: C = %v, want zeros", c)
+		}
+	})
+}
+
+// TestSgemmAcrossBlocks crosses every block boundary (KC, MC, NC) on both the serial
+// and the parallel path, with padded leading dimensions.
+func TestSgemmAcrossBlocks(t *testing.T) {
+	forEachKernel(t, func(t *testing.T) {
+		mr, nr := active.mr, active.nr
+		for _, procs := range []int{1, 3} {
+			t.Run(fmt.Sprintf("procs%d", procs), func(t *testing.T) {
+				withBlocks(t, 24, 2*mr, 3*nr, procs)
+				rng := rand.New(rand.NewPCG(5, 6))
+				for _, tr := range transposes() {
+					for _, s := range []shape{
+						{m: 2*mr*3 + 1, n: 3*nr*2 + 5, k: 24*3 + 7},
+						{m: 101, n: 97, k: 89},
+						{m: 4*mr - 1, n: 7*nr + 1, k: 24},
+						{m: 64, n: 64, k: 64, beta: 0.5, extra: 2},
+						{m: 67, n: 131, k: 71, beta: 1, alpha: -1, extra: 1},
+					} {
+						s.tA, s.tB = tr[0], tr[1]
+						if s.alpha == 0 {
+							s.alpha = 1
+						}
+						check(t, rng, s)
+					}
+				}
+			})
+		}
+	})
+}
+
+// TestSgemmRealBlocks runs products just above the production block sizes in k and m
+// and across NC in n, on the parallel path.
+func TestSgemmRealBlocks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("large products")
+	}
+	forEachKernel(t, func(t *testing.T) {
+		withBlocks(t, blockK, blockM, blockN, 2)
+		rng := rand.New(rand.NewPCG(7, 8))
+		check(t, rng, shape{m: blockM + 3, n: 2*active.nr + 3, k: blockK + 5, alpha: 1, beta: 0.5})
+		check(t, rng, shape{m: 9, n: blockN + 17, k: 11, tB: true, alpha: 1})
+		check(t, rng, shape{m: 2*blockM + 1, n: 129, k: 2*blockK + 1, tA: true, tB: true, alpha: 1})
+	})
+}
+
+func TestSgemmBatched(t *testing.T) {
+	forEachKernel(t, func(t *testing.T) {
+		for _, procs := range []int{1, 2} {
+			withBlocks(t, blockK, blockM, blockN, procs)
+			rng := rand.New(rand.NewPCG(9, 10))
+			for _, tr := range transposes() {
+				// Attention's products: many small ones, split across the batch.
+				check(t, rng, shape{m: 50, n: 50, k: 64, tA: tr[0], tB: tr[1], alpha: 0.125, batch: 7})
+				check(t, rng, shape{m: 50, n: 64, k: 50, tA: tr[0], tB: tr[1], alpha: 1, beta: 1, batch: 5, extra: 1})
+				// Large entries, each parallel, and a shared B.
+				check(t, rng, shape{m: 70, n: 90, k: 80, tA: tr[0], tB: tr[1], alpha: 1, batch: 3, shareB: true})
+			}
+		}
+	})
+}
+
+func TestSgemmChecksOperands(t *testing.T) {
+	forEachKernel(t, func(t *testing.T) {
+		defer func() {
+			if r := recover(); r == nil {
+				t.Fatal("a too-short A did not panic")
+			}
+		}()
+		Sgemm(false, false, 4, 4, 4, 1, make([]float32, 15), 4, make([]float32, 16), 4, 0, make([]float32, 16), 4)
+	})
+}
+
+func TestSetKernel(t *testing.T) {
+	saved := active
+	defer func() { active = saved }()
+	if err := SetKernel("none"); err != nil || Kernel() != "" {
+		t.Fatalf("SetKernel(none) = %v, Kernel() = %q", err, Kernel())
+	}
+	if err := SetKernel("sse9"); err == nil {
+		t.Fatal("SetKernel accepted an unknown kernel")
+	}
+}

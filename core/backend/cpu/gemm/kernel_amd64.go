@@ -1,0 +1,42 @@
+package gemm
+
+import "golang.org/x/sys/cpu"
+
+//go:generate go run gen_amd64.go
+
+//go:noescape
+func kernelAVX512(kc int, a, b, c *float32, ldc int, alpha, beta float32, accumulate int)
+
+//go:noescape
+func kernelAVX2(kc int, a, b, c *float32, ldc int, alpha, beta float32, accumulate int)
+
+const (
+	idAVX512 = iota + 1
+	idAVX2
+)
+
+// kernels lists this CPU's microkernels, fastest first. x/sys/cpu's flags include the
+// operating system's consent to save the wider registers.
+func kernels() []*microkernel {
+	var ks []*microkernel
+	if cpu.X86.HasAVX512F {
+		ks = append(ks, &microkernel{id: idAVX512, name: "avx512", mr: 14, nr: 32})
+	}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		ks = append(ks, &microkernel{id: idAVX2, name: "avx2", mr: 6, nr: 16})
+	}
+	return ks
+}
+
+// call runs the microkernel through a direct call, not a function value, so that the
+// compiler sees the assembly's noescape and an edge tile's buffer stays on the stack.
+func (k *microkernel) call(kc int, a, b, c *float32, ldc int, alpha, beta float32, accumulate int) {
+	switch k.id {
+	case idAVX512:
+		kernelAVX512(kc, a, b, c, ldc, alpha, beta, accumulate)
+	case idAVX2:
+		kernelAVX2(kc, a, b, c, ldc, alpha, beta, accumulate)
+	default:
+		panic("gemm: unknown microkernel " + k.name)
+	}
+}

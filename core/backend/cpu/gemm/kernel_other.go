@@ -1,0 +1,10 @@
+//go:build !amd64
+
+package gemm
+
+// kernels is empty off amd64: Available reports false and callers use gonum.
+func kernels() []*microkernel { return nil }
+
+func (k *microkernel) call(kc int, a, b, c *float32, ldc int, alpha, beta float32, accumulate int) {
+	panic("gemm: no microkernel on this architecture")
+}
