@@ -181,15 +181,39 @@ type product struct {
 	lda, ldb, ldc int
 }
 
-// workspace holds packed panels; pooled because a training step runs thousands of
-// products and each would otherwise allocate its buffers.
+// workspace holds packed panels. Workspaces are kept on a free list for the life of
+// the process, not in a sync.Pool: a training step runs thousands of products, and a
+// pool emptied by every garbage collection would reallocate megabytes of panels per
+// step, which in turn triggers the next collection.
 type workspace struct{ a, b []float32 }
 
-var workspaces = sync.Pool{New: func() any { return new(workspace) }}
+var workspaces struct {
+	mu   sync.Mutex
+	free []*workspace
+}
 
+func getWorkspace() *workspace {
+	workspaces.mu.Lock()
+	defer workspaces.mu.Unlock()
+	if n := len(workspaces.free); n > 0 {
+		ws := workspaces.free[n-1]
+		workspaces.free = workspaces.free[:n-1]
+		return ws
+	}
+	return new(workspace)
+}
+
+func putWorkspace(ws *workspace) {
+	workspaces.mu.Lock()
+	workspaces.free = append(workspaces.free, ws)
+	workspaces.mu.Unlock()
+}
+
+// grow returns s resized to n, reallocating with headroom so that a workspace serving
+// products of varying sizes settles at the largest after a few calls.
 func grow(s []float32, n int) []float32 {
 	if cap(s) < n {
-		return make([]float32, n)
+		return make([]float32, n, max(n, 2*cap(s)))
 	}
 	return s[:n]
 }
@@ -221,8 +245,8 @@ func (p *product) serial() {
 	}
 	mr, nr := p.kern.mr, p.kern.nr
 	mc := max(blockM/mr, 1) * mr
-	ws := workspaces.Get().(*workspace)
-	defer workspaces.Put(ws)
+	ws := getWorkspace()
+	defer putWorkspace(ws)
 	for jc := 0; jc < p.n; jc += blockN {
 		nc := min(blockN, p.n-jc)
 		for pc := 0; pc < p.k; pc += blockK {
@@ -251,8 +275,8 @@ func (pr *product) parallel(threads int) {
 	}
 	mr, nr := p.kern.mr, p.kern.nr
 	mc := max(blockM/mr, 1) * mr
-	ws := workspaces.Get().(*workspace)
-	defer workspaces.Put(ws)
+	ws := getWorkspace()
+	defer putWorkspace(ws)
 	aPanels := (p.m + mr - 1) / mr
 	// Packing tasks cover ~32 KiB each: enough to amortise a task, small enough to balance.
 	aPer := max(1, 8192/(mr*blockK))
