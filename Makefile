@@ -9,7 +9,7 @@ CUDA_HOME ?= $(shell if [ -d /usr/local/cuda/include ]; then echo /usr/local/cud
 CUDA_LIB  := $(shell if [ -d $(CUDA_HOME)/lib64 ]; then echo $(CUDA_HOME)/lib64; else echo $(CUDA_HOME)/lib; fi)
 CUDA_ENV  := CGO_ENABLED=1 CGO_CFLAGS="-I$(abspath tools/cudacompat) -I$(CUDA_HOME)/include" CGO_LDFLAGS="-L$(CUDA_LIB)"
 
-.PHONY: all build run test bench lint cuda cuda-check clean
+.PHONY: all build run test fuzz-smoke bench lint cuda cuda-check clean
 
 all: build
 
@@ -26,6 +26,10 @@ run: build
 
 test:
 	$(GO) test -count=1 ./...
+
+# Every fuzz target for FUZZTIME (default 3s) each; FUZZTIME=10m make fuzz-smoke for a longer hunt.
+fuzz-smoke:
+	GO=$(GO) tools/fuzz-smoke.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2x ./core/... ./backbones/...

@@ -160,13 +160,28 @@ func decodeImage(r io.Reader, source string) (image.Image, error) {
 
 // splitZipSource splits "dir/archive.zip@member/path.jpg" at the archive's name.
 // Matching ".zip@" rather than the first "@" keeps paths with "@" in folder names
-// working.
+// working. The match folds ASCII case only, on the bytes themselves: lower-casing
+// the string first changes its length (invalid UTF-8 becomes U+FFFD, "İ" changes
+// width), so an offset found there would split the original in the wrong place.
 func splitZipSource(source string) (archive, member string, ok bool) {
-	i := strings.Index(strings.ToLower(source), ".zip@")
-	if i < 0 {
-		return "", "", false
+	const sep = ".zip@"
+	for i := 0; i+len(sep) <= len(source); i++ {
+		j := 0
+		for j < len(sep) && asciiLower(source[i+j]) == sep[j] {
+			j++
+		}
+		if j == len(sep) {
+			return source[:i+4], source[i+5:], true
+		}
 	}
-	return source[:i+4], source[i+5:], true
+	return "", "", false
+}
+
+func asciiLower(b byte) byte {
+	if 'A' <= b && b <= 'Z' {
+		return b + ('a' - 'A')
+	}
+	return b
 }
 
 func openFile(path string) (io.ReadCloser, error) {

@@ -153,6 +153,8 @@ func TestLoadManifestErrors(t *testing.T) {
 		{"empty path", "a.png,1\n,1\n", []string{"m.csv:2", "empty path"}},
 		{"empty label in list", "a.png,1;;2\n", []string{"m.csv:1", "empty label"}},
 		{"header only", "path,label\n", []string{"m.csv", "no images"}},
+		// Classes "0" … label were allocated: 10¹² strings, an out-of-memory crash.
+		{"huge label", "a.png,1\nb.png,1000000000000\n", []string{"m.csv:2", "1000000000000", "classes"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

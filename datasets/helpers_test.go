@@ -25,7 +25,7 @@ func testImage(seed uint8, w, h int) *image.NRGBA {
 	return img
 }
 
-func pngBytes(t *testing.T, img image.Image) []byte {
+func pngBytes(t testing.TB, img image.Image) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, img); err != nil {

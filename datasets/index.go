@@ -16,6 +16,11 @@ import (
 // maxLineBytes bounds one line of an index, labelmap or manifest file.
 const maxLineBytes = 1 << 20
 
+// MaxClasses bounds the class count a data file may imply through its labels
+// (ImageNet-21k has 21,841). Without a labelmap the classes are "0" up to the
+// largest label, so one label of 10¹² would otherwise allocate 10¹² names.
+const MaxClasses = 1 << 20
+
 // resolveLocal joins a dataset-relative image reference ("dir/x.jpg" or
 // "train.zip@dir/x.jpg") to dir. References must stay inside dir: index files
 // arrive from the network and must not point the loader at arbitrary files.
@@ -95,6 +100,9 @@ func parseLabels(field string, numClasses int) ([]int, error) {
 				return nil, fmt.Errorf("label %d out of range [0, %d)", v, numClasses)
 			}
 			return nil, fmt.Errorf("label %d is negative", v)
+		}
+		if v >= MaxClasses {
+			return nil, fmt.Errorf("label %d implies more than %d classes", v, MaxClasses)
 		}
 		labels = append(labels, v)
 	}

@@ -126,6 +126,8 @@ func TestLoadIndexErrors(t *testing.T) {
 		{"escapes folder", "../other.zip@a/0.png 0\n", false, []string{"train.txt:1", "leaves the dataset folder"}},
 		{"absolute path", "/etc/x.png 0\n", false, []string{"train.txt:1", "leaves the dataset folder"}},
 		{"no member", "train.zip@ 0\n", false, []string{"train.txt:1", "names no zip member"}},
+		// Lower-casing turned \xd2 into three bytes and sliced past the end (a panic).
+		{"invalid utf-8 before .Zip@", "\xd2.Zip@ 0\n", false, []string{"train.txt:1", "names no zip member"}},
 		{"empty", "\n\n", false, []string{"train.txt", "no images"}},
 	}
 	for _, tt := range tests {
@@ -137,6 +139,33 @@ func TestLoadIndexErrors(t *testing.T) {
 			_, err := LoadIndex(index, filepath.Join(dir, "labels.txt"), tt.multi)
 			wantErr(t, err, tt.errHas...)
 		})
+	}
+	// Without a labelmap the classes are "0" up to the largest label: 10¹² of them.
+	dir := t.TempDir()
+	index := filepath.Join(dir, "train.txt")
+	writeFile(t, index, []byte("a.png 0\nb.png 1000000000000\n"))
+	_, err := LoadIndex(index, "", false)
+	wantErr(t, err, "train.txt:2", "1000000000000", "classes")
+}
+
+func TestSplitZipSource(t *testing.T) {
+	tests := []struct{ source, archive, member string }{
+		{"d/train.zip@a/0.png", "d/train.zip", "a/0.png"},
+		{"d/TRAIN.ZIP@a@b.png", "d/TRAIN.ZIP", "a@b.png"},
+		// "İ" is two bytes and lower-cases to the one-byte "i": an offset found in the
+		// lower-cased string split this one byte early, opening "İ.zi".
+		{"İ.zip@x.png", "İ.zip", "x.png"},
+		{"\xd2.Zip@x.png", "\xd2.Zip", "x.png"},
+		{"\xd2.Zip@", "\xd2.Zip", ""},
+	}
+	for _, tt := range tests {
+		a, m, ok := splitZipSource(tt.source)
+		if !ok || a != tt.archive || m != tt.member {
+			t.Errorf("splitZipSource(%q) = %q, %q, %v; want %q, %q", tt.source, a, m, ok, tt.archive, tt.member)
+		}
+	}
+	if _, _, ok := splitZipSource("a/b.zi@p"); ok {
+		t.Error(`"a/b.zi@p" split as a zip source`)
 	}
 }
 

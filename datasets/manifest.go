@@ -118,6 +118,9 @@ func LoadManifest(file string) (*Dataset, error) {
 		for _, rw := range rows {
 			for _, l := range rw.labels {
 				v, _ := strconv.Atoi(l)
+				if v >= MaxClasses {
+					return nil, fmt.Errorf("datasets: %s:%d: label %d implies more than %d classes", file, rw.line, v, MaxClasses)
+				}
 				top = max(top, v)
 			}
 		}
