@@ -2,6 +2,7 @@ package backbones
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -46,18 +47,112 @@ func (c Config) Tokens() int {
 	return g*g + 1
 }
 
-// Validate checks that the sizes fit together.
-func (c Config) Validate() error {
-	switch {
-	case c.ImageSize <= 0 || c.PatchSize <= 0 || c.ImageSize%c.PatchSize != 0:
-		return fmt.Errorf("backbone %q: image size %d is not a positive multiple of patch size %d", c.Name, c.ImageSize, c.PatchSize)
-	case c.Width <= 0 || c.Heads <= 0 || c.Width%c.Heads != 0:
-		return fmt.Errorf("backbone %q: width %d is not a positive multiple of heads %d", c.Name, c.Width, c.Heads)
-	case c.Layers <= 0 || c.MLPDim <= 0 || c.Channels <= 0:
-		return fmt.Errorf("backbone %q: layers, mlp_dim and channels must be positive", c.Name)
+// Bounds on the sizes a configuration may declare. Configurations arrive with
+// downloaded models, and every size becomes an allocation (one hidden_size of 10⁹
+// is gigabytes per matrix), so sizes are checked before anything is built: against
+// these bounds here, and against the weights file's tensor shapes by CheckVision and
+// CheckText. The bounds are far above any published ViT or CLIP (ViT-22B: width
+// 6144, MLP 24576, 48 layers).
+const (
+	maxWidth    = 1 << 14 // hidden size, projection size
+	maxMLPDim   = 1 << 16
+	maxLayers   = 1 << 10
+	maxTokens   = 1 << 14 // patches + 1, and the text context
+	maxImage    = 1 << 13 // pixels per side
+	maxChannels = 64
+	maxVocab    = 1 << 22
+	maxLabels   = 1 << 20
+	// MaxParams bounds one tower's parameter count (16 GiB as float32).
+	MaxParams = 1 << 32
+)
+
+// checkSize reports a size outside [lo, hi], naming it.
+func checkSize(name string, v, lo, hi int) error {
+	if v < lo || v > hi {
+		return fmt.Errorf("%s %d is outside [%d, %d]", name, v, lo, hi)
 	}
-	if _, err := activation(c.ActName); err != nil {
-		return fmt.Errorf("backbone %q: %v", c.Name, err)
+	return nil
+}
+
+// checkEps reports a layer-norm epsilon that is not a small positive number: 0 or
+// less divides by zero on constant rows and turns embeddings into NaN.
+func checkEps(eps float32) error {
+	if !(eps > 0 && eps < 1) {
+		return fmt.Errorf("layer-norm epsilon %g is not in (0, 1)", eps)
+	}
+	return nil
+}
+
+// Validate checks that the sizes fit together and lie within kadapt's bounds,
+// without allocating anything.
+func (c Config) Validate() error {
+	err := errors.Join(
+		checkSize("image size", c.ImageSize, 1, maxImage),
+		checkSize("patch size", c.PatchSize, 1, max(c.ImageSize, 1)),
+		checkSize("width", c.Width, 1, maxWidth),
+		checkSize("heads", c.Heads, 1, max(c.Width, 1)),
+		checkSize("layers", c.Layers, 1, maxLayers),
+		checkSize("mlp_dim", c.MLPDim, 1, maxMLPDim),
+		checkSize("channels", c.Channels, 1, maxChannels),
+		checkSize("embed_dim", c.EmbedDim, 0, maxWidth),
+		checkSize("num_classes", c.NumLabels, 0, maxLabels),
+	)
+	switch {
+	case err != nil:
+	case c.ImageSize%c.PatchSize != 0:
+		err = fmt.Errorf("image size %d is not a multiple of patch size %d", c.ImageSize, c.PatchSize)
+	case c.Width%c.Heads != 0:
+		err = fmt.Errorf("width %d is not a multiple of heads %d", c.Width, c.Heads)
+	case c.Tokens() > maxTokens:
+		err = fmt.Errorf("image size %d with patch size %d makes %d tokens, more than %d", c.ImageSize, c.PatchSize, c.Tokens(), maxTokens)
+	default:
+		err = checkEps(c.Eps)
+	}
+	if err == nil {
+		_, err = activation(c.ActName)
+	}
+	if err == nil {
+		v := &Vision{Cfg: c}
+		var shapes shapeList
+		v.build(&shapes)
+		if n := shapes.count(); n > MaxParams {
+			err = fmt.Errorf("%d parameters, more than %d", n, int64(MaxParams))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("backbone %q: %w", c.Name, err)
+	}
+	return nil
+}
+
+// Validate checks the text tower's sizes as Config.Validate does the image tower's.
+func (c TextConfig) Validate() error {
+	err := errors.Join(
+		checkSize("vocab size", c.Vocab, 1, maxVocab),
+		checkSize("context length", c.Context, 1, maxTokens),
+		checkSize("width", c.Width, 1, maxWidth),
+		checkSize("heads", c.Heads, 1, max(c.Width, 1)),
+		checkSize("layers", c.Layers, 0, maxLayers),
+		checkSize("mlp_dim", c.MLPDim, 1, maxMLPDim),
+		checkSize("embed_dim", c.EmbedDim, 0, maxWidth),
+		checkSize("end-of-text id", c.EOSID, 0, max(c.Vocab-1, 0)),
+	)
+	switch {
+	case err != nil:
+	case c.Width%c.Heads != 0:
+		err = fmt.Errorf("width %d is not a multiple of heads %d", c.Width, c.Heads)
+	default:
+		err = checkEps(c.Eps)
+	}
+	if err == nil {
+		var shapes shapeList
+		(&Text{Cfg: c}).build(&shapes)
+		if n := shapes.count(); n > MaxParams {
+			err = fmt.Errorf("%d parameters, more than %d", n, int64(MaxParams))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("text tower: %w", err)
 	}
 	return nil
 }
@@ -167,37 +262,49 @@ func ReadHFConfig(path string) (Config, *TextConfig, error) {
 		if vsub == nil || tsub == nil {
 			return Config{}, nil, fmt.Errorf("%s: a clip config needs vision_config and text_config", path)
 		}
-		proj := r.int(m, "projection_dim", 512)
+		proj := r.size(m, "projection_dim", 512, 0, maxWidth)
+		r.section = "vision_config."
 		vc = r.clipVision(vsub, proj)
+		r.section = "text_config."
 		t := r.clipText(tsub, proj)
+		r.section = ""
 		tc = &t
 	case mt == "clip_vision_model":
-		vc = r.clipVision(m, r.int(m, "projection_dim", 0))
+		vc = r.clipVision(m, r.size(m, "projection_dim", 0, 0, maxWidth))
 	case mt == "clip_text_model":
-		t := r.clipText(m, r.int(m, "projection_dim", 0))
+		t := r.clipText(m, r.size(m, "projection_dim", 0, 0, maxWidth))
 		tc = &t
 	case mt == "vit":
-		vc = Config{Name: "hf-vit", Family: HFViT, ImageSize: r.int(m, "image_size", 224),
-			PatchSize: r.int(m, "patch_size", 16), Channels: r.int(m, "num_channels", 3),
-			Width: r.int(m, "hidden_size", 768), Layers: r.int(m, "num_hidden_layers", 12),
-			Heads: r.int(m, "num_attention_heads", 12), MLPDim: r.int(m, "intermediate_size", 3072),
-			ActName: r.str(m, "hidden_act", "gelu"), Eps: float32(r.float(m, "layer_norm_eps", 1e-12)),
+		vc = Config{Name: "hf-vit", Family: HFViT, ImageSize: r.size(m, "image_size", 224, 1, maxImage),
+			PatchSize: r.size(m, "patch_size", 16, 1, maxImage), Channels: r.size(m, "num_channels", 3, 1, maxChannels),
+			Width: r.size(m, "hidden_size", 768, 1, maxWidth), Layers: r.size(m, "num_hidden_layers", 12, 1, maxLayers),
+			Heads: r.size(m, "num_attention_heads", 12, 1, maxWidth), MLPDim: r.size(m, "intermediate_size", 3072, 1, maxMLPDim),
+			ActName: r.str(m, "hidden_act", "gelu"), Eps: r.eps(m, "layer_norm_eps", 1e-12),
 			Mean: ImageNetInceptionMean, Std: ImageNetInceptionMean}
 		if labels, ok := m["id2label"].(map[string]any); ok && hasClassifier(m) {
 			vc.NumLabels = len(labels)
 		}
 	case m["embed_dim"] != nil && m["depth"] != nil: // timm's pretrained_cfg-style dump
-		vc = Config{Name: "timm-vit", Family: Timm, ImageSize: r.int(m, "img_size", 224),
-			PatchSize: r.int(m, "patch_size", 16), Channels: r.int(m, "in_chans", 3),
-			Width: r.int(m, "embed_dim", 768), Layers: r.int(m, "depth", 12), Heads: r.int(m, "num_heads", 12),
-			ActName: r.str(m, "act", "gelu"), Eps: float32(r.float(m, "norm_eps", 1e-6)),
-			NumLabels: r.int(m, "num_classes", 0), Mean: ImageNetInceptionMean, Std: ImageNetInceptionMean}
-		vc.MLPDim = int(float64(vc.Width) * r.float(m, "mlp_ratio", 4))
+		vc = Config{Name: "timm-vit", Family: Timm, ImageSize: r.size(m, "img_size", 224, 1, maxImage),
+			PatchSize: r.size(m, "patch_size", 16, 1, maxImage), Channels: r.size(m, "in_chans", 3, 1, maxChannels),
+			Width: r.size(m, "embed_dim", 768, 1, maxWidth), Layers: r.size(m, "depth", 12, 1, maxLayers), Heads: r.size(m, "num_heads", 12, 1, maxWidth),
+			ActName: r.str(m, "act", "gelu"), Eps: r.eps(m, "norm_eps", 1e-6),
+			NumLabels: r.size(m, "num_classes", 0, 0, maxLabels), Mean: ImageNetInceptionMean, Std: ImageNetInceptionMean}
+		ratio := r.float(m, "mlp_ratio", 4)
+		if !(ratio > 0 && ratio*float64(vc.Width) <= maxMLPDim) && r.err == nil {
+			r.err = fmt.Errorf("%s: key \"mlp_ratio\": %g times embed_dim %d is not in [1, %d]", path, ratio, vc.Width, maxMLPDim)
+		}
+		vc.MLPDim = int(float64(vc.Width) * ratio)
 	default:
 		return Config{}, nil, fmt.Errorf("%s: unrecognised config (model_type %q): expected a CLIP, CLIP vision/text, ViT or timm config", path, mt)
 	}
 	if r.err != nil {
 		return Config{}, nil, r.err
+	}
+	if tc != nil {
+		if err := tc.Validate(); err != nil {
+			return Config{}, nil, fmt.Errorf("%s: %v", path, err)
+		}
 	}
 	if vc.Width == 0 { // text-only config
 		return Config{}, tc, nil
@@ -221,8 +328,9 @@ func hasClassifier(m map[string]any) bool {
 
 // jsonReader reads typed fields and remembers the first type error, naming the key.
 type jsonReader struct {
-	file string
-	err  error
+	file    string
+	section string // "vision_config." inside a nested config, for messages
+	err     error
 }
 
 func (r *jsonReader) float(m map[string]any, key string, def float64) float64 {
@@ -232,7 +340,7 @@ func (r *jsonReader) float(m map[string]any, key string, def float64) float64 {
 	}
 	f, ok := v.(float64)
 	if !ok && r.err == nil {
-		r.err = fmt.Errorf("%s: key %q: want a number, got %T", r.file, key, v)
+		r.err = fmt.Errorf("%s: key %q: want a number, got %T", r.file, r.section+key, v)
 	}
 	return f
 }
@@ -240,9 +348,28 @@ func (r *jsonReader) float(m map[string]any, key string, def float64) float64 {
 func (r *jsonReader) int(m map[string]any, key string, def int) int {
 	f := r.float(m, key, float64(def))
 	if f != float64(int(f)) && r.err == nil {
-		r.err = fmt.Errorf("%s: key %q: want an integer, got %v", r.file, key, f)
+		r.err = fmt.Errorf("%s: key %q: want an integer, got %v", r.file, r.section+key, f)
 	}
 	return int(f)
+}
+
+// size reads an integer size that must lie in [lo, hi]; the error names the key,
+// the way the user will find it in the file.
+func (r *jsonReader) size(m map[string]any, key string, def, lo, hi int) int {
+	v := r.int(m, key, def)
+	if err := checkSize(fmt.Sprintf("key %q:", r.section+key), v, lo, hi); err != nil && r.err == nil {
+		r.err = fmt.Errorf("%s: %w", r.file, err)
+	}
+	return v
+}
+
+// eps reads a layer-norm epsilon, which must be a small positive number.
+func (r *jsonReader) eps(m map[string]any, key string, def float64) float32 {
+	v := r.float(m, key, def)
+	if err := checkEps(float32(v)); err != nil && r.err == nil {
+		r.err = fmt.Errorf("%s: key %q: %w", r.file, r.section+key, err)
+	}
+	return float32(v)
 }
 
 func (r *jsonReader) str(m map[string]any, key, def string) string {
@@ -252,31 +379,31 @@ func (r *jsonReader) str(m map[string]any, key, def string) string {
 	}
 	s, ok := v.(string)
 	if !ok && r.err == nil {
-		r.err = fmt.Errorf("%s: key %q: want a string, got %T", r.file, key, v)
+		r.err = fmt.Errorf("%s: key %q: want a string, got %T", r.file, r.section+key, v)
 	}
 	return s
 }
 
 func (r *jsonReader) clipVision(m map[string]any, proj int) Config {
-	c := clipVision("clip-vision", r.int(m, "patch_size", 32), r.int(m, "hidden_size", 768),
-		r.int(m, "num_hidden_layers", 12), r.int(m, "num_attention_heads", 12), proj, r.int(m, "image_size", 224))
-	c.Channels = r.int(m, "num_channels", 3)
-	c.MLPDim = r.int(m, "intermediate_size", 4*c.Width)
+	c := clipVision("clip-vision", r.size(m, "patch_size", 32, 1, maxImage), r.size(m, "hidden_size", 768, 1, maxWidth),
+		r.size(m, "num_hidden_layers", 12, 1, maxLayers), r.size(m, "num_attention_heads", 12, 1, maxWidth), proj, r.size(m, "image_size", 224, 1, maxImage))
+	c.Channels = r.size(m, "num_channels", 3, 1, maxChannels)
+	c.MLPDim = r.size(m, "intermediate_size", 4*c.Width, 1, maxMLPDim)
 	c.ActName = r.str(m, "hidden_act", "quick_gelu")
-	c.Eps = float32(r.float(m, "layer_norm_eps", 1e-5))
+	c.Eps = r.eps(m, "layer_norm_eps", 1e-5)
 	return c
 }
 
 func (r *jsonReader) clipText(m map[string]any, proj int) TextConfig {
 	act, err := activation(r.str(m, "hidden_act", "quick_gelu"))
 	if err != nil && r.err == nil {
-		r.err = fmt.Errorf("%s: text_config: %v", r.file, err)
+		r.err = fmt.Errorf("%s: key %q: %v", r.file, r.section+"hidden_act", err)
 	}
-	eos := r.int(m, "eos_token_id", 49407)
-	return TextConfig{Vocab: r.int(m, "vocab_size", 49408), Context: r.int(m, "max_position_embeddings", 77),
-		Width: r.int(m, "hidden_size", 512), Layers: r.int(m, "num_hidden_layers", 12),
-		Heads: r.int(m, "num_attention_heads", 8), MLPDim: r.int(m, "intermediate_size", 2048),
-		EmbedDim: proj, Act: act, Eps: float32(r.float(m, "layer_norm_eps", 1e-5)),
+	eos := r.size(m, "eos_token_id", 49407, 0, maxVocab)
+	return TextConfig{Vocab: r.size(m, "vocab_size", 49408, 1, maxVocab), Context: r.size(m, "max_position_embeddings", 77, 1, maxTokens),
+		Width: r.size(m, "hidden_size", 512, 1, maxWidth), Layers: r.size(m, "num_hidden_layers", 12, 1, maxLayers),
+		Heads: r.size(m, "num_attention_heads", 8, 1, maxWidth), MLPDim: r.size(m, "intermediate_size", 2048, 1, maxMLPDim),
+		EmbedDim: proj, Act: act, Eps: r.eps(m, "layer_norm_eps", 1e-5),
 		EOSID: eos, PoolArgmax: eos == 2}
 }
 

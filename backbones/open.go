@@ -67,6 +67,10 @@ func Open(b core.Backend, path string, opt OpenOptions) (*Model, error) {
 	if vc.Width == 0 {
 		return nil, fmt.Errorf("%s: the checkpoint describes no image tower", path)
 	}
+	// Sizes are checked against the weights before anything is allocated.
+	if err := CheckVision(vc, weights, LoadOptions{Strict: !opt.NoStrict}); err != nil {
+		return nil, err
+	}
 	if m.Vision, err = NewVision(b, vc); err != nil {
 		return nil, err
 	}
@@ -79,6 +83,9 @@ func Open(b core.Backend, path string, opt OpenOptions) (*Model, error) {
 			return nil, err
 		}
 		if has {
+			if err := CheckText(*tc, weights, LoadOptions{Strict: !opt.NoStrict}); err != nil {
+				return nil, err
+			}
 			if m.Text, err = NewText(b, *tc); err != nil {
 				return nil, err
 			}

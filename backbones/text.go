@@ -25,20 +25,26 @@ type Text struct {
 
 // NewText allocates a text tower with zero weights.
 func NewText(b core.Backend, cfg TextConfig) (*Text, error) {
-	if cfg.Width <= 0 || cfg.Heads <= 0 || cfg.Width%cfg.Heads != 0 || cfg.Vocab <= 0 || cfg.Context <= 0 {
-		return nil, fmt.Errorf("text tower: invalid sizes (width %d, heads %d, vocab %d, context %d)", cfg.Width, cfg.Heads, cfg.Vocab, cfg.Context)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	t := &Text{Cfg: cfg, byName: map[string]*autograd.Var{}, backend: b}
-	t.Token = t.param("text.token", cfg.Vocab, cfg.Width)
-	t.Pos = t.param("text.pos", cfg.Context, cfg.Width)
-	for i := 0; i < cfg.Layers; i++ {
-		t.Blocks = append(t.Blocks, newBlock(t, fmt.Sprintf("text.blocks.%d", i), cfg.Width, cfg.MLPDim, cfg.Heads, cfg.Act, cfg.Eps, true))
-	}
-	t.LNFinal = newLayerNorm(t, "text.ln_final", cfg.Width, cfg.Eps)
-	if cfg.EmbedDim > 0 {
-		t.Proj = t.param("text.proj", cfg.EmbedDim, cfg.Width)
-	}
+	t.build(t)
 	return t, nil
+}
+
+// build creates the tower's parameters through ps (see Vision.build).
+func (t *Text) build(ps paramSet) {
+	cfg := t.Cfg
+	t.Token = ps.param("text.token", cfg.Vocab, cfg.Width)
+	t.Pos = ps.param("text.pos", cfg.Context, cfg.Width)
+	for i := 0; i < cfg.Layers; i++ {
+		t.Blocks = append(t.Blocks, newBlock(ps, fmt.Sprintf("text.blocks.%d", i), cfg.Width, cfg.MLPDim, cfg.Heads, cfg.Act, cfg.Eps, true))
+	}
+	t.LNFinal = newLayerNorm(ps, "text.ln_final", cfg.Width, cfg.Eps)
+	if cfg.EmbedDim > 0 {
+		t.Proj = ps.param("text.proj", cfg.EmbedDim, cfg.Width)
+	}
 }
 
 func (t *Text) param(name string, shape ...int) *autograd.Var {

@@ -147,31 +147,38 @@ func NewVision(b core.Backend, cfg Config) (*Vision, error) {
 		return nil, err
 	}
 	m := &Vision{Cfg: cfg, byName: map[string]*autograd.Var{}, backend: b}
+	m.build(m)
+	return m, nil
+}
+
+// build creates the tower's parameters through ps: m itself allocates them, a
+// shapeList only records their shapes so they can be checked before any allocation.
+func (m *Vision) build(ps paramSet) {
+	cfg := m.Cfg
 	w := cfg.Width
-	m.Patch = m.param("embed.patch.weight", w, cfg.Channels, cfg.PatchSize, cfg.PatchSize)
+	m.Patch = ps.param("embed.patch.weight", w, cfg.Channels, cfg.PatchSize, cfg.PatchSize)
 	if cfg.Family != CLIP {
-		m.PatchB = m.param("embed.patch.bias", w)
+		m.PatchB = ps.param("embed.patch.bias", w)
 	}
-	m.Cls = m.param("embed.cls", w)
-	m.Pos = m.param("embed.pos", cfg.Tokens(), w)
+	m.Cls = ps.param("embed.cls", w)
+	m.Pos = ps.param("embed.pos", cfg.Tokens(), w)
 	if cfg.Family == CLIP {
-		m.LNPre = m.layerNorm("ln_pre", w)
+		m.LNPre = newLayerNorm(ps, "ln_pre", w, cfg.Eps)
 	}
 	for i := 0; i < cfg.Layers; i++ {
-		m.Blocks = append(m.Blocks, m.block(fmt.Sprintf("blocks.%d", i), w, cfg.MLPDim, cfg.Heads, false))
+		m.Blocks = append(m.Blocks, newBlock(ps, fmt.Sprintf("blocks.%d", i), w, cfg.MLPDim, cfg.Heads, cfg.Act, cfg.Eps, false))
 	}
 	if cfg.Family == CLIP {
-		m.LNPost = m.layerNorm("ln_post", w)
+		m.LNPost = newLayerNorm(ps, "ln_post", w, cfg.Eps)
 	} else {
-		m.LNPost = m.layerNorm("norm", w)
+		m.LNPost = newLayerNorm(ps, "norm", w, cfg.Eps)
 	}
 	if cfg.EmbedDim > 0 {
-		m.Proj = m.param("proj", cfg.EmbedDim, w)
+		m.Proj = ps.param("proj", cfg.EmbedDim, w)
 	}
 	if cfg.NumLabels > 0 {
-		m.Head = &Linear{Site: "head", W: m.param("head.weight", cfg.NumLabels, w), B: m.param("head.bias", cfg.NumLabels)}
+		m.Head = &Linear{Site: "head", W: ps.param("head.weight", cfg.NumLabels, w), B: ps.param("head.bias", cfg.NumLabels)}
 	}
-	return m, nil
 }
 
 // paramSet is what the vision and text towers share to build their common parts.
@@ -184,14 +191,6 @@ func (m *Vision) param(name string, shape ...int) *autograd.Var {
 	m.params = append(m.params, p)
 	m.byName[name] = p
 	return p
-}
-
-func (m *Vision) layerNorm(name string, w int) *LayerNorm {
-	return newLayerNorm(m, name, w, m.Cfg.Eps)
-}
-
-func (m *Vision) block(prefix string, w, mlp, heads int, causal bool) *Block {
-	return newBlock(m, prefix, w, mlp, heads, m.Cfg.Act, m.Cfg.Eps, causal)
 }
 
 func newLayerNorm(ps paramSet, name string, w int, eps float32) *LayerNorm {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/kadapt/kadapt/backbones/safetensors"
+	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
 )
 
@@ -66,7 +67,7 @@ func DetectNaming(names []string) (Naming, string, error) {
 }
 
 // visionSources maps each of the tower's parameters to its checkpoint key.
-func (m *Vision) visionSources(naming Naming, prefix string) (map[string]source, []string, error) {
+func (m *Vision) visionSources(naming Naming, prefix string, specs shapeList) (map[string]source, []string, error) {
 	src := map[string]source{}
 	w := m.Cfg.Width
 	var ignore []string
@@ -86,8 +87,8 @@ func (m *Vision) visionSources(naming Naming, prefix string) (map[string]source,
 	}
 	switch naming {
 	case NamingKadapt:
-		for _, p := range m.params {
-			src[p.Name] = source{key: p.Name}
+		for _, p := range specs {
+			src[p.name] = source{key: p.name}
 		}
 		return src, nil, nil
 	case NamingHFCLIP:
@@ -189,14 +190,14 @@ func (m *Vision) visionSources(naming Naming, prefix string) (map[string]source,
 }
 
 // textSources maps the text tower's parameters to checkpoint keys.
-func (t *Text) textSources(naming Naming) (map[string]source, []string, error) {
+func (t *Text) textSources(naming Naming, specs shapeList) (map[string]source, []string, error) {
 	src := map[string]source{}
 	w := t.Cfg.Width
 	set := func(ours, key string) { src[ours] = source{key: key} }
 	switch naming {
 	case NamingKadapt:
-		for _, p := range t.params {
-			src[p.Name] = source{key: p.Name}
+		for _, p := range specs {
+			src[p.name] = source{key: p.name}
 		}
 		return src, []string{"embed.", "blocks.", "ln_pre.", "ln_post.", "norm.", "proj", "head."}, nil
 	case NamingHFCLIP:
@@ -267,39 +268,131 @@ type LoadOptions struct {
 	Strict bool
 }
 
-// LoadVision reads the tower's weights from a safetensors file in any supported naming.
-func LoadVision(m *Vision, path string, opt LoadOptions) error {
+// paramSpec is a parameter's name and shape: what matching a checkpoint needs.
+type paramSpec struct {
+	name  string
+	shape []int
+}
+
+// shapeList is a paramSet that records shapes instead of allocating, so a tower
+// can be checked against its configuration's bounds and a weights file first.
+type shapeList []paramSpec
+
+func (l *shapeList) param(name string, shape ...int) *autograd.Var {
+	*l = append(*l, paramSpec{name: name, shape: shape})
+	return nil
+}
+
+// count is the number of parameters, in int64 so that no declared size overflows.
+func (l shapeList) count() int64 {
+	var n int64
+	for _, p := range l {
+		k := int64(1)
+		for _, d := range p.shape {
+			k *= int64(d)
+		}
+		n += k
+	}
+	return n
+}
+
+func specsOf(params []*autograd.Var) shapeList {
+	l := make(shapeList, len(params))
+	for i, p := range params {
+		l[i] = paramSpec{name: p.Name, shape: p.Shape()}
+	}
+	return l
+}
+
+// openNamed opens a checkpoint and detects its naming.
+func openNamed(path string) (*safetensors.File, Naming, string, error) {
 	f, err := safetensors.Open(path)
+	if err != nil {
+		return nil, "", "", err
+	}
+	naming, prefix, err := DetectNaming(f.Names())
+	if err != nil {
+		f.Close()
+		return nil, "", "", fmt.Errorf("%s: %v", path, err)
+	}
+	return f, naming, prefix, nil
+}
+
+// CheckVision matches cfg's tower against the tensors in a weights file — every
+// size the configuration declares against the shapes the file holds — without
+// allocating the tower. Open calls it before NewVision, so a configuration whose
+// sizes the weights do not back is an error, not an allocation.
+func CheckVision(cfg Config, path string, opt LoadOptions) error {
+	cfg, err := cfg.resolved()
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	f, naming, prefix, err := openNamed(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	naming, prefix, err := DetectNaming(f.Names())
+	m := &Vision{Cfg: cfg}
+	var specs shapeList
+	m.build(&specs)
+	src, ignore, err := m.visionSources(naming, prefix, specs)
 	if err != nil {
 		return fmt.Errorf("%s: %v", path, err)
 	}
-	src, ignore, err := m.visionSources(naming, prefix)
+	_, err = match(f, path, specs, src, visionIgnore(naming, ignore), opt)
+	return err
+}
+
+// CheckText is CheckVision for the text tower.
+func CheckText(cfg TextConfig, path string, opt LoadOptions) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	f, naming, _, err := openNamed(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	t := &Text{Cfg: cfg}
+	var specs shapeList
+	t.build(&specs)
+	src, ignore, err := t.textSources(naming, specs)
 	if err != nil {
 		return fmt.Errorf("%s: %v", path, err)
 	}
+	_, err = match(f, path, specs, src, ignore, opt)
+	return err
+}
+
+func visionIgnore(naming Naming, ignore []string) []string {
 	if naming == NamingKadapt {
 		ignore = append(ignore, "text.", "head.", "adapt.", "optim.")
 	}
-	return load(f, path, m.params, src, ignore, opt)
+	return ignore
+}
+
+// LoadVision reads the tower's weights from a safetensors file in any supported naming.
+func LoadVision(m *Vision, path string, opt LoadOptions) error {
+	f, naming, prefix, err := openNamed(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	src, ignore, err := m.visionSources(naming, prefix, specsOf(m.params))
+	if err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	return load(f, path, m.params, src, visionIgnore(naming, ignore), opt)
 }
 
 // LoadText reads a CLIP text tower's weights.
 func LoadText(t *Text, path string, opt LoadOptions) error {
-	f, err := safetensors.Open(path)
+	f, naming, _, err := openNamed(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	naming, _, err := DetectNaming(f.Names())
-	if err != nil {
-		return fmt.Errorf("%s: %v", path, err)
-	}
-	src, ignore, err := t.textSources(naming)
+	src, ignore, err := t.textSources(naming, specsOf(t.params))
 	if err != nil {
 		return fmt.Errorf("%s: %v", path, err)
 	}
@@ -321,18 +414,40 @@ func HasTextTower(path string) (bool, error) {
 	return false, nil
 }
 
-// load copies every parameter from its source, collecting every missing key,
-// unexpected key and shape mismatch into one error naming the file.
+// load copies every parameter from its source after match has checked them all,
+// and refuses values that are not finite.
 func load(f *safetensors.File, path string, params []*autograd.Var, src map[string]source, ignore []string, opt LoadOptions) error {
+	srcs, err := match(f, path, specsOf(params), src, ignore, opt)
+	if err != nil {
+		return err
+	}
+	for i, p := range params {
+		s := srcs[i]
+		if s.key == "" {
+			continue
+		}
+		data, err := readSource(f, s)
+		if err != nil {
+			return fmt.Errorf("%s: %v", path, err)
+		}
+		if j := core.FirstNonFinite(data); j >= 0 {
+			return fmt.Errorf("%s: tensor %s: element %d is %v; a checkpoint with NaN or Inf weights makes every output NaN",
+				path, s.key, j, data[j])
+		}
+		p.Value.Backend().Upload(p.Value, data)
+	}
+	return nil
+}
+
+// match finds every parameter's source in f, collecting every missing key,
+// unexpected key and shape mismatch into one error naming the file. The result
+// holds each spec's source, or a zero source for parameters this naming lacks.
+func match(f *safetensors.File, path string, specs shapeList, src map[string]source, ignore []string, opt LoadOptions) ([]source, error) {
 	var missing, mismatched []string
 	used := map[string]bool{}
-	type job struct {
-		p *autograd.Var
-		s source
-	}
-	var jobs []job
-	for _, p := range params {
-		s, ok := src[p.Name]
+	out := make([]source, len(specs))
+	for i, p := range specs {
+		s, ok := src[p.name]
 		if !ok {
 			continue // not in this naming (e.g. a classifier the file has no need of)
 		}
@@ -342,23 +457,23 @@ func load(f *safetensors.File, path string, params []*autograd.Var, src map[stri
 			continue
 		}
 		used[s.key] = true
-		want := p.Shape().Size()
+		want := core.Shape(p.shape).Size()
 		got := 1
 		for _, d := range info.Shape {
 			got *= d
 		}
 		if s.rows != [2]int{} {
 			if len(info.Shape) == 0 || info.Shape[0] < s.rows[1] {
-				mismatched = append(mismatched, fmt.Sprintf("%s: shape %v has no rows %d:%d for %s", s.key, info.Shape, s.rows[0], s.rows[1], p.Name))
+				mismatched = append(mismatched, fmt.Sprintf("%s: shape %v has no rows %d:%d for %s", s.key, info.Shape, s.rows[0], s.rows[1], p.name))
 				continue
 			}
 			got = got / info.Shape[0] * (s.rows[1] - s.rows[0])
 		}
-		if got != want || !shapeCompatible(info.Shape, p.Shape(), s) {
-			mismatched = append(mismatched, fmt.Sprintf("%s: shape %v, want %v for %s", s.key, info.Shape, []int(p.Shape()), p.Name))
+		if got != want || !shapeCompatible(info.Shape, p.shape, s) {
+			mismatched = append(mismatched, fmt.Sprintf("%s: shape %v, want %v for %s", s.key, info.Shape, p.shape, p.name))
 			continue
 		}
-		jobs = append(jobs, job{p, s})
+		out[i] = s
 	}
 	var unexpected []string
 	if opt.Strict {
@@ -385,23 +500,22 @@ func load(f *safetensors.File, path string, params []*autograd.Var, src map[stri
 				return
 			}
 			fmt.Fprintf(&b, "\n  %s (%d):", title, len(items))
-			for _, it := range items {
+			// A config with hundreds of layers too many misses thousands of keys;
+			// the first ones say what is wrong.
+			const shown = 20
+			for _, it := range items[:min(len(items), shown)] {
 				fmt.Fprintf(&b, "\n    %s", it)
+			}
+			if len(items) > shown {
+				fmt.Fprintf(&b, "\n    … and %d more", len(items)-shown)
 			}
 		}
 		list("missing keys", missing)
 		list("shape mismatches", mismatched)
 		list("unexpected keys", unexpected)
-		return errors.New(b.String())
+		return nil, errors.New(b.String())
 	}
-	for _, j := range jobs {
-		data, err := readSource(f, j.s)
-		if err != nil {
-			return fmt.Errorf("%s: %v", path, err)
-		}
-		j.p.Value.Backend().Upload(j.p.Value, data)
-	}
-	return nil
+	return out, nil
 }
 
 // shapeCompatible allows the benign reshapes between conventions (timm's [1,1,W]

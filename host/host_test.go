@@ -86,6 +86,9 @@ func TestDryRunCountsThroughPlugins(t *testing.T) {
 
 func TestBadInputNamesTheCulprit(t *testing.T) {
 	dir := t.TempDir()
+	hugeLayers := filepath.Join(dir, "huge")
+	os.MkdirAll(hugeLayers, 0o755)
+	os.WriteFile(filepath.Join(hugeLayers, "config.json"), []byte(`{"model_type": "vit", "num_hidden_layers": 1e9}`), 0o644)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -95,6 +98,8 @@ func TestBadInputNamesTheCulprit(t *testing.T) {
 		{[]string{"run", "--plugin", "kadaptation", "--hp", "n=5", "--hp", "targets=q,zz", "--dry-run", "--backbone", "clip-vit-b32"}, "zz"},
 		{[]string{"run", "--plugin", "lora", "--optimizer", "adam", "--dry-run"}, "train.optimizer"},
 		{[]string{"run", "--plugin", "lora", "--dry-run", "--backbone", "vit-huge"}, `unknown backbone "vit-huge"`},
+		// 10⁹ layers were described to the plugin, one site each: out of memory.
+		{[]string{"run", "--plugin", "lora", "--dry-run", "--model", hugeLayers}, `"num_hidden_layers"`},
 	} {
 		out, err := host(t, dir, tc.args...)
 		if err == nil || !strings.Contains(out, tc.want) {

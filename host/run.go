@@ -149,13 +149,17 @@ func describedConfig(rc RunConfig) (backbones.Config, error) {
 		c, _, err := backbones.ReadHFConfig(rc.ModelConfig)
 		return c, err
 	case rc.Model != "":
+		w, werr := backbones.ResolveWeightsPath(rc.Model)
 		if p := filepath.Join(rc.Model, "config.json"); fileExists(p) {
 			c, _, err := backbones.ReadHFConfig(p)
-			return c, err
+			if err != nil || werr != nil {
+				return c, err // a folder with only a config describes the plan too
+			}
+			// The weights' header backs every size the plan is built on; no weights are read.
+			return c, backbones.CheckVision(c, w, backbones.LoadOptions{})
 		}
-		w, err := backbones.ResolveWeightsPath(rc.Model)
-		if err != nil {
-			return backbones.Config{}, err
+		if werr != nil {
+			return backbones.Config{}, werr
 		}
 		c, _, err := backbones.InferConfig(w)
 		return c, err
