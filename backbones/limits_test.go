@@ -139,9 +139,17 @@ func TestOpenChecksSizesAgainstWeights(t *testing.T) {
 		func(m map[string]any) { m["hidden_size"], m["intermediate_size"] = 4096.0, 16384.0 })
 	_, err = Open(cpu.New(), dir, OpenOptions{})
 	wantErrHas(t, err, "shape mismatches", "vision_model.embeddings.patch_embedding.weight")
-	// The unedited folder opens.
+	// The unedited folder opens, and so does a text tower with its projection
+	// (checked from shapes alone, where no projection tensor exists yet).
 	dir = hfFolder(t, "testdata/clip_vision_small.config.json", "testdata/clip_vision_small.safetensors", func(map[string]any) {})
 	if _, err := Open(cpu.New(), dir, OpenOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, tc, err := ReadHFConfig("testdata/clip_text_small/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckText(*tc, "testdata/clip_text_small/model.safetensors", LoadOptions{Strict: true}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -139,7 +139,7 @@ func (m *Vision) visionSources(naming Naming, prefix string, specs shapeList) (m
 		set("embed.pos", "pos_embed")
 		set("norm.weight", "norm.weight")
 		set("norm.bias", "norm.bias")
-		if m.Head != nil {
+		if m.Cfg.NumLabels > 0 {
 			set("head.weight", "head.weight")
 			set("head.bias", "head.bias")
 		} else {
@@ -165,7 +165,7 @@ func (m *Vision) visionSources(naming Naming, prefix string, specs shapeList) (m
 		set("embed.pos", "embeddings.position_embeddings")
 		set("norm.weight", "layernorm.weight")
 		set("norm.bias", "layernorm.bias")
-		if m.Head != nil {
+		if m.Cfg.NumLabels > 0 {
 			src["head.weight"] = source{key: "classifier.weight"}
 			src["head.bias"] = source{key: "classifier.bias"}
 		} else {
@@ -205,7 +205,7 @@ func (t *Text) textSources(naming Naming, specs shapeList) (map[string]source, [
 		set("text.pos", "text_model.embeddings.position_embedding.weight")
 		set("text.ln_final.weight", "text_model.final_layer_norm.weight")
 		set("text.ln_final.bias", "text_model.final_layer_norm.bias")
-		if t.Proj != nil {
+		if t.Cfg.EmbedDim > 0 {
 			set("text.proj", "text_projection.weight")
 		}
 		for i := range t.Blocks {
@@ -221,7 +221,7 @@ func (t *Text) textSources(naming Naming, specs shapeList) (map[string]source, [
 		set("text.pos", "positional_embedding")
 		set("text.ln_final.weight", "ln_final.weight")
 		set("text.ln_final.bias", "ln_final.bias")
-		if t.Proj != nil {
+		if t.Cfg.EmbedDim > 0 {
 			src["text.proj"] = source{key: "text_projection", transpose: true}
 		}
 		for i := range t.Blocks {
