@@ -205,6 +205,9 @@ func loadRunConfig(fs *pflag.FlagSet) (RunConfig, *koanf.Koanf, error) {
 	if err := rc.Train.Validate(); err != nil {
 		return RunConfig{}, nil, err
 	}
+	if err := checkRunID(rc.RunID); err != nil {
+		return RunConfig{}, nil, err
+	}
 	return rc, k, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/host/adapt"
 	"github.com/kadapt/kadapt/host/atomicfile"
+	"github.com/kadapt/kadapt/host/runlock"
 	"github.com/kadapt/kadapt/host/train"
 	"github.com/kadapt/kadapt/plugins/plan"
 )
@@ -67,19 +68,24 @@ func cmdRun(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *resume != "" {
-		raw, err := os.ReadFile(filepath.Join(*resume, "config.json"))
-		if err != nil {
-			return fmt.Errorf("--resume: %v", err)
-		}
-		rc = RunConfig{}
-		if err := json.Unmarshal(raw, &rc); err != nil {
-			return fmt.Errorf("--resume: %s: %v", filepath.Join(*resume, "config.json"), err)
-		}
-	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "host", Output: os.Stderr, Level: hclog.Info})
 	if *quiet || *jsonOut {
 		log.SetLevel(hclog.Warn)
+	}
+	var at runAt
+	if *resume != "" {
+		lock, err := lockRunDir(*resume, "host run --resume")
+		if err != nil {
+			return fmt.Errorf("--resume: %w", err)
+		}
+		defer lock.Release()
+		if rc, err = readRunConfig(*resume); err != nil {
+			return fmt.Errorf("--resume: %w", err)
+		}
+		at = runAt{Dir: *resume, Resume: hasCheckpoint(*resume), Lock: lock}
+		if !at.Resume {
+			log.Warn("no checkpoint yet: starting the run from the beginning", "dir", *resume)
+		}
 	}
 	meth, err := openMethod(rc, log)
 	if err != nil {
@@ -89,7 +95,7 @@ func cmdRun(args []string) error {
 	if *dryRun {
 		return dryRunPlan(rc, meth, *classes, *jsonOut)
 	}
-	s, err := runJob(rc, meth, log, *resume, *quiet || *jsonOut)
+	s, err := runJob(rc, meth, log, at, *quiet || *jsonOut)
 	if err != nil {
 		return err
 	}
@@ -241,7 +247,16 @@ func assemble(rc RunConfig, meth method, b core.Backend, mdl *backbones.Model, t
 	return out, nil
 }
 
-func runJob(rc RunConfig, meth method, log hclog.Logger, resumeDir string, quiet bool) (*Summary, error) {
+// runAt is where a run writes. A zero runAt makes a new run directory from the
+// configuration; otherwise Dir exists and the caller holds its Lock, and Resume says
+// whether it has a checkpoint to continue from (without one the run starts over in it).
+type runAt struct {
+	Dir    string
+	Resume bool
+	Lock   *runlock.Lock
+}
+
+func runJob(rc RunConfig, meth method, log hclog.Logger, at runAt, quiet bool) (*Summary, error) {
 	start := time.Now()
 	b, err := core.OpenBackend(rc.Device)
 	if err != nil {
@@ -258,7 +273,7 @@ func runJob(rc RunConfig, meth method, log hclog.Logger, resumeDir string, quiet
 	switch rc.Search {
 	case "":
 	case "paper":
-		if resumeDir != "" {
+		if at.Dir != "" {
 			break // the search ran before the run directory existed; its result is in config.json
 		}
 		if task.Val == nil {
@@ -285,11 +300,18 @@ func runJob(rc RunConfig, meth method, log hclog.Logger, resumeDir string, quiet
 	if err != nil {
 		return nil, err
 	}
-	dir := resumeDir
+	dir := at.Dir
 	if dir == "" {
 		if dir, err = newRunDir(rc); err != nil {
 			return nil, err
 		}
+		lock, err := lockRunDir(dir, "host run")
+		if err != nil {
+			return nil, err
+		}
+		defer lock.Release()
+	}
+	if !at.Resume {
 		if err := atomicfile.WriteJSON(filepath.Join(dir, "config.json"), rc); err != nil {
 			return nil, err
 		}
@@ -302,7 +324,7 @@ func runJob(rc RunConfig, meth method, log hclog.Logger, resumeDir string, quiet
 	if err := meth.Event("run_start", map[string]any{"run_dir": dir, "trainable_params": as.count}); err != nil {
 		log.Warn("plugin run_start event failed", "error", err)
 	}
-	res, err := train.Run(b, as.model, as.task, rc.Train, train.Options{Dir: dir, Resume: resumeDir != "", Progress: newProgress(log, quiet)})
+	res, err := train.Run(b, as.model, as.task, rc.Train, train.Options{Dir: dir, Resume: at.Resume, Progress: newProgress(log, quiet)})
 	if err != nil {
 		return nil, err
 	}
@@ -324,6 +346,9 @@ func runJob(rc RunConfig, meth method, log hclog.Logger, resumeDir string, quiet
 
 func newRunDir(rc RunConfig) (string, error) {
 	id := rc.RunID
+	if err := checkRunID(id); err != nil {
+		return "", err
+	}
 	if id == "" {
 		id = fmt.Sprintf("%s-%s-%s-s%d-f%d", time.Now().UTC().Format("20060102-150405"), rc.Plugin,
 			strings.ReplaceAll(rc.Data.Dataset, "/", "_"), rc.Train.Seed, rc.Data.FewShotSeed)

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/kadapt/kadapt/host/runlock"
+)
+
+// A run directory has one writer: `host run`, `host run --resume` and a sweep worker
+// all take its lock (host/runlock) before writing anything in it.
+
+// checkRunID refuses run ids that are not a single path element, so a run never
+// writes outside its runs directory.
+func checkRunID(id string) error {
+	if id == "" {
+		return nil
+	}
+	if id == "." || id == ".." || strings.ContainsAny(id, `/\`+"\x00") || filepath.Base(id) != id {
+		return usageErr("run_id %q: must be a single directory name (no '/', '\\\\', '.' or '..')", id)
+	}
+	return nil
+}
+
+// lockRunDir takes dir's writer lock and removes what an interrupted writer left
+// half-written (atomic writes' temporary files), which only a lock holder may do.
+func lockRunDir(dir, command string) (*runlock.Lock, error) {
+	if fi, err := os.Stat(dir); err != nil {
+		return nil, err
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("%s: not a run directory", dir)
+	}
+	lock, err := runlock.Acquire(dir, runlock.Options{Command: command})
+	if err != nil {
+		return nil, err
+	}
+	if err := removeTempFiles(dir); err != nil {
+		lock.Release()
+		return nil, err
+	}
+	return lock, nil
+}
+
+// removeTempFiles deletes the temporaries of host/atomicfile and the safetensors
+// writer (".NAME.tmp…", ".NAME.data-….tmp") that a killed writer left behind.
+func removeTempFiles(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		n := e.Name()
+		if e.Type().IsRegular() && strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp") {
+			if err := os.Remove(filepath.Join(dir, n)); err != nil && !os.IsNotExist(err) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func hasCheckpoint(dir string) bool { return fileExists(filepath.Join(dir, "checkpoint.safetensors")) }
+
+// readRunConfig reads the configuration a run directory was started with.
+func readRunConfig(dir string) (RunConfig, error) {
+	p := filepath.Join(dir, "config.json")
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		return RunConfig{}, err
+	}
+	var rc RunConfig
+	if err := json.Unmarshal(raw, &rc); err != nil {
+		return RunConfig{}, fmt.Errorf("%s: %v", p, err)
+	}
+	return rc, nil
+}
