@@ -323,4 +323,3 @@ func read(path string) (Holder, time.Time, error) {
 	}
 	return Holder{}, mod, lastErr
 }
-
