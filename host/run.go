@@ -18,6 +18,7 @@ import (
 	"github.com/kadapt/kadapt/host/atomicfile"
 	"github.com/kadapt/kadapt/host/runlock"
 	"github.com/kadapt/kadapt/host/train"
+	"github.com/kadapt/kadapt/plugins"
 	"github.com/kadapt/kadapt/plugins/plan"
 )
 
@@ -27,9 +28,18 @@ func init() {
 
 // Summary is the outcome of a run, printed and written to final.json.
 type Summary struct {
-	Plugin          string  `json:"plugin"`
-	Dataset         string  `json:"dataset"`
-	Backbone        string  `json:"backbone"`
+	Plugin        string `json:"plugin"`
+	PluginVersion string `json:"plugin_version,omitempty"`
+	// PluginBinarySHA256 tells apart builds of one plugin version whose code differs.
+	PluginBinarySHA256 string `json:"plugin_binary_sha256,omitempty"`
+	// HP is every hyperparameter of the plugin as the run used it, defaults included,
+	// so runs are grouped by what ran, not by what was typed.
+	HP       map[string]string `json:"hp,omitempty"`
+	Dataset  string            `json:"dataset"`
+	Backbone string            `json:"backbone"`
+	// BackboneSHA256 identifies the pretrained weights (the built-in backbone's too),
+	// so runs on different weights of one architecture are never pooled.
+	BackboneSHA256  string  `json:"backbone_sha256,omitempty"`
 	Metric          string  `json:"metric"`
 	Accuracy        float64 `json:"accuracy"` // the test score at the selected epoch, in percent
 	TrainableParams int64   `json:"trainable_params"`
@@ -266,6 +276,21 @@ func runJob(rc RunConfig, meth method, log hclog.Logger, at runAt, quiet bool) (
 	if err != nil {
 		return nil, err
 	}
+	// What final.json records to tell this experiment from others, known before training.
+	digest, err := weightsDigest(rc)
+	if err != nil {
+		return nil, err
+	}
+	hp, err := plugins.ParseValues(meth.Describe(), rc.HP)
+	if err != nil {
+		return nil, err
+	}
+	var pluginDigest string
+	if c, ok := meth.(*plugins.Client); ok {
+		if pluginDigest, err = fileDigest(c.Path); err != nil {
+			return nil, err
+		}
+	}
 	task, names, err := buildTask(rc, mdl, log)
 	if err != nil {
 		return nil, err
@@ -332,6 +357,7 @@ func runJob(rc RunConfig, meth method, log hclog.Logger, at runAt, quiet bool) (
 		Accuracy: 100 * res.Score, TrainableParams: as.count, HeadParams: as.headParams, Epoch: res.Epoch, Selection: res.Selection,
 		Seed: rc.Train.Seed, FewShotSeed: rc.Data.FewShotSeed, Shots: rc.Data.Shots, RunDir: dir, Seconds: time.Since(start).Seconds()}
 	s.PE = PE(s.Accuracy, s.TrainableParams)
+	s.PluginVersion, s.PluginBinarySHA256, s.HP, s.BackboneSHA256 = meth.Describe().Version, pluginDigest, hp.Raw(), digest
 	if err := atomicfile.WriteJSON(filepath.Join(dir, "final.json"), s); err != nil {
 		return nil, err
 	}

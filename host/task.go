@@ -1,7 +1,11 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 
 	"github.com/hashicorp/go-hclog"
@@ -25,6 +29,34 @@ func builtinConfig() (backbones.Config, error) {
 	defer cleanup()
 	c, _, err := backbones.InferConfig(path)
 	return c, err
+}
+
+// weightsDigest is the SHA-256 of the weights file the run loads (the built-in
+// backbone's embedded file when there is no --model).
+func weightsDigest(rc RunConfig) (string, error) {
+	if rc.Model == "" {
+		sum := sha256.Sum256(builtin.Bytes())
+		return hex.EncodeToString(sum[:]), nil
+	}
+	path, err := backbones.ResolveWeightsPath(rc.Model)
+	if err != nil {
+		return "", err
+	}
+	return fileDigest(path)
+}
+
+// fileDigest is the hex SHA-256 of a file's contents.
+func fileDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("%s: %v", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // loadRunModel loads --model, or the built-in backbone when none is given.
