@@ -417,10 +417,31 @@ func (p *product) packB(dst []float32, p0, kc, j0, nc int) {
 }
 
 // interleave writes dst[k·width+r] = src[r·ld+k] for r < rows ≤ width and k < kc:
-// it packs rows of a row-major matrix as the columns of a panel. Four rows at a time
-// turn the scattered single-element stores into runs of four, which made packing the
-// transposed operand of x·Wᵀ about twice as fast.
+// it packs rows of a row-major matrix as the columns of a panel, which is how the
+// transposed operand of x·Wᵀ and a non-transposed A are packed. Groups of eight rows
+// go through the 8×8 assembly transpose (a 14-row panel as rows 0–7 and 6–13, the
+// overlap written twice with the same values); the rest runs four rows at a time so
+// that single-element stores become runs of four.
 func interleave(dst []float32, width int, src []float32, ld, rows, kc int) {
+	if blocks := kc / 8; blocks > 0 && rows >= 8 && hasTranspose8() {
+		last := (blocks-1)*8*width + rows // bounds that the assembly relies on
+		_ = dst[last-1]
+		_ = src[(rows-1)*ld+blocks*8-1]
+		for r := 0; r < rows; r += 8 {
+			r = min(r, rows-8)
+			transpose8(&dst[r], width, &src[r*ld], ld, blocks)
+		}
+		if blocks*8 == kc {
+			return
+		}
+		k0 := blocks * 8
+		interleaveGo(dst[k0*width:], width, src[k0:], ld, rows, kc-k0)
+		return
+	}
+	interleaveGo(dst, width, src, ld, rows, kc)
+}
+
+func interleaveGo(dst []float32, width int, src []float32, ld, rows, kc int) {
 	r := 0
 	for ; r+4 <= rows; r += 4 {
 		s0 := src[r*ld : r*ld+kc]

@@ -10,6 +10,16 @@ func kernelAVX512(kc int, a, b, c *float32, ldc int, alpha, beta float32, accumu
 //go:noescape
 func kernelAVX2(kc int, a, b, c *float32, ldc int, alpha, beta float32, accumulate int)
 
+// transpose8 moves eight rows of 8·blocks floats into eight columns of a panel of the
+// given width: dst[(8b+k)·width + r] = src[r·ld + 8b + k].
+//
+//go:noescape
+func transpose8(dst *float32, width int, src *float32, ld int, blocks int)
+
+// hasTranspose8 reports whether transpose8 may run (it needs AVX, which every kernel
+// here implies).
+func hasTranspose8() bool { return active != nil }
+
 const (
 	idAVX512 = iota + 1
 	idAVX2
