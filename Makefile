@@ -31,8 +31,17 @@ test:
 fuzz-smoke:
 	GO=$(GO) tools/fuzz-smoke.sh
 
+# GEMM comparisons build with -tags openblas where the library is installed
+# (apt-get install libopenblas-dev), so OpenBLAS runs beside kadapt's kernels and gonum.
+OPENBLAS  := $(shell ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so ' && echo 1)
+GEMM_TAGS := $(if $(OPENBLAS),-tags openblas,)
+GEMM_ENV  := $(if $(OPENBLAS),CGO_ENABLED=1 CGO_LDFLAGS=-lopenblas,)
+
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2x ./core/... ./backbones/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2x $$($(GO) list ./core/... ./backbones/... | grep -v /gemm$$)
+	@echo "== GEMM on ViT-B/32's shapes, contenders alternating: GFLOP/s each and kadapt's speedup over the others$(if $(OPENBLAS),, (OpenBLAS not installed))"
+	$(GEMM_ENV) OPENBLAS_NUM_THREADS=1 $(GO) test $(GEMM_TAGS) -run '^$$' -bench 'ViTB32/.*/threads1' -benchtime 3x ./core/backend/cpu/gemm
+	$(GEMM_ENV) OPENBLAS_NUM_THREADS=2 $(GO) test $(GEMM_TAGS) -run '^$$' -bench 'ViTB32/.*/threads2' -benchtime 3x ./core/backend/cpu/gemm
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/kadapt/kadapt/backbones"
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
+	"github.com/kadapt/kadapt/core/backend/cpu"
 	"github.com/kadapt/kadapt/core/optim"
 	"github.com/kadapt/kadapt/host/adapt"
 	"github.com/kadapt/kadapt/host/train"
@@ -37,7 +39,7 @@ type deviceMemory interface {
 }
 
 func cmdBench(args []string) error {
-	fs := newFlags("bench", "bench [--device cpu|cuda] [--backbone clip-vit-b32] [--plugin lora] [--batch 8] [--steps 3]")
+	fs := newFlags("bench", "bench [--device cpu|cuda] [--backbone clip-vit-b32] [--plugin lora] [--batch 8] [--steps 3] [--cpuprofile FILE]")
 	device := fs.String("device", "cpu", "cpu, cuda or cuda:N")
 	backbone := fs.String("backbone", "clip-vit-b32", "architecture preset ("+presetNames()+")")
 	pluginName := fs.String("plugin", "lora", "method plugin")
@@ -45,6 +47,7 @@ func cmdBench(args []string) error {
 	steps := fs.Int("steps", 3, "timed steps after two warm-up steps")
 	classes := fs.Int("classes", 10, "head size")
 	precision := fs.String("precision", "fp32", "fp32, tf32 or bf16 (GPU backends)")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the measured steps (warm-up included) to this file, for `go tool pprof`")
 	profile := fs.Bool("profile", false, "time each kernel (waits after every launch, so throughput drops) and print where the time goes (GPU backends)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -174,7 +177,22 @@ func cmdBench(args []string) error {
 		}
 		return nil
 	}
-	fmt.Printf("device %s  backbone %s  plugin %s  batch %d  precision %s  trainable %d\n", b.Name(), cfg.Name, *pluginName, *batch, *precision, a.Count+int64(feat+1)*int64(*classes))
+	devName := b.Name()
+	if devName == "cpu" {
+		devName += " (gemm " + cpu.GEMM() + ")"
+	}
+	fmt.Printf("device %s  backbone %s  plugin %s  batch %d  precision %s  trainable %d\n", devName, cfg.Name, *pluginName, *batch, *precision, a.Count+int64(feat+1)*int64(*classes))
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile %s: %w", *cpuProfile, err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := measure("train", step); err != nil {
 		return err
 	}
