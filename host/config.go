@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kadapt/kadapt/host/train"
+	"github.com/kadapt/kadapt/plugins/plan"
 )
 
 // RunConfig is the effective configuration of `host run` (and of each run of a sweep).
@@ -36,10 +37,23 @@ type RunConfig struct {
 	RunsDir      string            `koanf:"runs_dir" json:"runs_dir"`
 	RunID        string            `koanf:"run_id" json:"run_id"`
 	Data         DataConfig        `koanf:"data" json:"data"`
+	Limits       LimitsConfig      `koanf:"limits" json:"limits"`
 	Train        train.Config      `koanf:"train" json:"train"`
 }
 
 // DataConfig selects the dataset and the few-shot protocol.
+// LimitsConfig bounds what a plugin's plan may make the host allocate (see
+// plan.Budget); a plan beyond them is refused before allocation, naming the limit.
+type LimitsConfig struct {
+	PlanParams    int64 `koanf:"plan_params" json:"plan_params"`
+	PlanMemoryMiB int64 `koanf:"plan_memory_mib" json:"plan_memory_mib"`
+}
+
+// budget is the plan budget the limits describe.
+func (l LimitsConfig) budget() plan.Budget {
+	return plan.Budget{Params: l.PlanParams, Bytes: l.PlanMemoryMiB << 20}
+}
+
 type DataConfig struct {
 	Dataset     string  `koanf:"dataset" json:"dataset"` // ELEVATER name, "mnist-demo" (built in), or empty for the default
 	Root        string  `koanf:"root" json:"root"`
@@ -65,6 +79,7 @@ func defaultRunConfig() map[string]any {
 		"train.warmup_epochs": 0, "train.step_every": 0, "train.step_gamma": 0.1, "train.clip_grad": 0.0,
 		"train.label_smoothing": 0.0, "train.select": "val", "train.patience": 0, "train.seed": 0,
 		"train.checkpoint_every": 1,
+		"limits.plan_params":     int(plan.DefaultBudget.Params), "limits.plan_memory_mib": int(plan.DefaultBudget.Bytes >> 20),
 	}
 }
 
@@ -81,6 +96,7 @@ var flagKeys = map[string]string{
 	"schedule": "train.schedule", "warmup-epochs": "train.warmup_epochs", "clip-grad": "train.clip_grad",
 	"label-smoothing": "train.label_smoothing", "select": "train.select", "patience": "train.patience",
 	"seed": "train.seed", "checkpoint-every": "train.checkpoint_every",
+	"plan-max-params": "limits.plan_params", "plan-max-memory-mib": "limits.plan_memory_mib",
 }
 
 // flagHelp says more than "sets key" where a flag's values need it.

@@ -47,7 +47,7 @@ func restoreRun(dir string) (*restoredRun, error) {
 	if r.model, err = loadRunModel(b, r.rc); err != nil {
 		return nil, err
 	}
-	if r.adapted, err = adapt.Compile(r.model.Vision, r.plan, r.rc.Train.Seed); err != nil {
+	if r.adapted, err = adapt.CompileWithin(r.model.Vision, r.plan, r.rc.Train.Seed, r.rc.Limits.budget()); err != nil {
 		return nil, err
 	}
 	ckpt := filepath.Join(dir, "checkpoint.safetensors")

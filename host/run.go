@@ -127,6 +127,7 @@ func dryRunPlan(rc RunConfig, meth method, classes int, jsonOut bool) error {
 	}
 	bb := plan.StandardViT(plan.ViTConfig{Name: cfg.Name, Layers: cfg.Layers, Width: cfg.Width, Heads: cfg.Heads,
 		MLPDim: cfg.MLPDim, Patch: cfg.PatchSize, Image: cfg.ImageSize, Channels: cfg.Channels, EmbedDim: cfg.EmbedDim})
+	bb.Budget = rc.Limits.budget()
 	p, err := meth.Plan(bb, rc.HP)
 	if err != nil {
 		return err
@@ -223,11 +224,13 @@ type assembled struct {
 
 func assemble(rc RunConfig, meth method, b core.Backend, mdl *backbones.Model, task train.Task, names []string, log hclog.Logger) (*assembled, error) {
 	vision := mdl.Vision
-	p, err := meth.Plan(adapt.Describe(vision), rc.HP)
+	bb := adapt.Describe(vision)
+	bb.Budget = rc.Limits.budget()
+	p, err := meth.Plan(bb, rc.HP)
 	if err != nil {
 		return nil, err
 	}
-	a, err := adapt.Compile(vision, p, rc.Train.Seed)
+	a, err := adapt.CompileWithin(vision, p, rc.Train.Seed, bb.Budget)
 	if err != nil {
 		return nil, err
 	}

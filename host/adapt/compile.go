@@ -61,9 +61,17 @@ type Adapted struct {
 	factored []factoredDelta
 }
 
-// Compile applies p to m. seed makes the parameters' initialisation reproducible.
+// Compile applies p to m within plan.DefaultBudget. seed makes the parameters'
+// initialisation reproducible.
 func Compile(m *backbones.Vision, p plan.Plan, seed uint64) (*Adapted, error) {
+	return CompileWithin(m, p, seed, plan.Budget{})
+}
+
+// CompileWithin is Compile with the plan's allocation bounded by budget (zero
+// fields: plan.DefaultBudget's), checked before any parameter is allocated.
+func CompileWithin(m *backbones.Vision, p plan.Plan, seed uint64, budget plan.Budget) (*Adapted, error) {
 	bb := Describe(m)
+	bb.Budget = budget
 	r, err := plan.Resolve(p, bb)
 	if err != nil {
 		return nil, err

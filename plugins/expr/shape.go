@@ -298,6 +298,22 @@ func toInt(v float64) (int, error) {
 	return int(v), nil
 }
 
+// constIn reports whether e is arithmetic over literals and the named constants.
+func constIn(e Expr, consts map[string]float64) bool {
+	switch n := e.(type) {
+	case *Number:
+		return true
+	case *Ident:
+		_, ok := consts[n.Name]
+		return ok
+	case *Unary:
+		return constIn(n.X, consts)
+	case *Binary:
+		return constIn(n.X, consts) && constIn(n.Y, consts)
+	}
+	return false
+}
+
 // constValue evaluates a constant expression: literals and the named constants.
 func constValue(e Expr, consts map[string]float64) (float64, error) {
 	switch n := e.(type) {
@@ -371,6 +387,13 @@ func infer(e Expr, vars map[string]Shape, consts map[string]float64) (Shape, err
 	case *Unary:
 		return infer(n.X, vars, consts)
 	case *Binary:
+		// Evaluation folds constant arithmetic: its failures (0/0, 1e300*1e300) must
+		// surface here, when the plan is validated, not when it is compiled.
+		if constIn(n, consts) {
+			if _, err := constValue(n, consts); err != nil {
+				return nil, err
+			}
+		}
 		x, err := infer(n.X, vars, consts)
 		if err != nil {
 			return nil, err

@@ -90,6 +90,9 @@ func TestInfer(t *testing.T) {
 		{src: "reshape(W, -1, -1)", err: "more than one"},
 		{src: "reshape(W, 0, 4)", err: "must be positive"},
 		{src: "reshape(W, in / 0, 2)", err: "division by zero"},
+		// Accepted by inference, refused by evaluation at compile time (found by FuzzParse).
+		{src: "W * (0 / 0)", err: "division by zero"},
+		{src: "W + 1e300 * 1e300 * in", err: "constant overflows"},
 		{src: "layer_norm(h, b, g)", err: "gamma"},
 		{src: "layer_norm(h, g, g, 0)", err: "eps"},
 		{src: "linear(x, A, bd)", err: "bias"},

@@ -89,6 +89,9 @@ type Backbone struct {
 	EmbedDim int         `json:"embed_dim"`
 	Sites    []Site      `json:"sites"`
 	Params   []ParamInfo `json:"params"`
+	// Budget bounds what plans for this backbone may allocate; zero fields mean
+	// DefaultBudget's. It is the host's setting and never sent to plugins.
+	Budget Budget `json:"-"`
 }
 
 // Site is a place in the backbone where edits attach.

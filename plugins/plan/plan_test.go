@@ -418,3 +418,40 @@ func TestFans(t *testing.T) {
 		}
 	}
 }
+
+// TestBudget: plans whose parameters each pass the shape limit but together (or
+// repeated per layer) need tens of gigabytes were allocated, an out-of-memory crash;
+// the budget refuses them before allocation, naming it and how to raise it.
+func TestBudget(t *testing.T) {
+	// One shared parameter of almost 2³¹ elements (8 GiB).
+	huge := Plan{Method: "huge", Version: "1", Trainable: TrainableSpec{Mode: TrainNone},
+		Params: []ParamSpec{shared("big", zeros, 768, 2796202)},
+		Edits:  []Edit{{Site: "blocks.0.attn.q", Kind: BiasDelta, Expr: "sum(big, 1)"}}}
+	// A 2³⁰-element parameter per layer: 12 of them.
+	perBlock := Plan{Method: "per-block", Version: "1", Trainable: TrainableSpec{Mode: TrainNone},
+		Params: []ParamSpec{perLayer("big", zeros, 768, 1<<20)},
+		Edits:  []Edit{{Site: "blocks.*.attn.q", Kind: BiasDelta, Expr: "sum(big, 1)"}}}
+	for _, p := range []Plan{huge, perBlock} {
+		err := Validate(p, vitB32)
+		if err == nil || !strings.Contains(err.Error(), "more than the budget of 268435456") ||
+			!strings.Contains(err.Error(), "--plan-max-params") || !strings.Contains(err.Error(), "MiB") {
+			t.Errorf("%s: %v; want the parameter and memory budgets named", p.Method, err)
+		}
+		// Raised, the same plan resolves (nothing is allocated by resolving).
+		bb := vitB32
+		bb.Budget = Budget{Params: 1 << 34, Bytes: 1 << 40}
+		if err := Validate(p, bb); err != nil {
+			t.Errorf("%s within a raised budget: %v", p.Method, err)
+		}
+	}
+	// Memory alone: trainable backbone weights need gradient and moments.
+	bb := vitB32
+	bb.Budget = Budget{Bytes: 100 << 20}
+	err := Validate(trainOnly(TrainableSpec{Mode: TrainAll}), bb)
+	if err == nil || !strings.Contains(err.Error(), "budget of 100 MiB") {
+		t.Errorf("full fine-tuning within 100 MiB: %v", err)
+	}
+	if err := Validate(lora(768, 8), vitB32); err != nil {
+		t.Errorf("LoRA within the default budget: %v", err)
+	}
+}

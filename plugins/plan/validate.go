@@ -22,6 +22,22 @@ const (
 	maxProblems = 50
 )
 
+// Budget bounds what a plan may make the host allocate, computed from the plan
+// before anything is: each shape is already bounded (expr.MaxElements), but a plan
+// of many such parameters, or a per-layer one repeated over every block, is not.
+type Budget struct {
+	// Params bounds the elements of all new parameter instances together.
+	Params int64
+	// Bytes bounds their float32 memory: values, and for trainable ones a gradient
+	// and two optimizer moments; unfrozen backbone parameters count their gradient
+	// and moments too.
+	Bytes int64
+}
+
+// DefaultBudget is far above any parameter-efficient method (a LoRA of rank 64 on
+// every linear of ViT-L is 19 M parameters) and fits a workstation.
+var DefaultBudget = Budget{Params: 1 << 28, Bytes: 16 << 30}
+
 // ValidationError lists every problem found in a plan.
 type ValidationError struct {
 	Method   string
@@ -286,9 +302,16 @@ func (v *validator) checkBackbone(bb Backbone) {
 	}
 }
 
-// Resolve validates p against bb and expands it. On any problem it returns a
-// *ValidationError listing them all.
+// Resolve validates p against bb and expands it, within bb.Budget. On any problem
+// it returns a *ValidationError listing them all.
 func Resolve(p Plan, bb Backbone) (*Resolved, error) {
+	budget := bb.Budget
+	if budget.Params <= 0 {
+		budget.Params = DefaultBudget.Params
+	}
+	if budget.Bytes <= 0 {
+		budget.Bytes = DefaultBudget.Bytes
+	}
 	v := &validator{}
 	method := p.Method
 	if method == "" {
@@ -524,6 +547,7 @@ func Resolve(p Plan, bb Backbone) (*Resolved, error) {
 	}
 
 	trainable := v.trainable(p.Trainable, bb)
+	v.checkBudget(instances, trainable, bb, budget)
 
 	if len(v.problems) > 0 {
 		return nil, &ValidationError{Method: method, Problems: v.problems}
@@ -549,6 +573,37 @@ func Resolve(p Plan, bb Backbone) (*Resolved, error) {
 		}
 	}
 	return r, nil
+}
+
+// checkBudget adds a problem when the plan's new parameters or their memory exceed
+// budget. Every shape is below expr.MaxElements and there are at most MaxParams
+// specs over a bounded number of blocks, so the sums cannot overflow int64.
+func (v *validator) checkBudget(instances []Instance, trainable []string, bb Backbone, budget Budget) {
+	const f32 = 4
+	var elems, bytes int64
+	for _, in := range instances {
+		n := size(in.Spec.Shape)
+		elems += n
+		bytes += f32 * n
+		if in.Spec.Trainable {
+			bytes += 3 * f32 * n // gradient, two moments
+		}
+	}
+	shapes := map[string][]int{}
+	for _, pi := range bb.Params {
+		shapes[pi.Name] = pi.Shape
+	}
+	for _, name := range trainable {
+		bytes += 3 * f32 * size(shapes[name])
+	}
+	if elems > budget.Params {
+		v.addf("the plan's parameters have %d elements over %d instances, more than the budget of %d (raise it with --plan-max-params or limits.plan_params)",
+			elems, len(instances), budget.Params)
+	}
+	if bytes > budget.Bytes {
+		v.addf("the plan needs about %d MiB for parameters, gradients and optimizer state, more than the budget of %d MiB (raise it with --plan-max-memory-mib or limits.plan_memory_mib)",
+			bytes>>20, budget.Bytes>>20)
+	}
 }
 
 func otherKind(k string) string {
