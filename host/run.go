@@ -52,6 +52,9 @@ type Summary struct {
 	Shots           int     `json:"shots"`
 	RunDir          string  `json:"run_dir"`
 	Seconds         float64 `json:"seconds"`
+	// Movement is the training diagnostic: per trainable group, its relative change
+	// and first and last gradient norms (train.Movement).
+	Movement *train.Movement `json:"movement,omitempty"`
 }
 
 // PE is the paper's performance-efficiency score: acc · exp(−log10(M/10⁸ + 1)) for M
@@ -361,6 +364,8 @@ func runJob(rc RunConfig, meth method, log hclog.Logger, at runAt, quiet bool) (
 		Seed: rc.Train.Seed, FewShotSeed: rc.Data.FewShotSeed, Shots: rc.Data.Shots, RunDir: dir, Seconds: time.Since(start).Seconds()}
 	s.PE = PE(s.Accuracy, s.TrainableParams)
 	s.PluginVersion, s.PluginBinarySHA256, s.HP, s.BackboneSHA256 = meth.Describe().Version, pluginDigest, hp.Raw(), digest
+	s.Movement = res.Movement
+	warnInert(log, res.Movement)
 	if err := atomicfile.WriteJSON(filepath.Join(dir, "final.json"), s); err != nil {
 		return nil, err
 	}
@@ -371,6 +376,16 @@ func runJob(rc RunConfig, meth method, log hclog.Logger, at runAt, quiet bool) (
 		log.Warn("plugin run_end event failed", "error", err)
 	}
 	return s, nil
+}
+
+// warnInert names every trainable group that did not move: a method whose parameters
+// are trainable in name only reports the accuracy of what did move.
+func warnInert(log hclog.Logger, m *train.Movement) {
+	for _, g := range m.Inert() {
+		log.Warn("a trainable parameter group did not move", "group", g.Group, "params", g.Params,
+			"rel_change", fmt.Sprintf("%.3g", g.RelChange), "threshold", train.MovedThreshold,
+			"grad_norm_first", fmt.Sprintf("%.3g", g.GradNormFirst), "grad_norm_last", fmt.Sprintf("%.3g", g.GradNormLast))
+	}
 }
 
 func newRunDir(rc RunConfig) (string, error) {

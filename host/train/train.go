@@ -116,6 +116,7 @@ type Result struct {
 	Selection string         `json:"selection"`
 	Val       float64        `json:"val"`
 	History   []EpochMetrics `json:"history"`
+	Movement  *Movement      `json:"movement"` // how far each trainable group moved (movement.go)
 }
 
 // Progress receives live updates; the host draws a bar or plain lines from them.
@@ -191,6 +192,8 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 	}
 	tp := autograd.NewTape(b)
 	steps := st.step
+	moves := newMovementTracker(b, params, steps)
+	defer moves.release()
 	for epoch := st.epoch; epoch < cfg.Epochs; epoch++ {
 		start := time.Now()
 		order := permutation(n, cfg.Seed, epoch)
@@ -232,6 +235,7 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 				loss = tp.CrossEntropy(logits, target, float32(cfg.LabelSmoothing))
 			}
 			tp.Backward(loss)
+			moves.afterBackward()
 			if cfg.ClipGrad > 0 {
 				optim.ClipGradNorm(b, params, float32(cfg.ClipGrad))
 			}
@@ -310,6 +314,7 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 			break
 		}
 	}
+	movement := moves.result() // the last step's weights, before the selected epoch's are restored
 	if cfg.Select != "best-test-epoch" && task.Test != nil {
 		st.restore(m)
 		test, err := Evaluate(b, m, task.Test, task, cfg.BatchSize)
@@ -323,7 +328,9 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 			}
 		}
 	}
-	return st.result(task.Metric, cfg.Select), nil
+	res := st.result(task.Metric, cfg.Select)
+	res.Movement = movement
+	return res, nil
 }
 
 // countCorrect counts the rows whose highest logit is the label.
