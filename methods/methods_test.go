@@ -62,3 +62,43 @@ func TestBadHyperparametersAreErrors(t *testing.T) {
 		t.Error("lora with an unknown target planned")
 	}
 }
+
+// KAdaptation's ablation keeps the per-layer bias alone (12·768 on ViT-B/32), and the
+// initialisations it offers keep the paper's count.
+func TestKAdaptationVariants(t *testing.T) {
+	bb := vitB32()
+	for _, tc := range []struct {
+		name string
+		edit func(*kadaptation.Config)
+		want int64 // 0: an error
+	}{
+		{"bias only", func(c *kadaptation.Config) { c.Kronecker = false }, 12 * 768},
+		{"paper init", func(c *kadaptation.Config) { c.Init = kadaptation.InitPaper }, 50176},
+		{"released init", func(c *kadaptation.Config) { c.Init = kadaptation.InitReleased; c.Scale = 160 }, 50176},
+		{"nothing to adapt", func(c *kadaptation.Config) { c.Kronecker, c.Bias = false, false }, 0},
+		{"unknown init", func(c *kadaptation.Config) { c.Init = "xavier" }, 0},
+		{"balanced init without std", func(c *kadaptation.Config) { c.Std = 0 }, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := kadaptation.Default()
+			tc.edit(&c)
+			p, err := kadaptation.Plan(bb, c)
+			if tc.want == 0 {
+				if err == nil {
+					t.Fatal("planned")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := plan.CountTrainable(p, bb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Fatalf("%d trainable parameters, want %d", got, tc.want)
+			}
+		})
+	}
+}

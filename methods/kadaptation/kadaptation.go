@@ -4,24 +4,80 @@
 //	ΔW = s · Σ_{i=1..n} A_i ⊗ B_i
 //
 // with slow weights A_i = a_i b_iᵀ (n×n, rank 1) shared by all layers (one set for q,
-// one for v) and fast weights B_i = u_i v_iᵀ (m×m, rank 1, width = n·m) per layer and
+// one for v) and fast weights B_i = u_i v_iᵀ (m×m, rank 1, width d = n·m) per layer and
 // projection, plus one bias vector per layer added to the query projection's output.
 // On ViT-B/32 (n = 32, m = 24) that is 12·(4·32·24 + 768) + 4·32·32 = 50,176
 // trainable parameters.
 //
-// Initialisation departs from the released code on purpose: there u and v both start
-// at zero, which gives u, v and the slow weights zero gradient forever (ΔW stays 0
-// and only the bias and head learn). Here u ~ N(0, 0.02²) and v = 0, so ΔW starts at
-// exactly zero but learns from the first step, as LoRA's A/B init does; a and b are
-// U(−0.01, 0.01) as in the paper. The value path has its own fast weights (the
-// released code reuses the query's), and the update is a plain [out, in] weight
-// delta, so no reshape can mix heads, tokens and batch.
+// # Why the paper's initialisation does not train, and the one used here
+//
+// By the mixed-product rule ΔW is a rank-n product of two thin factors:
+//
+//	ΔW = s · Σ_i (a_i ⊗ u_i)(b_i ⊗ v_i)ᵀ = s · U Vᵀ,   U_i = a_i ⊗ u_i,  V_i = b_i ⊗ v_i.
+//
+// An SGD step of learning rate η lowers the loss, to first order, by η·‖∇_θ L‖²: the
+// squared gradient norm is a method's speed. With v = 0 (so ΔW = 0) only v has a
+// gradient; for G = ∂L/∂ΔW [d, d], ∂L/∂v_i = s·(b_iᵀ ⊗ I_m)·Gᵀ·U_i, and for factors in
+// general position (each of the n terms contributes m/d² of the product of norms)
+//
+//	‖∇_v L‖² = Σ_i ‖∂L/∂v_i‖² ≈ s² · ‖b_i‖² · ‖U_i‖² · ‖G‖² / d.
+//
+// LoRA (ΔW = c·B·A, c = α/r, A ~ N(0, σ²) of shape [r, d], B = 0) has
+// ‖∇_B L‖² = c²·‖G·Aᵀ‖² ≈ c²·r·σ²·‖G‖². The paper's a, b ~ U(±0.01) give
+// ‖a_i‖² = ‖b_i‖² = n·0.01²/3; with u ~ N(0, 0.02²), s = 1, n = 32, m = 24 and d = 768
+// KAdaptation's speed is 1e-11 of LoRA's (r = 4, α = 128, σ = 0.02), and s = 160, the
+// released code's scale, leaves 2e-7: v stays ~1e-7, ΔW contributes nothing, and a,
+// b and u, whose gradients are proportional to v, never move. The released code
+// starts u at zero too, which makes every gradient exactly zero.
+//
+// The default initialisation ("balanced") makes the speeds equal:
+//
+//	a_i, b_i ~ U(±√(3/n))   unit expected norm
+//	u_i ~ N(0, n·σ²)        so U_i = a_i ⊗ u_i has entries of variance σ² (‖U_i‖² = σ²·d), like LoRA's A
+//	v_i = 0                 so ΔW = 0 at the start, like LoRA's B
+//	s = α/√r = 64           so s²·σ² = c²·r·σ²: LoRA's speed for the paper's LoRA (α = 128, r = 4)
+//
+// (s = α/r = 32 would match LoRA per trainable direction, but v has d entries per
+// layer where B has r·d.) Once v is non-zero the other factors learn as LoRA's A
+// does once B has grown: their gradients are proportional to ‖v_i‖. The shapes, the
+// sharing (slow weights across layers, fast weights per layer) and the count are the
+// paper's; only the scales of the initial values and of s differ. A
+// reparametrisation rather than per-group learning rates keeps the plan's schema and
+// the host's optimizer untouched. On the demo the first step's ‖∇‖² over v is 0.26 at
+// s = 32 against LoRA's 1.09 over B (the diagnostic's grad_norm_first), as the
+// formulas predict (a ratio of 1/r).
+//
+// The paper's and the released code's settings stay reachable: --hp init=paper is
+// a, b ~ U(±0.01), u ~ N(0, 0.02²), v = 0 (kadapt's first version: ΔW learns in
+// principle but, as derived above, not in practice); --hp init=released is
+// a, b ~ U(±0.01), u = v = 0 (the released code: ΔW ≡ 0 forever); add
+// --hp scale=160 for the released code's s = α/r·5. --hp kronecker=false drops ΔW
+// and keeps the per-layer bias alone, the ablation that says what the Kronecker
+// update adds.
+//
+// Two further departures from the released code: the value path has its own fast
+// weights (the released code reuses the query's), and the update is a plain
+// [out, in] weight delta, so no reshape can mix heads, tokens and batch.
 package kadaptation
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/kadapt/kadapt/plugins/plan"
+)
+
+// Initialisations (see the package documentation).
+const (
+	InitBalanced = "balanced"
+	InitPaper    = "paper"
+	InitReleased = "released"
+)
+
+// The paper's values, used by InitPaper and InitReleased.
+const (
+	paperSlowLim = 0.01
+	paperFastStd = 0.02
 )
 
 // Config is KAdaptation's hyperparameters.
@@ -29,16 +85,39 @@ type Config struct {
 	N       int      // Kronecker factors; must divide the width
 	Scale   float64  // s
 	Targets []string // projections among q, k, v, out
-	FastStd float64  // u's init std
-	SlowLim float64  // a, b ~ U(-SlowLim, SlowLim)
-	Bias    bool     // the per-layer bias on the first target's output
+	Init    string   // InitBalanced, InitPaper or InitReleased
+	// Std is σ for InitBalanced: the standard deviation of U = a ⊗ u's entries
+	// (LoRA's A has N(0, σ²) entries).
+	Std       float64
+	Kronecker bool // the Kronecker update ΔW; false keeps only the bias (the ablation)
+	Bias      bool // the per-layer bias on the first target's output
 }
 
-// Default is the paper's setting. The scale is 1, not the released code's 160
-// (α/r·5): with SGD at the paper's learning rates, 160 makes the slow weights' first
-// updates dominate ΔW; choose it with --hp scale=… to reproduce the code.
+// Default is the paper's method with the balanced initialisation.
 func Default() Config {
-	return Config{N: 32, Scale: 1, Targets: []string{"q", "v"}, FastStd: 0.02, SlowLim: 0.01, Bias: true}
+	return Config{N: 32, Scale: 64, Targets: []string{"q", "v"}, Init: InitBalanced, Std: 0.02, Kronecker: true, Bias: true}
+}
+
+// inits returns the initialisers of a, b (slow), u and v (fast) and a note on them.
+func (c Config) inits() (slow, fastU, fastV plan.Init, note string, err error) {
+	zeros := plan.Init{Kind: plan.Zeros}
+	switch c.Init {
+	case InitBalanced:
+		if !(c.Std > 0) {
+			return slow, fastU, fastV, "", fmt.Errorf("std = %g must be positive", c.Std)
+		}
+		lim := math.Sqrt(3 / float64(c.N))
+		stdU := math.Sqrt(float64(c.N)) * c.Std
+		return plan.Init{Kind: plan.Uniform, Low: -lim, High: lim}, plan.Init{Kind: plan.Normal, Std: stdU}, zeros,
+			fmt.Sprintf("balanced init: a, b ~ U(±%.4g) (unit norm), u ~ N(0, %.4g²) (a⊗u entries of std %g), v = 0", lim, stdU, c.Std), nil
+	case InitPaper:
+		return plan.Init{Kind: plan.Uniform, Low: -paperSlowLim, High: paperSlowLim}, plan.Init{Kind: plan.Normal, Std: paperFastStd}, zeros,
+			fmt.Sprintf("paper init: a, b ~ U(±%g), u ~ N(0, %g²), v = 0 (ΔW learns 1e-11 as fast as LoRA)", paperSlowLim, paperFastStd), nil
+	case InitReleased:
+		return plan.Init{Kind: plan.Uniform, Low: -paperSlowLim, High: paperSlowLim}, zeros, zeros,
+			fmt.Sprintf("released code's init: a, b ~ U(±%g), u = v = 0 (ΔW never learns)", paperSlowLim), nil
+	}
+	return slow, fastU, fastV, "", fmt.Errorf("init %q: want %s, %s or %s", c.Init, InitBalanced, InitPaper, InitReleased)
 }
 
 // Plan builds KAdaptation's plan for bb.
@@ -47,11 +126,24 @@ func Plan(bb plan.Backbone, c Config) (plan.Plan, error) {
 	if c.N <= 0 || w%c.N != 0 {
 		return plan.Plan{}, fmt.Errorf("n = %d must be a positive divisor of the backbone width %d", c.N, w)
 	}
+	if !c.Kronecker && !c.Bias {
+		return plan.Plan{}, fmt.Errorf("kronecker=false and bias=false leave nothing to adapt (that is the linearprobe plugin)")
+	}
+	if len(c.Targets) == 0 {
+		return plan.Plan{}, fmt.Errorf("targets is empty")
+	}
+	slow, fastU, fastV, initNote, err := c.inits()
+	if err != nil {
+		return plan.Plan{}, err
+	}
 	m := w / c.N
-	p := plan.Plan{Method: "kadaptation", Version: "1", Trainable: plan.TrainableSpec{Mode: plan.TrainNone},
-		Notes: fmt.Sprintf("ΔW = %g·Σ_{i<%d} (a_i b_iᵀ) ⊗ (u_i v_iᵀ) on %v; a, b ~ U(±%g) shared across layers; u ~ N(0, %g²), v = 0 per layer (so ΔW = 0 at start yet learns)",
-			c.Scale, c.N, c.Targets, c.SlowLim, c.FastStd)}
-	slow := plan.Init{Kind: plan.Uniform, Low: -c.SlowLim, High: c.SlowLim}
+	p := plan.Plan{Method: "kadaptation", Version: "2", Trainable: plan.TrainableSpec{Mode: plan.TrainNone}}
+	if c.Kronecker {
+		p.Notes = fmt.Sprintf("ΔW = %g·Σ_{i<%d} (a_i b_iᵀ) ⊗ (u_i v_iᵀ) on %v; a, b shared across layers, u, v per layer; %s",
+			c.Scale, c.N, c.Targets, initNote)
+	} else {
+		p.Notes = fmt.Sprintf("ablation: the per-layer bias on %s alone, no Kronecker update", c.Targets[0])
+	}
 	for i, t := range c.Targets {
 		switch t {
 		case "q", "k", "v", "out":
@@ -59,13 +151,15 @@ func Plan(bb plan.Backbone, c Config) (plan.Plan, error) {
 			return plan.Plan{}, fmt.Errorf("unknown KAdaptation target %q (want q, k, v or out)", t)
 		}
 		pre := t + "."
-		p.Params = append(p.Params,
-			plan.ParamSpec{Name: pre + "slow.a", Shape: []int{c.N, c.N, 1}, Init: slow, Scope: plan.Shared, Trainable: true},
-			plan.ParamSpec{Name: pre + "slow.b", Shape: []int{c.N, 1, c.N}, Init: slow, Scope: plan.Shared, Trainable: true},
-			plan.ParamSpec{Name: pre + "fast.u", Shape: []int{c.N, m, 1}, Init: plan.Init{Kind: plan.Normal, Std: c.FastStd}, Scope: plan.PerLayer, Trainable: true},
-			plan.ParamSpec{Name: pre + "fast.v", Shape: []int{c.N, 1, m}, Init: plan.Init{Kind: plan.Zeros}, Scope: plan.PerLayer, Trainable: true})
-		p.Edits = append(p.Edits, plan.Edit{Site: "blocks.*.attn." + t, Kind: plan.WeightDelta,
-			Expr: fmt.Sprintf("%g * kron_sum(matmul(%sslow.a, %sslow.b), matmul(%sfast.u, %sfast.v))", c.Scale, pre, pre, pre, pre)})
+		if c.Kronecker {
+			p.Params = append(p.Params,
+				plan.ParamSpec{Name: pre + "slow.a", Shape: []int{c.N, c.N, 1}, Init: slow, Scope: plan.Shared, Trainable: true},
+				plan.ParamSpec{Name: pre + "slow.b", Shape: []int{c.N, 1, c.N}, Init: slow, Scope: plan.Shared, Trainable: true},
+				plan.ParamSpec{Name: pre + "fast.u", Shape: []int{c.N, m, 1}, Init: fastU, Scope: plan.PerLayer, Trainable: true},
+				plan.ParamSpec{Name: pre + "fast.v", Shape: []int{c.N, 1, m}, Init: fastV, Scope: plan.PerLayer, Trainable: true})
+			p.Edits = append(p.Edits, plan.Edit{Site: "blocks.*.attn." + t, Kind: plan.WeightDelta,
+				Expr: fmt.Sprintf("%g * kron_sum(matmul(%sslow.a, %sslow.b), matmul(%sfast.u, %sfast.v))", c.Scale, pre, pre, pre, pre)})
+		}
 		if i == 0 && c.Bias {
 			p.Params = append(p.Params, plan.ParamSpec{Name: "bias", Shape: []int{w}, Init: plan.Init{Kind: plan.Zeros}, Scope: plan.PerLayer, Trainable: true})
 			p.Edits = append(p.Edits, plan.Edit{Site: "blocks.*.attn." + t, Kind: plan.BiasDelta, Expr: "bias"})
