@@ -42,7 +42,21 @@ type FetchOptions struct {
 	// Attempts bounds the requests per file; a dropped connection is resumed where
 	// it broke. 0 means 5.
 	Attempts int
+	// Insecure allows plain http. Without it only https is fetched, redirects
+	// included: checksums are optional, so transport security is what stops a
+	// network attacker from substituting data.
+	Insecure bool
+	// MaxBytes caps a file whose size is not known in advance (no size in the file
+	// list); 0 means DefaultMaxBytes. The MANIFEST is capped at maxManifestBytes.
+	MaxBytes int64
 }
+
+// DefaultMaxBytes caps a download of unknown size: above ELEVATER's largest
+// archives, below a disk filled by a server that never stops sending.
+const DefaultMaxBytes = 64 << 30
+
+// maxManifestBytes caps the file list, a few lines per file.
+const maxManifestBytes = 16 << 20
 
 // ManifestName is the file list Fetch reads when FetchOptions.Files is empty.
 const ManifestName = "MANIFEST"
@@ -75,11 +89,16 @@ func Fetch(ctx context.Context, name, root string, opt FetchOptions) error {
 	if err != nil {
 		return fmt.Errorf("datasets: base URL: %w", err)
 	}
+	if err := checkScheme(u, opt.Insecure); err != nil {
+		return err
+	}
 	dir := filepath.Join(root, name)
 	files := opt.Files
 	if len(files) == 0 {
 		manifest := filepath.Join(dir, ManifestName)
-		if err := FetchFile(ctx, u.JoinPath(name, ManifestName).String(), manifest, File{}, opt); err != nil {
+		mopt := opt
+		mopt.MaxBytes = maxManifestBytes
+		if err := FetchFile(ctx, u.JoinPath(name, ManifestName).String(), manifest, File{}, mopt); err != nil {
 			return fmt.Errorf("%w (kadapt has no built-in file list for %s: give the files explicitly, or serve a %s)", err, name, ManifestName)
 		}
 		if files, err = ReadManifest(manifest); err != nil {
@@ -136,12 +155,34 @@ func ReadManifest(path string) ([]File, error) {
 
 // FetchFile downloads rawURL to dest as Fetch does for each file; want carries
 // the expected size and SHA-256 (either may be unknown).
+//
+// A file already at dest is kept only if it matches what is known of it: its size,
+// and its pinned SHA-256, which is checked every time. A file that does not match
+// is refused, never deleted: the error names both checksums and says to remove it.
 func FetchFile(ctx context.Context, rawURL, dest string, want File, opt FetchOptions) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return fmt.Errorf("datasets: %s: %w", redact(rawURL), redactErr(err))
+	}
+	if err := checkScheme(u, opt.Insecure); err != nil {
+		return err
+	}
 	if fi, err := os.Stat(dest); err == nil {
-		if want.Size == 0 || fi.Size() == want.Size {
+		if want.Size != 0 && fi.Size() != want.Size {
+			return fmt.Errorf("datasets: %s exists with %d bytes, want %d; remove it to download again", dest, fi.Size(), want.Size)
+		}
+		if want.SHA256 == "" {
 			return nil
 		}
-		return fmt.Errorf("datasets: %s exists with %d bytes, want %d; remove it to download again", dest, fi.Size(), want.Size)
+		sum, _, err := sha256File(dest)
+		if err != nil {
+			return err
+		}
+		if !strings.EqualFold(sum, want.SHA256) {
+			return fmt.Errorf("datasets: %s exists but its SHA-256 is %s, want %s (changed or corrupt); remove it to download again",
+				dest, sum, strings.ToLower(want.SHA256))
+		}
+		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 		return fmt.Errorf("datasets: %w", err)
@@ -150,15 +191,39 @@ func FetchFile(ctx context.Context, rawURL, dest string, want File, opt FetchOpt
 	if client == nil {
 		client = http.DefaultClient
 	}
+	if !opt.Insecure {
+		// A redirect to plain http would undo the scheme check.
+		c := *client
+		next := c.CheckRedirect
+		c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+			if err := checkScheme(req.URL, false); err != nil {
+				return err
+			}
+			if next != nil {
+				return next(req, via)
+			}
+			if len(via) >= 10 {
+				return errors.New("stopped after 10 redirects")
+			}
+			return nil
+		}
+		client = &c
+	}
+	limit := want.Size
+	if limit <= 0 {
+		limit = opt.MaxBytes
+		if limit <= 0 {
+			limit = DefaultMaxBytes
+		}
+	}
 	attempts := opt.Attempts
 	if attempts <= 0 {
 		attempts = 5
 	}
 	d := &download{
 		ctx: ctx, client: client, url: rawURL, shown: redact(rawURL), part: dest + ".part",
-		want: want, progress: newProgress(opt.Progress, filepath.Base(dest)),
+		want: want, limit: limit, progress: newProgress(opt.Progress, filepath.Base(dest)),
 	}
-	var err error
 	for try := 1; try <= attempts; try++ {
 		var progressed bool
 		progressed, err = d.attempt()
@@ -197,6 +262,7 @@ type download struct {
 	shown    string // url without its query, which may hold an access signature
 	part     string
 	want     File
+	limit    int64 // the most bytes the file may have
 	total    int64 // -1 while unknown
 	progress *progress
 }
@@ -267,6 +333,10 @@ func (d *download) attempt() (progressed bool, err error) {
 	if d.want.Size > 0 && d.total >= 0 && d.total != d.want.Size {
 		return false, fmt.Errorf("datasets: %s: server reports %d bytes, want %d: %w", d.shown, d.total, d.want.Size, errPermanent)
 	}
+	if d.total > d.limit {
+		return false, fmt.Errorf("datasets: %s: server reports %d bytes, more than the cap of %d (raise it with --max-bytes): %w",
+			d.shown, d.total, d.limit, errPermanent)
+	}
 	if d.total < 0 && d.want.Size > 0 {
 		d.total = d.want.Size
 	}
@@ -275,9 +345,18 @@ func (d *download) attempt() (progressed bool, err error) {
 		return false, fmt.Errorf("datasets: %w", err)
 	}
 	d.progress.start(have, d.total)
-	n, copyErr := io.Copy(f, io.TeeReader(resp.Body, d.progress))
+	// One byte beyond the cap is read to tell "exactly at the cap" from "over it".
+	n, copyErr := io.Copy(f, io.TeeReader(io.LimitReader(resp.Body, d.limit-have+1), d.progress))
 	syncErr := f.Sync()
 	closeErr := f.Close()
+	if have+n > d.limit {
+		err := fmt.Errorf("datasets: %s: more than %d bytes arrived, the cap for this file (raise it with --max-bytes): %w",
+			d.shown, d.limit, errPermanent)
+		if rmErr := os.Remove(d.part); rmErr != nil {
+			err = errors.Join(err, rmErr)
+		}
+		return true, err
+	}
 	if copyErr != nil {
 		return n > 0, fmt.Errorf("datasets: %s: after %d bytes: %w", d.shown, have+n, redactErr(copyErr))
 	}
@@ -293,17 +372,10 @@ func (d *download) attempt() (progressed bool, err error) {
 // verify checks the finished .part against the expected size and SHA-256 and
 // deletes it when it does not match, so the next try starts clean.
 func (d *download) verify() error {
-	f, err := os.Open(d.part)
+	sum, n, err := sha256File(d.part)
 	if err != nil {
-		return fmt.Errorf("datasets: %w", err)
+		return err
 	}
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("datasets: %s: %w", d.part, err)
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
 	var bad error
 	switch {
 	case d.want.Size > 0 && n != d.want.Size:
@@ -318,6 +390,35 @@ func (d *download) verify() error {
 		return bad
 	}
 	return nil
+}
+
+// sha256File returns a file's SHA-256 in hex and its length.
+func sha256File(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, fmt.Errorf("datasets: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, fmt.Errorf("datasets: %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// checkScheme refuses anything but https, and plain http unless insecure is set.
+func checkScheme(u *url.URL, insecure bool) error {
+	switch {
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && insecure:
+		return nil
+	case u.Scheme == "http":
+		return fmt.Errorf("datasets: %s: plain http is refused (anyone on the path can change the data); use https, or pass --insecure: %w",
+			redact(u.String()), errPermanent)
+	}
+	return fmt.Errorf("datasets: %s: unsupported URL scheme %q (want https): %w", redact(u.String()), u.Scheme, errPermanent)
 }
 
 // parseContentRange reads "bytes start-end/total"; total is -1 for "*".

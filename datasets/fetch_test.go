@@ -104,12 +104,12 @@ func TestFetchResumesDroppedConnection(t *testing.T) {
 		},
 		dropAfter: map[string]int{"/base/mnist/train.zip": 100 << 10},
 	}
-	ts := httptest.NewServer(srv)
+	ts := httptest.NewTLSServer(srv)
 	defer ts.Close()
 	files := []File{{Path: "labels.txt"}, {Path: "train.txt"}, {Path: "train.zip", Size: int64(len(zipData)), SHA256: sha(zipData)}}
 	root := t.TempDir()
 	var progress bytes.Buffer
-	err := Fetch(context.Background(), "mnist", root, FetchOptions{BaseURL: ts.URL + "/base?sig=secret", Progress: &progress, Files: files})
+	err := Fetch(context.Background(), "mnist", root, FetchOptions{Client: ts.Client(), BaseURL: ts.URL + "/base?sig=secret", Progress: &progress, Files: files})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestFetchResumesDroppedConnection(t *testing.T) {
 
 	// A second run finds everything in place and asks for nothing.
 	before := len(srv.log())
-	if err := Fetch(context.Background(), "mnist", root, FetchOptions{BaseURL: ts.URL + "/base?sig=secret", Files: files}); err != nil {
+	if err := Fetch(context.Background(), "mnist", root, FetchOptions{Client: ts.Client(), BaseURL: ts.URL + "/base?sig=secret", Files: files}); err != nil {
 		t.Fatal(err)
 	}
 	if after := len(srv.log()); after != before {
@@ -182,13 +182,13 @@ func TestFetchFile(t *testing.T) {
 			if tt.drop > 0 {
 				srv.dropAfter["/f.bin"] = tt.drop
 			}
-			ts := httptest.NewServer(srv)
+			ts := httptest.NewTLSServer(srv)
 			defer ts.Close()
 			dest := filepath.Join(t.TempDir(), "sub", "f.bin")
 			if tt.part != nil {
 				writeFile(t, dest+".part", tt.part)
 			}
-			if err := FetchFile(context.Background(), ts.URL+"/f.bin", dest, tt.want, FetchOptions{}); err != nil {
+			if err := FetchFile(context.Background(), ts.URL+"/f.bin", dest, tt.want, FetchOptions{Client: ts.Client()}); err != nil {
 				t.Fatal(err)
 			}
 			if got, err := os.ReadFile(dest); err != nil || !bytes.Equal(got, data) {
@@ -221,10 +221,10 @@ func TestFetchFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := &blobServer{files: map[string][]byte{"/f.bin": data}}
-			ts := httptest.NewServer(srv)
+			ts := httptest.NewTLSServer(srv)
 			defer ts.Close()
 			dest := filepath.Join(t.TempDir(), "f.bin")
-			err := FetchFile(context.Background(), ts.URL+tt.path+"?sig=secret", dest, tt.want, FetchOptions{Attempts: 3})
+			err := FetchFile(context.Background(), ts.URL+tt.path+"?sig=secret", dest, tt.want, FetchOptions{Client: ts.Client(), Attempts: 3})
 			wantErr(t, err, tt.errHas...)
 			if err != nil && strings.Contains(err.Error(), "secret") {
 				t.Errorf("error %q shows the URL query", err)
@@ -243,13 +243,13 @@ func TestFetchFailures(t *testing.T) {
 	// A wrong-sized file at the final path is reported, not overwritten.
 	dest := filepath.Join(t.TempDir(), "f.bin")
 	writeFile(t, dest, []byte("short"))
-	err := FetchFile(context.Background(), "http://127.0.0.1:1/unused", dest, File{Size: 4096}, FetchOptions{})
+	err := FetchFile(context.Background(), "https://127.0.0.1:1/unused", dest, File{Size: 4096}, FetchOptions{})
 	wantErr(t, err, "exists with 5 bytes, want 4096")
 
 	// Cancellation stops the retries.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err = FetchFile(ctx, "http://127.0.0.1:1/unused", filepath.Join(t.TempDir(), "g"), File{}, FetchOptions{Attempts: 50})
+	err = FetchFile(ctx, "https://127.0.0.1:1/unused", filepath.Join(t.TempDir(), "g"), File{}, FetchOptions{Attempts: 50})
 	wantErr(t, err, "canceled")
 }
 
@@ -278,10 +278,10 @@ func TestFetchWithManifest(t *testing.T) {
 		"/rendered-sst2/test.txt":        index,
 		"/rendered-sst2/data/images.zip": zipData,
 	}}
-	ts := httptest.NewServer(srv)
+	ts := httptest.NewTLSServer(srv)
 	defer ts.Close()
 	root := t.TempDir()
-	if err := Fetch(context.Background(), "rendered-sst2", root, FetchOptions{BaseURL: ts.URL}); err != nil {
+	if err := Fetch(context.Background(), "rendered-sst2", root, FetchOptions{Client: ts.Client(), BaseURL: ts.URL}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(filepath.Join(root, "rendered-sst2", "data", "images.zip"))
@@ -309,7 +309,7 @@ func TestFetchWithManifest(t *testing.T) {
 	// A second Fetch finds the kept manifest and every file in place: nothing is
 	// requested again.
 	before := len(srv.log())
-	if err := Fetch(context.Background(), "rendered-sst2", root, FetchOptions{BaseURL: ts.URL}); err != nil {
+	if err := Fetch(context.Background(), "rendered-sst2", root, FetchOptions{Client: ts.Client(), BaseURL: ts.URL}); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(srv.log()) - before; n != 0 {
@@ -317,14 +317,14 @@ func TestFetchWithManifest(t *testing.T) {
 	}
 	// A manifest entry that leaves the dataset folder is refused before any download.
 	srv.files["/food-101/MANIFEST"] = []byte("../evil.txt\n")
-	wantErr(t, Fetch(context.Background(), "food-101", root, FetchOptions{BaseURL: ts.URL}), "food-101", `"../evil.txt" leaves the dataset folder`)
-	wantErr(t, Fetch(context.Background(), "kitti", root, FetchOptions{BaseURL: ts.URL}), "kitti-distance")
+	wantErr(t, Fetch(context.Background(), "food-101", root, FetchOptions{Client: ts.Client(), BaseURL: ts.URL}), "food-101", `"../evil.txt" leaves the dataset folder`)
+	wantErr(t, Fetch(context.Background(), "kitti", root, FetchOptions{Client: ts.Client(), BaseURL: ts.URL}), "kitti-distance")
 	// No manifest and no file list: the error says what to do.
-	wantErr(t, Fetch(context.Background(), "dtd", root, FetchOptions{BaseURL: ts.URL, Attempts: 1}), "no built-in file list for dtd")
+	wantErr(t, Fetch(context.Background(), "dtd", root, FetchOptions{Client: ts.Client(), BaseURL: ts.URL, Attempts: 1}), "no built-in file list for dtd")
 	// A checksum in the manifest that does not match leaves no file behind.
 	srv.files["/mnist/MANIFEST"] = []byte("a.bin 3 " + sha([]byte("abc")) + "\n")
 	srv.files["/mnist/a.bin"] = []byte("abd")
-	wantErr(t, Fetch(context.Background(), "mnist", root, FetchOptions{BaseURL: ts.URL, Attempts: 1}), "a.bin")
+	wantErr(t, Fetch(context.Background(), "mnist", root, FetchOptions{Client: ts.Client(), BaseURL: ts.URL, Attempts: 1}), "a.bin")
 	if _, err := os.Stat(filepath.Join(root, "mnist", "a.bin")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a corrupt download was left at its final path: %v", err)
 	}
@@ -362,5 +362,102 @@ func TestProgressLine(t *testing.T) {
 		if got := p.line(began.Add(tt.after)); got != tt.want {
 			t.Errorf("line = %q\n          want %q", got, tt.want)
 		}
+	}
+}
+
+// TestFetchVerifiesExistingFile: a file already in place with the right size was
+// kept without its pinned SHA-256 being checked, so a tampered file survived every
+// fetch. Now it is checked each time and refused (kept on disk, never deleted).
+func TestFetchVerifiesExistingFile(t *testing.T) {
+	data := randomBytes(4096, 5)
+	srv := &blobServer{files: map[string][]byte{"/f.bin": data}, dropAfter: map[string]int{}}
+	ts := httptest.NewTLSServer(srv)
+	defer ts.Close()
+	dest := filepath.Join(t.TempDir(), "f.bin")
+	tampered := bytes.Clone(data)
+	tampered[100] ^= 1
+	writeFile(t, dest, tampered)
+	want := File{Size: int64(len(data)), SHA256: sha(data)}
+	err := FetchFile(context.Background(), ts.URL+"/f.bin", dest, want, FetchOptions{Client: ts.Client()})
+	wantErr(t, err, "f.bin", sha(tampered), sha(data), "remove it")
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, tampered) {
+		t.Error("the refused file was changed")
+	}
+	// The genuine file passes without a request.
+	writeFile(t, dest, data)
+	if err := FetchFile(context.Background(), ts.URL+"/f.bin", dest, want, FetchOptions{Client: ts.Client()}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(srv.log()); n != 0 {
+		t.Errorf("%d requests for files already in place", n)
+	}
+}
+
+// TestFetchRefusesPlainHTTP: http URLs, and https redirecting to http, were
+// followed; they are refused unless Insecure (--insecure) is set.
+func TestFetchRefusesPlainHTTP(t *testing.T) {
+	data := randomBytes(1000, 6)
+	srv := &blobServer{files: map[string][]byte{"/f.bin": data}, dropAfter: map[string]int{}}
+	plain := httptest.NewServer(srv)
+	defer plain.Close()
+	dest := filepath.Join(t.TempDir(), "f.bin")
+	err := FetchFile(context.Background(), plain.URL+"/f.bin?sig=secret", dest, File{}, FetchOptions{})
+	wantErr(t, err, "plain http is refused", "--insecure")
+	if strings.Contains(err.Error(), "secret") || len(srv.log()) != 0 {
+		t.Errorf("refusal leaked the query or still sent a request: %v", err)
+	}
+	wantErr(t, Fetch(context.Background(), "mnist", t.TempDir(), FetchOptions{BaseURL: plain.URL}), "plain http is refused")
+	wantErr(t, FetchFile(context.Background(), "ftp://example.org/f.bin", dest, File{}, FetchOptions{}), `scheme "ftp"`)
+
+	redirect := httptest.NewTLSServer(http.RedirectHandler(plain.URL+"/f.bin", http.StatusFound))
+	defer redirect.Close()
+	err = FetchFile(context.Background(), redirect.URL+"/f.bin", dest, File{}, FetchOptions{Client: redirect.Client(), Attempts: 1})
+	wantErr(t, err, "plain http is refused")
+
+	if err := FetchFile(context.Background(), plain.URL+"/f.bin", dest, File{SHA256: sha(data)}, FetchOptions{Insecure: true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// unsizedServer streams n bytes without a Content-Length.
+type unsizedServer struct{ n int }
+
+func (s unsizedServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	chunk := make([]byte, 4096)
+	for sent := 0; sent < s.n; sent += len(chunk) {
+		if _, err := w.Write(chunk); err != nil {
+			return
+		}
+		w.(http.Flusher).Flush()
+	}
+}
+
+// TestFetchCapsSize: a file of unknown size was read for as long as the server
+// sent, filling the disk. Downloads stop at the cap (MaxBytes, or the listed
+// size), leave no partial file, and say how to raise it.
+func TestFetchCapsSize(t *testing.T) {
+	ts := httptest.NewTLSServer(unsizedServer{n: 1 << 20})
+	defer ts.Close()
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "f.bin")
+	err := FetchFile(context.Background(), ts.URL+"/f.bin", dest, File{}, FetchOptions{Client: ts.Client(), MaxBytes: 64 << 10})
+	wantErr(t, err, "more than 65536 bytes", "--max-bytes")
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("left %d files behind", len(entries))
+	}
+	// A listed size caps the download too.
+	err = FetchFile(context.Background(), ts.URL+"/f.bin", dest, File{Size: 10000}, FetchOptions{Client: ts.Client()})
+	wantErr(t, err, "more than 10000 bytes")
+	// A server announcing more than the cap is refused before reading.
+	sized := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000000")
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer sized.Close()
+	err = FetchFile(context.Background(), sized.URL+"/f.bin", dest, File{}, FetchOptions{Client: sized.Client(), MaxBytes: 1000})
+	wantErr(t, err, "server reports 1000000 bytes, more than the cap of 1000")
+	// Under the cap it downloads.
+	if err := FetchFile(context.Background(), ts.URL+"/f.bin", dest, File{}, FetchOptions{Client: ts.Client(), MaxBytes: 1 << 20}); err != nil {
+		t.Fatal(err)
 	}
 }

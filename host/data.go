@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/signal"
@@ -36,13 +37,15 @@ func cmdData(args []string) error {
 	root := fs.String("root", "", "download root; the dataset goes to ROOT/NAME")
 	base := fs.String("base-url", datasets.DefaultBaseURL, "where datasets are served: BASE/NAME/FILE")
 	files := fs.String("files", "", "comma-separated files to fetch, each PATH or PATH:SIZE:SHA256 (default: the server's NAME/MANIFEST)")
+	insecure := fs.Bool("insecure", false, "allow plain http (without it only https is fetched, redirects included)")
+	maxBytes := fs.Int64("max-bytes", datasets.DefaultMaxBytes, "largest download accepted for a file whose size is not given")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 || *root == "" {
 		return usageErr("want `data fetch NAME --root DIR`")
 	}
-	opt := datasets.FetchOptions{BaseURL: *base, Progress: os.Stderr}
+	opt := datasets.FetchOptions{BaseURL: *base, Progress: os.Stderr, Insecure: *insecure, MaxBytes: *maxBytes}
 	for _, spec := range splitList(*files) {
 		parts := strings.Split(spec, ":")
 		f := datasets.File{Path: parts[0]}
@@ -54,6 +57,9 @@ func cmdData(args []string) error {
 			f.Size = n
 		}
 		if len(parts) > 2 {
+			if _, err := hex.DecodeString(parts[2]); err != nil || len(parts[2]) != 64 {
+				return usageErr("--files %q: SHA-256 %q is not 64 hex digits", spec, parts[2])
+			}
 			f.SHA256 = parts[2]
 		}
 		opt.Files = append(opt.Files, f)
