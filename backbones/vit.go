@@ -151,6 +151,29 @@ func NewVision(b core.Backend, cfg Config) (*Vision, error) {
 	return m, nil
 }
 
+// Structure is the tower cfg describes, every parameter named and shaped as NewVision
+// makes it but without storage (autograd.ParamShape): the model's own description,
+// for a dry run, at no memory cost even for ViT-L. It cannot run.
+func Structure(cfg Config) (*Vision, error) {
+	cfg, err := cfg.resolved()
+	if err != nil {
+		return nil, err
+	}
+	m := &Vision{Cfg: cfg, byName: map[string]*autograd.Var{}}
+	m.build(shapesOf{m})
+	return m, nil
+}
+
+// shapesOf builds a Structure: m's parameters, registered as m.param registers them.
+type shapesOf struct{ m *Vision }
+
+func (s shapesOf) param(name string, shape ...int) *autograd.Var {
+	p := autograd.ParamShape(name, core.Shape(shape))
+	s.m.params = append(s.m.params, p)
+	s.m.byName[name] = p
+	return p
+}
+
 // build creates the tower's parameters through ps: m itself allocates them, a
 // shapeList only records their shapes so they can be checked before any allocation.
 func (m *Vision) build(ps paramSet) {

@@ -124,12 +124,10 @@ func cmdRun(args []string) error {
 
 // dryRunPlan asks the plugin for its plan on a described (not loaded) backbone.
 func dryRunPlan(rc RunConfig, meth method, classes int, jsonOut bool) error {
-	cfg, err := describedConfig(rc)
+	bb, cfg, err := dryRunBackbone(rc)
 	if err != nil {
 		return err
 	}
-	bb := plan.StandardViT(plan.ViTConfig{Name: cfg.Name, Layers: cfg.Layers, Width: cfg.Width, Heads: cfg.Heads,
-		MLPDim: cfg.MLPDim, Patch: cfg.PatchSize, Image: cfg.ImageSize, Channels: cfg.Channels, EmbedDim: cfg.EmbedDim})
 	bb.Budget = rc.Limits.budget()
 	p, err := meth.Plan(bb, rc.HP)
 	if err != nil {
@@ -157,6 +155,20 @@ func dryRunPlan(rc RunConfig, meth method, classes int, jsonOut bool) error {
 	fmt.Printf("plan of %s on %s:\n%s\n", rc.Plugin, cfg.Name, out)
 	fmt.Printf("adapter_params: %d\nhead_params: %d (%d·%d)\ntrainable_params: %d\n", n, head, feat+1, classes, n+head)
 	return nil
+}
+
+// dryRunBackbone is what the plugin is shown on a dry run: the description a real run
+// gives it (adapt.Describe of the loaded tower), from the architecture alone.
+func dryRunBackbone(rc RunConfig) (plan.Backbone, backbones.Config, error) {
+	cfg, err := describedConfig(rc)
+	if err != nil {
+		return plan.Backbone{}, cfg, err
+	}
+	v, err := backbones.Structure(cfg)
+	if err != nil {
+		return plan.Backbone{}, cfg, err
+	}
+	return adapt.Describe(v), v.Cfg, nil
 }
 
 // describedConfig is the architecture named by --backbone, --model's config, or the

@@ -60,6 +60,18 @@ func NewParam(b core.Backend, name string, shape core.Shape) *Var {
 	return &Var{Value: allocShape(b, shape), Name: name, param: true, trainable: true, requiresGrad: true}
 }
 
+// ParamShape returns a parameter with a name and a shape but no storage: for
+// describing a model (its parameter list, its sites) without allocating its weights.
+// Its Value has no backend; computing with it panics.
+func ParamShape(name string, shape core.Shape) *Var {
+	return &Var{Value: core.NewTensor(nil, noStorage(shape.Size()), shape, core.Float32), Name: name, param: true, trainable: true, requiresGrad: true}
+}
+
+// noStorage is the storage of a ParamShape: a length and nothing to hold.
+type noStorage int
+
+func (n noStorage) Len() int { return int(n) }
+
 // Shape is the shape of the value.
 func (v *Var) Shape() core.Shape { return v.Value.Shape() }
 

@@ -54,11 +54,11 @@ func StandardViT(c ViTConfig) Backbone {
 		}
 		add(p+"ln1.weight", w)
 		add(p+"ln1.bias", w)
+		add(p+"ln2.weight", w)
+		add(p+"ln2.bias", w)
 		for _, n := range []string{"q", "k", "v", "out"} {
 			linear("attn."+n, w, w)
 		}
-		add(p+"ln2.weight", w)
-		add(p+"ln2.bias", w)
 		linear("mlp.fc1", w, c.MLPDim)
 		linear("mlp.fc2", c.MLPDim, w)
 		bb.Sites = append(bb.Sites,
@@ -68,7 +68,7 @@ func StandardViT(c ViTConfig) Backbone {
 	if clip {
 		add("ln_post.weight", w)
 		add("ln_post.bias", w)
-		add("proj", w, c.EmbedDim)
+		add("proj", c.EmbedDim, w)
 	} else {
 		add("norm.weight", w)
 		add("norm.bias", w)
