@@ -48,6 +48,10 @@ const (
 	// token per merge and the two specials. Files with more lines are cut there.
 	maxMerges = 49152 - 256 - 2
 
+	// maxVocabID bounds token ids: a text tower's vocabulary is never larger
+	// (backbones bounds vocab_size alike), and ids size tables downstream.
+	maxVocabID = 1 << 22
+
 	// maxFileSize bounds what Load reads; CLIP's vocab.json is 1.6 MB.
 	maxFileSize = 64 << 20
 
@@ -110,6 +114,9 @@ func Load(vocabPath, mergesPath string) (*Tokenizer, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(merges) == 0 {
+		return nil, fmt.Errorf("tokenizer: %s: %s", mergesPath, errNoMerges)
+	}
 	return build(vocabPath, vocab, merges)
 }
 
@@ -155,6 +162,9 @@ func LoadJSON(path string) (*Tokenizer, error) {
 			return nil, fmt.Errorf("tokenizer: %s: merge %d %s is not two symbols", path, i, rm)
 		}
 		merges = append(merges, pair)
+	}
+	if len(merges) == 0 {
+		return nil, fmt.Errorf("tokenizer: %s: model.merges: %s", path, errNoMerges)
 	}
 	return build(path, m.Vocab, merges)
 }
@@ -205,6 +215,12 @@ func parseMerges(path string, raw []byte) ([][2]string, error) {
 	return merges, nil
 }
 
+// errNoMerges is what an empty merges list is: without merges every word splits
+// into single characters, a different tokenizer whose ids silently change every
+// text embedding and zero-shot ranking (an empty merges.txt turned dog 92 % into
+// cat 60 %).
+const errNoMerges = "no merges (an empty or truncated file)"
+
 func build(vocabPath string, vocab map[string]int, merges [][2]string) (*Tokenizer, error) {
 	t := &Tokenizer{
 		encoder:     vocab,
@@ -215,8 +231,8 @@ func build(vocabPath string, vocab map[string]int, merges [][2]string) (*Tokeniz
 		cache:       make(map[string][]int),
 	}
 	for tok, id := range vocab {
-		if id < 0 {
-			return nil, fmt.Errorf("tokenizer: %s: token %q has negative id %d", vocabPath, tok, id)
+		if id < 0 || id >= maxVocabID {
+			return nil, fmt.Errorf("tokenizer: %s: token %q has id %d, outside [0, %d)", vocabPath, tok, id, maxVocabID)
 		}
 		if other, dup := t.decoder[id]; dup {
 			a, b := min(tok, other), max(tok, other) // deterministic message

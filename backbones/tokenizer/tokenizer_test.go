@@ -321,17 +321,21 @@ func TestBadFiles(t *testing.T) {
 	cases := []struct {
 		name, vocab, merges, want string
 	}{
-		{"truncated json", `{"a": 0`, "#version: 0.2\n", "vocab.json: want a JSON object of token ids"},
-		{"not an object", `["a"]`, "#version: 0.2\n", "vocab.json: want a JSON object"},
-		{"fractional id", `{"a": 0.5}`, "#version: 0.2\n", "vocab.json: want a JSON object"},
-		{"negative id", `{"a": -1, "<|startoftext|>": 1, "<|endoftext|>": 2}`, "#version: 0.2\n", `token "a" has negative id -1`},
-		{"shared id", `{"a": 0, "b": 0, "<|startoftext|>": 1, "<|endoftext|>": 2}`, "#version: 0.2\n", `tokens "a" and "b" share id 0`},
-		{"no start", `{"a": 0, "<|endoftext|>": 2}`, "#version: 0.2\n", "no <|startoftext|> token"},
-		{"no end", `{"a": 0, "<|startoftext|>": 1}`, "#version: 0.2\n", "no <|endoftext|>"},
+		{"truncated json", `{"a": 0`, "#version: 0.2\na b\n", "vocab.json: want a JSON object of token ids"},
+		{"not an object", `["a"]`, "#version: 0.2\na b\n", "vocab.json: want a JSON object"},
+		{"fractional id", `{"a": 0.5}`, "#version: 0.2\na b\n", "vocab.json: want a JSON object"},
+		{"negative id", `{"a": -1, "<|startoftext|>": 1, "<|endoftext|>": 2}`, "#version: 0.2\na b\n", `token "a" has id -1, outside [0, 4194304)`},
+		{"shared id", `{"a": 0, "b": 0, "<|startoftext|>": 1, "<|endoftext|>": 2}`, "#version: 0.2\na b\n", `tokens "a" and "b" share id 0`},
+		{"no start", `{"a": 0, "<|endoftext|>": 2}`, "#version: 0.2\na b\n", "no <|startoftext|> token"},
+		{"no end", `{"a": 0, "<|startoftext|>": 1}`, "#version: 0.2\na b\n", "no <|endoftext|>"},
 		{"three symbols", okVocab, "#version: 0.2\na b c\n", `merges.txt:2: want two symbols separated by a space, got "a b c"`},
 		{"one symbol", okVocab, "#version: 0.2\na b\nab\n", `merges.txt:3: want two symbols`},
 		{"blank line inside", okVocab, "#version: 0.2\na b\n\nb c\n", `merges.txt:3: want two symbols`},
 		{"invalid utf8", okVocab, "#version: 0.2\n\xff \xfe\n", "merges.txt is not valid UTF-8"},
+		// Accepted before, silently changing every tokenisation.
+		{"empty merges", okVocab, "", "merges.txt: no merges"},
+		{"header only", okVocab, "#version: 0.2\n\n", "merges.txt: no merges"},
+		{"huge id", `{"a": 1000000000000, "<|startoftext|>": 1, "<|endoftext|>": 2}`, "#version: 0.2\na b\n", "id 1000000000000, outside"},
 	}
 	for _, c := range cases {
 		write(vocab, c.vocab)
@@ -358,6 +362,7 @@ func TestBadFiles(t *testing.T) {
 		{`{"model":{"type":"BPE","end_of_word_suffix":"</w>","vocab":` + okVocab + `,"merges":[["a"]]}}`, `merge 0 ["a"] is not two symbols`},
 		{`{"model":{"type":"BPE","end_of_word_suffix":"</w>","vocab":` + okVocab + `,"merges":[7]}}`, `merge 0 7 is not two symbols`},
 		{`{"model":`, "tokenizer.json: unexpected end of JSON input"},
+		{`{"model":{"type":"BPE","end_of_word_suffix":"</w>","vocab":` + okVocab + `,"merges":[]}}`, "model.merges: no merges"},
 	}
 	for _, c := range badJSON {
 		p := filepath.Join(dir, "tokenizer.json")
