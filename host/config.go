@@ -143,14 +143,10 @@ func loadRunConfig(fs *pflag.FlagSet) (RunConfig, *koanf.Koanf, error) {
 	if err := k.Load(confmap.Provider(defaultRunConfig(), "."), nil); err != nil {
 		return RunConfig{}, nil, err
 	}
-	known := map[string]bool{}
-	for key := range defaultRunConfig() {
-		known[key] = true
-	}
 	check := func(src string, kk *koanf.Koanf) error {
 		var bad []string
 		for _, key := range kk.Keys() {
-			if !known[key] && !strings.HasPrefix(key, "hp.") {
+			if !isRunKey(key) {
 				bad = append(bad, key)
 			}
 		}
@@ -208,9 +204,15 @@ func loadRunConfig(fs *pflag.FlagSet) (RunConfig, *koanf.Koanf, error) {
 			return RunConfig{}, nil, err
 		}
 	}
+	rc, err := decodeRunConfig(k)
+	return rc, k, err
+}
+
+// decodeRunConfig turns layered keys into a checked RunConfig.
+func decodeRunConfig(k *koanf.Koanf) (RunConfig, error) {
 	var rc RunConfig
 	if err := k.UnmarshalWithConf("", &rc, koanf.UnmarshalConf{Tag: "koanf", FlatPaths: false}); err != nil {
-		return RunConfig{}, nil, fmt.Errorf("configuration: %v", err)
+		return RunConfig{}, fmt.Errorf("configuration: %v", err)
 	}
 	if rc.HP == nil {
 		rc.HP = map[string]string{}
@@ -219,12 +221,21 @@ func loadRunConfig(fs *pflag.FlagSet) (RunConfig, *koanf.Koanf, error) {
 		rc.HP[key] = fmt.Sprint(v)
 	}
 	if err := rc.Train.Validate(); err != nil {
-		return RunConfig{}, nil, err
+		return RunConfig{}, err
 	}
 	if err := checkRunID(rc.RunID); err != nil {
-		return RunConfig{}, nil, err
+		return RunConfig{}, err
 	}
-	return rc, k, nil
+	return rc, nil
+}
+
+// isRunKey says whether key is a configuration key of `host run` (hp.NAME included).
+func isRunKey(key string) bool {
+	if strings.HasPrefix(key, "hp.") && len(key) > 3 {
+		return true
+	}
+	_, ok := defaultRunConfig()[key]
+	return ok
 }
 
 func init() {

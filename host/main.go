@@ -55,8 +55,12 @@ func runMain(args []string) int {
 			return 0
 		}
 		fmt.Fprintf(os.Stderr, "host %s: %v\n", args[0], err)
-		if errors.Is(err, errUsage) {
+		var exit *exitError
+		switch {
+		case errors.Is(err, errUsage):
 			return 2
+		case errors.As(err, &exit):
+			return exit.code
 		}
 		return 1
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/kadapt/kadapt/host/runlock"
+	"github.com/kadapt/kadapt/plugins"
 )
 
 // A run directory has one writer: `host run`, `host run --resume` and a sweep worker
@@ -41,6 +42,15 @@ func lockRunDir(dir, command string) (*runlock.Lock, error) {
 		lock.Release()
 		return nil, err
 	}
+	go func() {
+		// Another process judged this one dead (no heartbeat for the timeout: a long
+		// suspension, a lost NFS server) and took the directory over. Writing on would
+		// interleave two runs in it, so stop at once, writing nothing more.
+		<-lock.Lost()
+		fmt.Fprintf(os.Stderr, "host: %s was taken over by another writer after this process missed its heartbeats; stopping without writing more\n", dir)
+		plugins.CleanupClients()
+		os.Exit(1)
+	}()
 	return lock, nil
 }
 
