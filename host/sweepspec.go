@@ -29,7 +29,7 @@ import (
 //	methods:
 //	  - kadaptation
 //	  - {plugin: lora, grid: {hp.rank: [4, 8]}}
-//	  - {plugin: kadaptation, name: kadaptation-bias-only, fixed: {hp.bias_only: true}}
+//	  - {plugin: kadaptation, name: kadaptation-bias-only, fixed: {hp.kronecker: false}}
 
 //go:embed sweeps/demo.yaml
 var demoSpecYAML []byte

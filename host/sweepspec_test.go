@@ -23,7 +23,7 @@ methods:
     grid: {hp.rank: [4, 8]}
   - plugin: kadaptation
     name: kadaptation-bias-only
-    fixed: {hp.bias_only: true}
+    fixed: {hp.kronecker: false}
 `
 
 func mustPlan(t *testing.T, src string) []sweepPoint {
@@ -86,7 +86,7 @@ func TestSpecExpandsTheGrid(t *testing.T) {
 				p.Config.Plugin, p.Config.HP["rank"], p.Config.Train.Seed, w.id, w.lr, w.plugin, w.rank, w.seed)
 		}
 	}
-	if pts[6].Config.HP["bias_only"] != "true" || pts[0].Config.HP["bias_only"] != "" {
+	if pts[6].Config.HP["kronecker"] != "false" || pts[0].Config.HP["kronecker"] != "" {
 		t.Errorf("per-method fixed hp leaked or missing: %v / %v", pts[6].Config.HP, pts[0].Config.HP)
 	}
 }

@@ -265,7 +265,7 @@ func TestWorkerAsAPodRunsIt(t *testing.T) {
 			if errs[w] != nil {
 				t.Fatalf("worker %d: %v\n%s", w, errs[w], outs[w])
 			}
-			if strings.Contains(outs[w], "point 0 ") {
+			if strings.Contains(outs[w], "point 0 "+filepath.Base(pointDir(t, dir, 0))+":") {
 				ran++
 			} else if !strings.Contains(outs[w], "finished by the other process") && !strings.Contains(outs[w], "finished already") {
 				t.Errorf("worker %d neither ran the point nor saw it finished:\n%s", w, outs[w])
