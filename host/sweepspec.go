@@ -332,13 +332,16 @@ func pointPrefix(method string, rc RunConfig) string {
 }
 
 // pointHash identifies a run configuration: sha256 over its settings that change
-// what the run computes, as sorted key=value lines. Where it runs (device, runs_dir,
-// run_id, plugin_path, data.workers) is not part of it, so a point keeps its directory
-// when it moves to a GPU or another runs directory; and settings at their zero value
-// are left out, so a setting added to kadapt later with a zero default changes no id.
+// what the run computes, as sorted key=value lines. Where and how it runs (device,
+// runs_dir, run_id, plugin_path, data.workers, the allocation limits) is not part of
+// it, so a point keeps its directory when it moves to a GPU or another runs directory;
+// and settings at their zero value are left out, so a setting added to kadapt later
+// with a zero default changes no id. A new setting that changes results with a
+// non-zero default must change ids: runs made without it are other points.
 func pointHash(rc RunConfig) string {
 	rc.RunsDir, rc.RunID, rc.PluginPath, rc.Device = "", "", "", ""
 	rc.Data.Workers = 0
+	rc.Limits = LimitsConfig{}
 	raw, err := json.Marshal(rc)
 	if err != nil {
 		panic(err) // RunConfig is plain data

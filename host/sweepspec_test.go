@@ -101,7 +101,7 @@ func TestRunIDsAreStable(t *testing.T) {
 	}
 	nested := strings.Replace(testSpec, "  data.dataset: cifar-10\n", "  data:\n    dataset: cifar-10\n", 1)
 	moved := strings.Replace(testSpec, "runs_dir: somewhere", "runs_dir: elsewhere", 1) + "" // where, not what
-	onGPU := strings.Replace(testSpec, "  train:\n    epochs: 3\n", "  train:\n    epochs: 3\n  device: cuda:0\n  data.workers: 8\n", 1)
+	onGPU := strings.Replace(testSpec, "  train:\n    epochs: 3\n", "  train:\n    epochs: 3\n  device: cuda:0\n  data.workers: 8\n  limits.plan_params: 1000000\n", 1)
 	for name, src := range map[string]string{"nested keys": nested, "another runs_dir": moved, "another device": onGPU} {
 		for i, p := range mustPlan(t, src) {
 			if p.ID != base[i].ID {
