@@ -75,6 +75,11 @@ type selector struct {
 	hasLayerSel bool
 }
 
+// maxAlpha bounds lora_alpha: real adapters use 1 to a few hundred, and beyond
+// this scale·B·A leaves float32's range for ordinary weights (1e308 made NaN
+// embeddings that were written with exit status 0).
+const maxAlpha = 1e6
+
 // readConfig parses and checks adapter_config.json into a.
 func (a *Adapter) readConfig(path string) error {
 	st, err := os.Stat(path)
@@ -130,8 +135,8 @@ func (a *Adapter) readConfig(path string) error {
 	if a.R <= 0 {
 		return bad("r = %d: the rank must be positive", a.R)
 	}
-	if math.IsNaN(a.Alpha) || math.IsInf(a.Alpha, 0) {
-		return bad("lora_alpha %v is not a finite number", a.Alpha)
+	if !(math.Abs(a.Alpha) <= maxAlpha) {
+		return bad("lora_alpha %v is not a number of magnitude at most %g (scale·B·A would overflow the weights)", a.Alpha, maxAlpha)
 	}
 	a.RSLoRA = c.UseRSLoRA
 	if a.RankPattern, err = readPatterns(c.RankPattern); err != nil {
@@ -146,8 +151,8 @@ func (a *Adapter) readConfig(path string) error {
 		return bad("alpha_pattern: %v", err)
 	}
 	for _, p := range a.AlphaPattern {
-		if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
-			return bad("alpha_pattern[%q] = %v is not a finite number", p.Key, p.Value)
+		if !(math.Abs(p.Value) <= maxAlpha) {
+			return bad("alpha_pattern[%q] = %v is not a number of magnitude at most %g", p.Key, p.Value, maxAlpha)
 		}
 	}
 	if err := a.readSelector(&c); err != nil {

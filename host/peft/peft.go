@@ -25,6 +25,7 @@ import (
 
 	"github.com/kadapt/kadapt/backbones"
 	"github.com/kadapt/kadapt/backbones/safetensors"
+	"github.com/kadapt/kadapt/core"
 )
 
 // The two files of an adapter folder.
@@ -184,6 +185,9 @@ func (a *Adapter) readWeights(f *safetensors.File, wPath string) error {
 		if err != nil {
 			return fmt.Errorf("peft: %w", err)
 		}
+		if j := core.FirstNonFinite(data); j >= 0 {
+			return bad(key, "element %d is %v: an adapter with NaN or Inf weights makes every output NaN", j, data[j])
+		}
 		p.keys[i] = key
 		p.ts[i] = &safetensors.Tensor{Shape: info.Shape, Data: data}
 	}
@@ -301,16 +305,28 @@ func (a *Adapter) Apply(v *backbones.Vision) error {
 			}
 		}
 	}
-	for i := range a.Modules {
-		m := &a.Modules[i]
+	// Merged weights are checked for every module before any is written, so an
+	// adapter that would overflow (a huge lora_alpha) changes nothing.
+	merged := func(m *Module) []float32 {
 		l := linears[m.Site]
-		b := l.W.Value.Backend()
 		w := make([]float32, l.W.Value.Size())
-		b.Download(w, l.W.Value)
+		l.W.Value.Backend().Download(w, l.W.Value)
 		for j, d := range m.Delta() {
 			w[j] += d
 		}
-		b.Upload(l.W.Value, w)
+		return w
+	}
+	for i := range a.Modules {
+		m := &a.Modules[i]
+		if j := core.FirstNonFinite(merged(m)); j >= 0 {
+			return fmt.Errorf("peft: %s: keys %q and %q: merging %s (scale %g) makes weight element %d non-finite; check lora_alpha and the weights",
+				wPath, m.KeyA, m.KeyB, m.Name, m.Scale, j)
+		}
+	}
+	for i := range a.Modules {
+		m := &a.Modules[i]
+		l := linears[m.Site]
+		l.W.Value.Backend().Upload(l.W.Value, merged(m))
 	}
 	return nil
 }

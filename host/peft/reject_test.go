@@ -1,6 +1,7 @@
 package peft
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -44,6 +45,15 @@ func TestLoadRejects(t *testing.T) {
 		{"QA-LoRA", cfgWith(`"use_qalora": true`), qAll(), []string{ConfigFile, "use_qalora"}},
 		{"layer replication", cfgWith(`"layer_replication": [[0, 2], [1, 3]]`), qAll(), []string{ConfigFile, "layer_replication"}},
 		{"rank zero", strings.Replace(okConfig, `"r": 2`, `"r": 0`, 1), qAll(), []string{ConfigFile, "r = 0"}},
+		// Finite, so accepted; the merged weights overflowed and embeddings came out NaN.
+		{"lora_alpha 1e308", strings.Replace(okConfig, `"lora_alpha": 4`, `"lora_alpha": 1e308`, 1), qAll(), []string{ConfigFile, "lora_alpha 1e+308"}},
+		{"alpha_pattern 1e308", cfgWith(`"alpha_pattern": {"q_proj": -1e308}`), qAll(), []string{ConfigFile, `alpha_pattern["q_proj"]`}},
+		{"NaN weight", "", with(qAll(), func(ts map[string]safetensors.Tensor) {
+			ts[key(1, "q", "B")].Data[3] = float32(math.NaN())
+		}), []string{WeightsFile, key(1, "q", "B"), "element 3 is NaN"}},
+		{"Inf weight", "", with(qAll(), func(ts map[string]safetensors.Tensor) {
+			ts[key(0, "q", "A")].Data[0] = float32(math.Inf(1))
+		}), []string{WeightsFile, key(0, "q", "A"), "element 0 is +Inf"}},
 		{"not JSON", `{"peft_type": "LORA",`, qAll(), []string{ConfigFile}},
 		{"rank_pattern not an integer", cfgWith(`"rank_pattern": {"q_proj": 2.5}`), qAll(), []string{ConfigFile, `rank_pattern["q_proj"]`}},
 		{"regex Go cannot run", strings.Replace(okConfig, `["q_proj"]`, `"(?<=x)q_proj"`, 1), qAll(), []string{ConfigFile, "target_modules", "(?<=x)q_proj"}},
@@ -148,6 +158,15 @@ func TestApplyRejects(t *testing.T) {
 			}
 			ts[key(1, "fc1", "B")] = safetensors.Tensor{Shape: []int{48, 2}, Data: make([]float32, 96)}
 		}), []string{WeightsFile, key(1, "fc1", "B"), "[48 2]", "lora_B [96, 2]"}},
+		// Within maxAlpha, but 1e6 / 2 · B·A of large weights leaves float32's range.
+		{"merged weights overflow", strings.Replace(okConfig, `"lora_alpha": 4`, `"lora_alpha": 1e6`, 1), with(qAll(), func(ts map[string]safetensors.Tensor) {
+			for i := range ts[key(2, "q", "B")].Data {
+				ts[key(2, "q", "B")].Data[i] = 3e34
+			}
+			for i := range ts[key(2, "q", "A")].Data {
+				ts[key(2, "q", "A")].Data[i] = 1
+			}
+		}), []string{WeightsFile, key(2, "q", "A"), key(2, "q", "B"), "non-finite"}},
 		{"targeted module without weights", okConfig, with(qAll(), func(ts map[string]safetensors.Tensor) {
 			delete(ts, key(2, "q", "A"))
 			delete(ts, key(2, "q", "B"))
