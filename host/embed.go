@@ -172,6 +172,9 @@ func cmdEmbed(args []string) error {
 		if err != nil {
 			return err
 		}
+		if j := core.FirstNonFinite(px); j >= 0 {
+			return fmt.Errorf("%s: pixel_values element %d is %v", *pixels, j, px[j])
+		}
 		vc := m.Vision.Cfg
 		if len(shape) != 4 || shape[1] != vc.Channels || shape[2] != vc.ImageSize || shape[3] != vc.ImageSize {
 			return fmt.Errorf("%s: pixel_values has shape %v, the model wants [N,%d,%d,%d]", *pixels, shape, vc.Channels, vc.ImageSize, vc.ImageSize)
@@ -209,6 +212,18 @@ func embedAll(b core.Backend, v *backbones.Vision, px []float32, shape []int, ba
 		p := make([]float32, out.Pooled.Value.Size())
 		b.Download(e, out.Embeds.Value)
 		b.Download(p, out.Pooled.Value)
+		// Outputs are checked before anything is written or ranked: a NaN that
+		// slipped past the input checks (a pixel file, an overflow) would otherwise
+		// be written as a result.
+		for _, o := range []struct {
+			name string
+			data []float32
+		}{{"image_embeds", e}, {"pooled", p}} {
+			if j := core.FirstNonFinite(o.data); j >= 0 {
+				row := start + j/(len(o.data)/(end-start))
+				return nil, nil, fmt.Errorf("%s of image %d is not finite (%v); nothing was written", o.name, row, o.data[j])
+			}
+		}
 		embeds, pooled = append(embeds, e...), append(pooled, p...)
 		tp.Reset()
 	}

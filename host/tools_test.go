@@ -245,3 +245,53 @@ func TestRunOnELEVATERData(t *testing.T) {
 		}
 	}
 }
+
+// TestEmbedRefusesNonFiniteOutputs: weights that are finite but overflow in the
+// forward pass (or NaN pixels) gave NaN embeddings, written with exit status 0.
+func TestEmbedRefusesNonFiniteOutputs(t *testing.T) {
+	model := clipFolder(t)
+	weights := filepath.Join(model, "model.safetensors")
+	f, err := safetensors.Open(weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tensors := map[string]safetensors.Tensor{}
+	for _, n := range f.Names() {
+		info, _ := f.Info(n)
+		d, _ := f.Float32s(n)
+		if n == "vision_model.encoder.layers.0.mlp.fc1.weight" {
+			for i := range d {
+				d[i] = 1e30 // finite, but fc1 · fc2 overflows float32
+			}
+		}
+		if n == "vision_model.encoder.layers.0.mlp.fc2.weight" {
+			for i := range d {
+				d[i] = 1e30
+			}
+		}
+		tensors[n] = safetensors.Tensor{Shape: info.Shape, Data: d}
+	}
+	f.Close()
+	if err := safetensors.WriteFile(weights, tensors, nil); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "embeds.safetensors")
+	o, err := host(t, ".", "embed", "--model", model, "--pixels", fixtures+"/clip_vision_small.io.safetensors", "--out", out)
+	if err == nil || !strings.Contains(o, "is not finite") {
+		t.Fatalf("err %v, output %q; want a non-finite embedding refused", err, o)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("embeddings were written")
+	}
+	// NaN pixels.
+	px := filepath.Join(t.TempDir(), "px.safetensors")
+	data := make([]float32, 3*64*64)
+	data[5] = float32(math.NaN())
+	if err := safetensors.WriteFile(px, map[string]safetensors.Tensor{"pixel_values": {Shape: []int{1, 3, 64, 64}, Data: data}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	o, err = host(t, ".", "embed", "--model", clipFolder(t), "--pixels", px, "--out", out)
+	if err == nil || !strings.Contains(o, "pixel_values element 5 is NaN") {
+		t.Fatalf("NaN pixels: err %v, output %q", err, o)
+	}
+}
