@@ -81,10 +81,9 @@ func cmdSweep(args []string) error {
 
 // specSource is how a command names its spec: a file, --demo, or shorthand flags.
 type specSource struct {
-	demo                      *bool
-	plugins, datasets, seeds  *string
-	runsDir                   *string
-	allowsRunFlagsAfterDashes bool
+	demo                     *bool
+	plugins, datasets, seeds *string
+	runsDir                  *string
 }
 
 func addSpecFlags(fs *pflag.FlagSet) *specSource {
