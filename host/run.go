@@ -394,6 +394,10 @@ func runJob(rc RunConfig, meth method, log hclog.Logger, at runAt, quiet bool) (
 // are trainable in name only reports the accuracy of what did move.
 func warnInert(log hclog.Logger, m *train.Movement) {
 	for _, g := range m.Inert() {
+		if g.Note != "" {
+			log.Info("a trainable parameter group did not move, as expected", "group", g.Group, "why", g.Note)
+			continue
+		}
 		log.Warn("a trainable parameter group did not move", "group", g.Group, "params", g.Params,
 			"rel_change", fmt.Sprintf("%.3g", g.RelChange), "threshold", train.MovedThreshold,
 			"grad_norm_first", fmt.Sprintf("%.3g", g.GradNormFirst), "grad_norm_last", fmt.Sprintf("%.3g", g.GradNormLast))

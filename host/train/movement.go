@@ -46,6 +46,17 @@ type GroupMovement struct {
 	GradNormFirst float64 `json:"grad_norm_first"`
 	GradNormLast  float64 `json:"grad_norm_last"`
 	Moved         bool    `json:"moved"` // RelChange ≥ MovedThreshold
+	// Note says why a group receives no gradient by design (NoGradientByDesign).
+	Note string `json:"note,omitempty"`
+}
+
+// NoGradientByDesign are backbone groups that no method can train, with the reason:
+// full fine-tuning trains them (the paper counts them) and they stay where they
+// started.
+var NoGradientByDesign = map[string]string{
+	"blocks.*.attn.k.bias": "softmax ignores a key bias: it shifts all of a query's attention logits alike",
+	"ln_post.bias":         "the head's BatchNorm subtracts a shift shared by every example",
+	"norm.bias":            "the head's BatchNorm subtracts a shift shared by every example",
 }
 
 // Movement is the diagnostic of a run.
@@ -165,6 +176,9 @@ func (t *movementTracker) result() *Movement {
 			gm.GradNormFirst, gm.GradNormLast = g.gradFirst, t.norm(g.sumSq)
 		}
 		gm.Moved = gm.RelChange >= MovedThreshold
+		if !gm.Moved {
+			gm.Note = NoGradientByDesign[g.name]
+		}
 		m.Groups = append(m.Groups, gm)
 	}
 	return m
