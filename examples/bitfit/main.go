@@ -1,9 +1,16 @@
 // Command bitfit is a third-party kadapt method plugin, built out of tree: BitFit
 // (Ben Zaken et al., 2022) trains only the backbone's bias terms. It uses nothing but
 // the public SDK (packages plugins and plugins/plan).
+//
+// It departs from BitFit's recipe in leaving out two kinds of bias that receive no
+// gradient at all (kadapt's movement diagnostic shows them not moving): the attention
+// keys' biases, since softmax ignores a shift of all of a query's logits alike, and
+// the final layer norm's bias, a shift of every feature that the head's BatchNorm
+// subtracts. all_biases=true trains them too, as BitFit does.
 package main
 
 import (
+	"regexp"
 	"strings"
 
 	"github.com/kadapt/kadapt/plugins"
@@ -17,8 +24,12 @@ func (bitfit) Describe() plugins.Description {
 		Hyperparameters: []plugins.Hyperparameter{
 			{Name: "norms", Type: "bool", Default: "true", Help: "include LayerNorm biases (BitFit's original recipe)"},
 			{Name: "from_layer", Type: "int", Default: "0", Help: "train biases of blocks from this one on (earlier blocks stay frozen)"},
+			{Name: "all_biases", Type: "bool", Default: "false", Help: "also the attention keys' and the final layer norm's biases, which get no gradient (BitFit's recipe counts them)"},
 		}}
 }
+
+// noGradient matches the biases that cannot train: the keys' and the final norm's.
+var noGradient = regexp.MustCompile(`^(blocks\.[0-9]+\.attn\.k\.bias|ln_post\.bias|norm\.bias)$`)
 
 func (bitfit) Plan(bb plan.Backbone, hp plugins.Values) (plan.Plan, error) {
 	// Every bias the backbone has, named exactly: backbones differ (CLIP has no
@@ -27,6 +38,9 @@ func (bitfit) Plan(bb plan.Backbone, hp plugins.Values) (plan.Plan, error) {
 	var names []string
 	for _, p := range bb.Params {
 		isNorm := strings.Contains(p.Name, "ln") || strings.HasPrefix(p.Name, "norm.")
+		if noGradient.MatchString(p.Name) && !hp.Bool("all_biases") {
+			continue
+		}
 		if strings.HasSuffix(p.Name, ".bias") && (hp.Bool("norms") || !isNorm) {
 			names = append(names, p.Name)
 		}
