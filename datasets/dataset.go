@@ -11,6 +11,7 @@ import (
 	"image/png"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -26,7 +27,7 @@ const (
 	// MaxImagePixels bounds width·height of a decoded image (64 Mpx, 256 MiB as RGBA).
 	MaxImagePixels = 1 << 26
 	// MaxEncodedBytes bounds the encoded size of one image file or zip member.
-	MaxEncodedBytes = 256 << 20
+	MaxEncodedBytes = 64 << 20
 )
 
 // Sample is one image and the indices of its classes (one for multi-class data,
@@ -54,6 +55,64 @@ type Dataset struct {
 	decode func(Sample) (image.Image, error)
 	// closer releases what open holds (cached zip readers).
 	closer io.Closer
+}
+
+// Relabel returns d with its labels indexing classes instead of d.Classes, mapped
+// by name: a test split whose classes differ from the training split's (a class
+// missing from it, or listed in another order) is scored against the training
+// classes, which is what the head predicts. A class of d that classes lacks is an
+// error naming it, found before training rather than at test time. When the
+// lists are equal d itself is returned.
+func (d *Dataset) Relabel(classes []string) (*Dataset, error) {
+	if slices.Equal(d.Classes, classes) {
+		return d, nil
+	}
+	index := make(map[string]int, len(classes))
+	for i, c := range classes {
+		index[c] = i
+	}
+	to := make([]int, len(d.Classes))
+	var missing []string
+	for i, c := range d.Classes {
+		j, ok := index[c]
+		if !ok {
+			j = -1
+		}
+		to[i] = j
+	}
+	used := make([]bool, len(d.Classes))
+	for _, s := range d.Samples {
+		for _, l := range s.Labels {
+			if l >= 0 && l < len(used) {
+				used[l] = true
+			}
+		}
+	}
+	for i, j := range to {
+		// A class without samples (a labelmap entry) needs no place in classes.
+		if j < 0 && used[i] {
+			missing = append(missing, d.Classes[i])
+		}
+	}
+	if len(missing) > 0 {
+		shown := missing[:min(len(missing), 10)]
+		return nil, fmt.Errorf("datasets: %s has images of %d class(es) the training split lacks: %s; class lists must agree across splits",
+			d.Name, len(missing), strings.Join(shown, ", "))
+	}
+	samples := make([]Sample, len(d.Samples))
+	for i, s := range d.Samples {
+		labels := make([]int, len(s.Labels))
+		for k, l := range s.Labels {
+			if l < 0 || l >= len(to) {
+				return nil, fmt.Errorf("datasets: %s: sample %d (%s): label %d outside its %d classes", d.Name, i, s.Source, l, len(d.Classes))
+			}
+			labels[k] = to[l]
+		}
+		samples[i] = Sample{Source: s.Source, Labels: labels}
+	}
+	out := d.Subset(samples)
+	out.Classes = classes
+	return out, nil
 }
 
 // Len returns the number of samples.
@@ -184,12 +243,36 @@ func asciiLower(b byte) byte {
 	return b
 }
 
+// openFile opens an image file named by a dataset. Only regular files are read:
+// a manifest naming a FIFO hung the run, and /dev/zero was read up to the size
+// cap. The first check comes before opening (opening a FIFO blocks); the second,
+// on the open file, closes the gap between the two.
 func openFile(path string) (io.ReadCloser, error) {
+	if err := checkRegular(path, os.Stat); err != nil {
+		return nil, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("datasets: %w", err)
 	}
+	if err := checkRegular(path, func(string) (os.FileInfo, error) { return f.Stat() }); err != nil {
+		f.Close()
+		return nil, err
+	}
 	return f, nil
+}
+
+func checkRegular(path string, stat func(string) (os.FileInfo, error)) error {
+	fi, err := stat(path)
+	switch {
+	case err != nil:
+		return fmt.Errorf("datasets: %w", err)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("datasets: %s is not a regular file (%s); images must be files", path, fi.Mode().Type())
+	case fi.Size() > MaxEncodedBytes:
+		return fmt.Errorf("datasets: %s: %d bytes, more than the %d an image may have", path, fi.Size(), MaxEncodedBytes)
+	}
+	return nil
 }
 
 func openUncached(source string) (io.ReadCloser, error) {

@@ -106,6 +106,16 @@ func TestBadInputNamesTheCulprit(t *testing.T) {
 			t.Errorf("%v: err %v, output %q; want an error mentioning %q", tc.args, err, out, tc.want)
 		}
 	}
+	// Test classes {dog, zebra} against train {cat, dog}: test labels were indexed
+	// against the wrong list and scored after training; now an error before it.
+	csvDir := filepath.Join(dir, "csv")
+	os.MkdirAll(csvDir, 0o755)
+	os.WriteFile(filepath.Join(csvDir, "train.csv"), []byte("a.png,cat\nb.png,dog\n"), 0o644)
+	os.WriteFile(filepath.Join(csvDir, "test.csv"), []byte("c.png,dog\nd.png,zebra\n"), 0o644)
+	if out, err := host(t, dir, "run", "--plugin", "linearprobe", "--format", "csv", "--dataset", "mine", "--data-root", csvDir,
+		"--runs-dir", filepath.Join(dir, "runs")); err == nil || !strings.Contains(out, "zebra") || strings.Contains(out, "epoch") {
+		t.Errorf("mismatched class lists: err %v, output %q", err, out)
+	}
 	yaml := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(yaml, []byte("train:\n  lr: 0.1\n  learning_rate: 0.2\n"), 0o644)
 	if out, err := host(t, dir, "config", "show", "--config", yaml); err == nil || !strings.Contains(out, "train.learning_rate") || !strings.Contains(out, "bad.yaml") {

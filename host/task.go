@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -137,6 +138,15 @@ func buildTask(rc RunConfig, m *backbones.Model, log hclog.Logger) (train.Task, 
 	}
 	if err != nil {
 		return train.Task{}, nil, err
+	}
+	// The head predicts the training classes; the test split is scored against
+	// them, mapped by name, and a test class the training split lacks is an error
+	// now rather than a wrong score (or a failure) after training.
+	if !slices.Equal(testDS.Classes, trainDS.Classes) {
+		if testDS, err = testDS.Relabel(trainDS.Classes); err != nil {
+			return train.Task{}, nil, err
+		}
+		log.Info("test classes mapped by name onto the training classes", "train_classes", len(trainDS.Classes))
 	}
 	trainSet, valSet, err := fewShotSplits(trainDS, dc)
 	if err != nil {

@@ -30,13 +30,29 @@ const (
 // *RGB, matching what PIL's Image.open(path).convert("RGB") holds. For GIF
 // that is the first frame on the logical screen.
 func Decode(path string) (image.Image, error) {
+	// Only regular files: opening a FIFO blocks, and /dev/zero never ends. The
+	// check comes before opening and again on the open file.
+	check := func(st os.FileInfo, err error) error {
+		switch {
+		case err != nil:
+			return fmt.Errorf("preprocess: %w", err)
+		case !st.Mode().IsRegular():
+			return fmt.Errorf("preprocess: %s is not a regular file (%s)", path, st.Mode().Type())
+		case st.Size() > MaxFileSize:
+			return fmt.Errorf("preprocess: %s: file is %d bytes, more than the %d allowed", path, st.Size(), MaxFileSize)
+		}
+		return nil
+	}
+	if err := check(os.Stat(path)); err != nil {
+		return nil, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("preprocess: %w", err)
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Size() > MaxFileSize {
-		return nil, fmt.Errorf("preprocess: %s: file is %d bytes, more than the %d allowed", path, st.Size(), MaxFileSize)
+	if err := check(f.Stat()); err != nil {
+		return nil, err
 	}
 	return DecodeReader(f, path)
 }

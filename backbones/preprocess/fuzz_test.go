@@ -8,7 +8,10 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/image/bmp"
 )
@@ -92,4 +95,29 @@ func FuzzLoadConfig(f *testing.F) {
 			t.Fatalf("output %dx%d", h, w)
 		}
 	})
+}
+
+// TestDecodeOnlyRegularFiles: `host embed --images` on a FIFO hung in open.
+func TestDecodeOnlyRegularFiles(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "pipe.png")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	done := make(chan error, 2)
+	go func() {
+		_, err := Decode(fifo)
+		done <- err
+		_, err = Decode("/dev/zero")
+		done <- err
+	}()
+	for _, want := range []string{"pipe.png", "/dev/zero"} {
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("Decode(%s): %v", want, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Decode(%s) hangs", want)
+		}
+	}
 }
