@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"time"
@@ -12,6 +14,8 @@ import (
 	"github.com/kadapt/kadapt/backbones"
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
+	"github.com/kadapt/kadapt/core/optim"
+	"github.com/kadapt/kadapt/datasets/metrics"
 	"github.com/kadapt/kadapt/host/train"
 )
 
@@ -27,7 +31,7 @@ func demoBackbone() backbones.Config {
 		Mean: [3]float32{mnistMean, mnistMean, mnistMean}, Std: [3]float32{mnistStd, mnistStd, mnistStd}}
 }
 
-// pretrainModel trains the whole tower and the head.
+// fullModel trains the whole tower and the head.
 type fullModel struct {
 	vision *backbones.Vision
 	head   *train.Head
@@ -41,20 +45,69 @@ func (m *fullModel) Trainable() []*autograd.Var {
 	return append(append([]*autograd.Var(nil), m.vision.Params()...), m.head.Params()...)
 }
 
+// pretrainRecipe is everything that decides the pretrained weights besides the data.
+type pretrainRecipe struct {
+	Epochs, Batch, WarmupEpochs int
+	LR, WeightDecay             float64
+	Seed                        uint64
+	Augment                     augmentation // zero value: no augmentation
+	// Contrast weighs a contrastive term (train.ContrastiveLoss on the embeddings of
+	// two augmented views of each image) added to the cross-entropy; 0 = off.
+	Contrast float64
+	// Positives is what the contrastive term pulls together: "views" (the two views
+	// of one image, SimCLR) or "class" (every image of the digit, SupCon).
+	Positives   string
+	Temperature float64
+}
+
 func cmdPretrain(args []string) error {
-	fs := newFlags("pretrain", "pretrain --out FILE.safetensors [--epochs N] [--seed S]")
+	fs := newFlags("pretrain", "pretrain --out FILE.safetensors [--epochs N] [--seed S] | pretrain --probe FILE.safetensors")
 	out := fs.String("out", "backbones/builtin/mnist-vit.safetensors", "where to write the backbone")
-	epochs := fs.Int("epochs", 4, "passes over the 30,596 training images of digits 0-4")
-	seed := fs.Uint64("seed", 1, "initialisation and shuffling seed")
-	lr := fs.Float64("lr", 2e-3, "AdamW peak learning rate (cosine schedule, one warm-up epoch)")
-	batch := fs.Int("batch-size", 128, "batch size")
+	r := pretrainRecipe{}
+	fs.IntVar(&r.Epochs, "epochs", 4, "passes over the 30,596 training images of digits 0-4")
+	fs.Uint64Var(&r.Seed, "seed", 1, "initialisation, shuffling and augmentation seed")
+	fs.Float64Var(&r.LR, "lr", 2e-3, "AdamW peak learning rate (cosine schedule after the warm-up)")
+	fs.IntVar(&r.WarmupEpochs, "warmup-epochs", 1, "epochs of linear learning-rate warm-up")
+	fs.Float64Var(&r.WeightDecay, "weight-decay", 0.05, "AdamW weight decay (not on biases and norms)")
+	fs.IntVar(&r.Batch, "batch-size", 128, "images per step (each gives two views when --contrast > 0)")
+	fs.Float64Var(&r.Augment.MaxRotate, "rotate", 0, "augmentation: random rotation within ± this many degrees")
+	fs.Float64Var(&r.Augment.MaxScale, "scale", 0, "augmentation: random scale within 1 ± this")
+	fs.Float64Var(&r.Augment.MaxShift, "shift", 0, "augmentation: random shift within ± this many pixels per axis")
+	fs.Float64Var(&r.Augment.Elastic, "elastic", 0, "augmentation: elastic distortion of this RMS amplitude in pixels (0 = off)")
+	fs.Float64Var(&r.Augment.Sigma, "elastic-sigma", 4, "smoothness (Gaussian σ, pixels) of the elastic displacement field")
+	fs.Float64Var(&r.Contrast, "contrast", 0, "weight of a contrastive term on two augmented views of each image (0 = cross-entropy only)")
+	fs.StringVar(&r.Positives, "positives", "views", "contrastive positives: views (SimCLR) or class (supervised contrastive)")
+	fs.Float64Var(&r.Temperature, "temperature", 0.1, "contrastive temperature")
+	width := fs.Int("width", 0, "tower width (0 = the built-in architecture's)")
+	embedDim := fs.Int("embed-dim", 0, "embedding (projection) size (0 = the built-in architecture's)")
+	patch := fs.Int("patch-size", 0, "patch size, dividing 28 (0 = the built-in architecture's)")
 	limit := fs.Int("limit", 0, "use only the first N training images (0 = all; for quick checks)")
+	probeSeeds := fs.Int("probe-seeds", 5, "after training, score 5-shot nearest-class-mean accuracy on digits 5-9 from frozen features over this many few-shot seeds (0 = skip)")
+	probeOnly := fs.String("probe", "", "only probe this existing backbone (a .safetensors file); train nothing")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	switch {
+	case r.Epochs <= 0:
+		return usageErr("--epochs must be positive, got %d", r.Epochs)
+	case r.Batch < 2:
+		return usageErr("--batch-size must be at least 2, got %d", r.Batch)
+	case r.Positives != "views" && r.Positives != "class":
+		return usageErr("--positives %q: want views or class", r.Positives)
+	case r.Contrast < 0 || r.Temperature <= 0:
+		return usageErr("--contrast must be ≥ 0 and --temperature > 0")
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "pretrain", Output: os.Stderr, Level: hclog.Info})
 	b, err := core.OpenBackend("cpu")
 	if err != nil {
+		return err
+	}
+	if *probeOnly != "" {
+		m, err := backbones.Open(b, *probeOnly, backbones.OpenOptions{NoText: true})
+		if err != nil {
+			return err
+		}
+		_, err = probeAndLog(log, m.Vision, *probeSeeds)
 		return err
 	}
 	digits := []int{0, 1, 2, 3, 4}
@@ -78,35 +131,126 @@ func cmdPretrain(args []string) error {
 		return err
 	}
 	cfg := demoBackbone()
+	if *width > 0 {
+		cfg.Width, cfg.MLPDim = *width, 4**width
+	}
+	if *embedDim > 0 {
+		cfg.EmbedDim = *embedDim
+	}
+	if *patch > 0 {
+		cfg.PatchSize = *patch
+	}
 	vision, err := backbones.NewVision(b, cfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("--width/--embed-dim/--patch-size: %w", err)
 	}
-	vision.InitRandom(*seed)
+	vision.InitRandom(r.Seed)
 	head := train.NewHead(b, cfg.EmbedDim, len(digits))
-	head.InitRandom(*seed)
+	head.InitRandom(r.Seed)
 	m := &fullModel{vision: vision, head: head}
-	dir, err := os.MkdirTemp("", "kadapt-pretrain-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	tc := train.Config{Epochs: *epochs, BatchSize: *batch, Optimizer: "adamw", LR: *lr, WeightDecay: 0.05,
-		Schedule: "cosine", WarmupEpochs: 1, Select: "last", Seed: *seed}
-	log.Info("pretraining", "backbone", cfg.Name, "params", vision.NumParams(), "train_images", trainData.Len(), "epochs", *epochs)
+	log.Info("pretraining", "backbone", cfg.Name, "params", vision.NumParams(), "train_images", trainData.Len(), "epochs", r.Epochs)
 	start := time.Now()
-	res, err := train.Run(b, m, train.Task{Train: trainData, Test: testData, Classes: len(digits), Metric: "accuracy"},
-		tc, train.Options{Dir: dir, Progress: newProgress(log, false)})
+	if err := pretrainLoop(b, m, trainData, r, newProgress(log, false)); err != nil {
+		return err
+	}
+	acc, err := train.Evaluate(b, m, testData, train.Task{Classes: len(digits), Metric: metrics.NameAccuracy}, 256)
 	if err != nil {
 		return err
 	}
-	log.Info("pretrained", "test_accuracy_digits_0_4", fmt.Sprintf("%.4f", res.Score), "elapsed", time.Since(start).Round(time.Second))
+	elapsed := time.Since(start).Round(time.Second)
+	log.Info("pretrained", "test_accuracy_digits_0_4", fmt.Sprintf("%.4f", acc), "elapsed", elapsed)
+	probe, err := probeAndLog(log, vision, *probeSeeds)
+	if err != nil {
+		return err
+	}
 	cfgJSON, _ := json.Marshal(cfg)
+	note := fmt.Sprintf("pretrained on MNIST digits 0-4 (%d images, %d epochs, seed %d, %s); test accuracy on digits 0-4 %.4f",
+		trainData.Len(), r.Epochs, r.Seed, elapsed, acc)
+	if probe != "" {
+		note += "; " + probe
+	}
 	meta := map[string]string{
 		"kadapt.config":  string(cfgJSON),
 		"kadapt.command": "host pretrain " + strings.Join(args, " "),
-		"kadapt.note": fmt.Sprintf("pretrained on MNIST digits 0-4 (%d images, %d epochs, seed %d); test accuracy on digits 0-4 %.4f",
-			trainData.Len(), *epochs, *seed, res.Score),
+		"kadapt.note":    note,
 	}
 	return backbones.SaveVision(vision, *out, meta)
+}
+
+// pretrainLoop trains tower and head with AdamW on a warm-up + cosine schedule. Each
+// step draws its augmentations from (seed, step), so a run is a function of the recipe.
+func pretrainLoop(b core.Backend, m *fullModel, data *train.MemData, r pretrainRecipe, progress train.Progress) error {
+	params := m.Trainable()
+	o := optim.NewAdamW(b, train.ParamGroups(params, float32(r.WeightDecay)), optim.AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})
+	n := data.Len()
+	batches := n / r.Batch // the last partial batch is dropped: contrastive terms want full batches
+	if batches == 0 {
+		return usageErr("--batch-size %d exceeds the %d training images", r.Batch, n)
+	}
+	sched := optim.WarmupCosine{Base: float32(r.LR), Warmup: r.WarmupEpochs * batches, Total: r.Epochs * batches}
+	views := 1
+	if r.Contrast > 0 {
+		views = 2
+	}
+	const side = 28
+	per := side * side
+	background := float32((0 - mnistMean) / mnistStd)
+	augment := r.Augment != augmentation{}
+	x := make([]float32, views*r.Batch*per)
+	labels := make([]float32, views*r.Batch)
+	groups := make([]int, views*r.Batch)
+	tp := autograd.NewTape(b)
+	tp.Training = true
+	step := 0
+	for epoch := range r.Epochs {
+		start := time.Now()
+		order := rand.New(rand.NewPCG(r.Seed, uint64(epoch)+0x9e3779b9)).Perm(n)
+		var lossSum float64
+		for bi := range batches {
+			rng := rand.New(rand.NewPCG(r.Seed, uint64(step)+0x61756720))
+			for v := range views {
+				for i, j := range order[bi*r.Batch : (bi+1)*r.Batch] {
+					row := v*r.Batch + i
+					src, dst := data.X[j*per:(j+1)*per], x[row*per:(row+1)*per]
+					if augment {
+						r.Augment.draw(rng, side, side).apply(dst, src, side, side, background)
+					} else {
+						copy(dst, src)
+					}
+					labels[row] = float32(data.Labels[j][0])
+					groups[row] = i
+					if r.Positives == "class" {
+						groups[row] = data.Labels[j][0]
+					}
+				}
+			}
+			tp.SetSeed(r.Seed<<32 + uint64(step))
+			feats := m.vision.Forward(tp, tp.Input(x, views*r.Batch, 1, side, side)).Embeds
+			target := b.Alloc(core.Shape{views * r.Batch})
+			b.Upload(target, labels)
+			loss := tp.CrossEntropy(m.head.Forward(tp, feats), target, 0)
+			if r.Contrast > 0 {
+				loss = tp.Add(loss, tp.Scale(train.ContrastiveLoss(tp, feats, groups, float32(r.Temperature)), float32(r.Contrast)))
+			}
+			tp.Backward(loss)
+			o.Step(sched.LR(step))
+			o.ZeroGrad()
+			var l [1]float32
+			b.Download(l[:], loss.Value)
+			tp.Reset()
+			b.Release(target)
+			if math.IsNaN(float64(l[0])) || math.IsInf(float64(l[0]), 0) {
+				return fmt.Errorf("%w (epoch %d, step %d)", train.ErrDiverged, epoch+1, step+1)
+			}
+			lossSum += float64(l[0])
+			step++
+			progress.Step(epoch+1, r.Epochs, bi+1, batches, float64(l[0]), math.NaN(),
+				float64((bi+1)*r.Batch)/time.Since(start).Seconds())
+		}
+		elapsed := time.Since(start).Seconds()
+		progress.Epoch(train.EpochMetrics{Epoch: epoch + 1, Step: step, LR: float64(sched.LR(step - 1)),
+			TrainLoss: lossSum / float64(batches), Val: math.NaN(), ValLoss: math.NaN(), Test: math.NaN(),
+			Seconds: elapsed, ImagesPS: float64(batches*r.Batch) / elapsed})
+	}
+	return nil
 }

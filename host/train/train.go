@@ -152,7 +152,7 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 		return nil, err
 	}
 	params := m.Trainable()
-	groups := paramGroups(params, float32(cfg.WeightDecay))
+	groups := ParamGroups(params, float32(cfg.WeightDecay))
 	var o optim.Optimizer
 	if cfg.Optimizer == "sgd" {
 		o = optim.NewSGD(b, groups, optim.SGDConfig{Momentum: float32(cfg.Momentum), Nesterov: cfg.Nesterov})
@@ -426,9 +426,9 @@ func prefetch(d Data, order []int, batch, per int) (<-chan fetched, func()) {
 	return out, func() { once.Do(func() { close(quit) }) }
 }
 
-// paramGroups puts biases and 1-D parameters (norm scales) in a group without weight
+// ParamGroups puts biases and 1-D parameters (norm scales) in a group without weight
 // decay, the usual practice that keeps decay from shrinking them.
-func paramGroups(params []*autograd.Var, wd float32) []optim.Group {
+func ParamGroups(params []*autograd.Var, wd float32) []optim.Group {
 	decay := optim.Group{Name: "decay", WeightDecay: wd}
 	noDecay := optim.Group{Name: "no_decay"}
 	for _, p := range params {
