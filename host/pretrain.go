@@ -58,6 +58,14 @@ type pretrainRecipe struct {
 	// of one image, SimCLR) or "class" (every image of the digit, SupCon).
 	Positives   string
 	Temperature float64
+	// Reconstruct weighs a denoising term: a linear decoder maps each augmented view's
+	// embedding back to the clean image, mean squared error; 0 = off. Cross-entropy on
+	// five digits alone lets the embedding forget everything but those five; the
+	// decoder makes it keep what draws a digit.
+	Reconstruct float64
+	// Rotations > 1 also turns each image by a random multiple of 360°/Rotations and
+	// classifies (digit, turn) jointly: a self-supervised task folded into the labels.
+	Rotations int
 }
 
 func cmdPretrain(args []string) error {
@@ -78,6 +86,8 @@ func cmdPretrain(args []string) error {
 	fs.Float64Var(&r.Contrast, "contrast", 0, "weight of a contrastive term on two augmented views of each image (0 = cross-entropy only)")
 	fs.StringVar(&r.Positives, "positives", "views", "contrastive positives: views (SimCLR) or class (supervised contrastive)")
 	fs.Float64Var(&r.Temperature, "temperature", 0.1, "contrastive temperature")
+	fs.Float64Var(&r.Reconstruct, "reconstruct", 0, "weight of a denoising term: a linear decoder reconstructs the clean image from each view's embedding (0 = off)")
+	fs.IntVar(&r.Rotations, "rotations", 1, "classify (digit, turn by a random multiple of 360°/N) jointly; 1 = digits only")
 	width := fs.Int("width", 0, "tower width (0 = the built-in architecture's)")
 	embedDim := fs.Int("embed-dim", 0, "embedding (projection) size (0 = the built-in architecture's)")
 	patch := fs.Int("patch-size", 0, "patch size, dividing 28 (0 = the built-in architecture's)")
@@ -96,6 +106,10 @@ func cmdPretrain(args []string) error {
 		return usageErr("--positives %q: want views or class", r.Positives)
 	case r.Contrast < 0 || r.Temperature <= 0:
 		return usageErr("--contrast must be ≥ 0 and --temperature > 0")
+	case r.Reconstruct < 0:
+		return usageErr("--reconstruct must be ≥ 0, got %g", r.Reconstruct)
+	case r.Rotations < 1:
+		return usageErr("--rotations must be at least 1, got %d", r.Rotations)
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "pretrain", Output: os.Stderr, Level: hclog.Info})
 	b, err := core.OpenBackend("cpu")
@@ -145,7 +159,7 @@ func cmdPretrain(args []string) error {
 		return fmt.Errorf("--width/--embed-dim/--patch-size: %w", err)
 	}
 	vision.InitRandom(r.Seed)
-	head := train.NewHead(b, cfg.EmbedDim, len(digits))
+	head := train.NewHead(b, cfg.EmbedDim, len(digits)*r.Rotations)
 	head.InitRandom(r.Seed)
 	m := &fullModel{vision: vision, head: head}
 	log.Info("pretraining", "backbone", cfg.Name, "params", vision.NumParams(), "train_images", trainData.Len(), "epochs", r.Epochs)
@@ -153,7 +167,14 @@ func cmdPretrain(args []string) error {
 	if err := pretrainLoop(b, m, trainData, r, newProgress(log, false)); err != nil {
 		return err
 	}
-	acc, err := train.Evaluate(b, m, testData, train.Task{Classes: len(digits), Metric: metrics.NameAccuracy}, 256)
+	// With turns in the labels, the upright test images score as the (digit, no turn)
+	// class among all; a prediction of the right digit at another turn counts wrong.
+	if r.Rotations > 1 {
+		for i := range testData.Labels {
+			testData.Labels[i] = []int{testData.Labels[i][0] * r.Rotations}
+		}
+	}
+	acc, err := train.Evaluate(b, m, testData, train.Task{Classes: len(digits) * r.Rotations, Metric: metrics.NameAccuracy}, 256)
 	if err != nil {
 		return err
 	}
@@ -181,6 +202,14 @@ func cmdPretrain(args []string) error {
 // step draws its augmentations from (seed, step), so a run is a function of the recipe.
 func pretrainLoop(b core.Backend, m *fullModel, data *train.MemData, r pretrainRecipe, progress train.Progress) error {
 	params := m.Trainable()
+	const side = 28
+	per := side * side
+	var dec *decoder
+	if r.Reconstruct > 0 {
+		dec = newDecoder(b, m.vision.Cfg.EmbedDim, per, r.Seed)
+		defer dec.release()
+		params = append(params, dec.W, dec.B)
+	}
 	o := optim.NewAdamW(b, train.ParamGroups(params, float32(r.WeightDecay)), optim.AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})
 	n := data.Len()
 	batches := n / r.Batch // the last partial batch is dropped: contrastive terms want full batches
@@ -192,11 +221,10 @@ func pretrainLoop(b core.Backend, m *fullModel, data *train.MemData, r pretrainR
 	if r.Contrast > 0 {
 		views = 2
 	}
-	const side = 28
-	per := side * side
 	background := float32((0 - mnistMean) / mnistStd)
 	augment := r.Augment != augmentation{}
 	x := make([]float32, views*r.Batch*per)
+	clean := make([]float32, views*r.Batch*per)
 	labels := make([]float32, views*r.Batch)
 	groups := make([]int, views*r.Batch)
 	tp := autograd.NewTape(b)
@@ -212,12 +240,19 @@ func pretrainLoop(b core.Backend, m *fullModel, data *train.MemData, r pretrainR
 				for i, j := range order[bi*r.Batch : (bi+1)*r.Batch] {
 					row := v*r.Batch + i
 					src, dst := data.X[j*per:(j+1)*per], x[row*per:(row+1)*per]
-					if augment {
-						r.Augment.draw(rng, side, side).apply(dst, src, side, side, background)
+					copy(clean[row*per:(row+1)*per], src)
+					turn := 0
+					if r.Rotations > 1 {
+						turn = rng.IntN(r.Rotations)
+					}
+					if augment || turn > 0 {
+						wp := r.Augment.draw(rng, side, side)
+						wp.Theta += 2 * math.Pi * float64(turn) / float64(r.Rotations)
+						wp.apply(dst, src, side, side, background)
 					} else {
 						copy(dst, src)
 					}
-					labels[row] = float32(data.Labels[j][0])
+					labels[row] = float32(data.Labels[j][0]*r.Rotations + turn)
 					groups[row] = i
 					if r.Positives == "class" {
 						groups[row] = data.Labels[j][0]
@@ -231,6 +266,9 @@ func pretrainLoop(b core.Backend, m *fullModel, data *train.MemData, r pretrainR
 			loss := tp.CrossEntropy(m.head.Forward(tp, feats), target, 0)
 			if r.Contrast > 0 {
 				loss = tp.Add(loss, tp.Scale(train.ContrastiveLoss(tp, feats, groups, float32(r.Temperature)), float32(r.Contrast)))
+			}
+			if dec != nil {
+				loss = tp.Add(loss, tp.Scale(dec.loss(tp, feats, tp.Input(clean, views*r.Batch, per)), float32(r.Reconstruct)))
 			}
 			tp.Backward(loss)
 			o.Step(sched.LR(step))
@@ -253,4 +291,32 @@ func pretrainLoop(b core.Backend, m *fullModel, data *train.MemData, r pretrainR
 			Seconds: elapsed, ImagesPS: float64(batches*r.Batch) / elapsed})
 	}
 	return nil
+}
+
+// decoder is the denoising term's linear map from an embedding back to pixels; it is
+// trained with the tower and thrown away.
+type decoder struct{ W, B *autograd.Var }
+
+func newDecoder(b core.Backend, embed, pixels int, seed uint64) *decoder {
+	d := &decoder{W: autograd.NewParam(b, "decoder.weight", core.Shape{pixels, embed}),
+		B: autograd.NewParam(b, "decoder.bias", core.Shape{pixels})}
+	bound := 1 / math.Sqrt(float64(embed))
+	rng := rand.New(rand.NewPCG(seed, 0x646563))
+	w := make([]float32, pixels*embed)
+	for i := range w {
+		w[i] = float32((2*rng.Float64() - 1) * bound)
+	}
+	b.Upload(d.W.Value, w)
+	return d
+}
+
+// loss is the mean over pixels and rows of (decoded − target)².
+func (d *decoder) loss(tp *autograd.Tape, embeds, target *autograd.Var) *autograd.Var {
+	return tp.Mean(tp.Square(tp.Sub(tp.Linear(embeds, d.W, d.B), target)), nil, false)
+}
+
+func (d *decoder) release() {
+	b := d.W.Value.Backend()
+	b.Release(d.W.Value)
+	b.Release(d.B.Value)
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"gonum.org/v1/gonum/stat"
+
 	"github.com/kadapt/kadapt/backbones"
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/host/train"
@@ -140,7 +142,7 @@ func probeAndLog(log interface{ Info(string, ...any) }, vision *backbones.Vision
 	if err != nil {
 		return "", err
 	}
-	mean, std := meanOf(accs), stdOf(accs)
+	mean, std := stat.MeanStdDev(accs, nil)
 	summary := fmt.Sprintf("5-shot nearest-class-mean accuracy on digits 5-9 from frozen features %.4f ± %.4f over %d few-shot seeds", mean, std, seeds)
 	log.Info("transfer probe", "ncm_5shot_digits_5_9", fmt.Sprintf("%.4f", mean), "std", fmt.Sprintf("%.4f", std), "per_seed", fmt.Sprint(accs))
 	return summary, nil
