@@ -98,6 +98,11 @@ func TestBadInputNamesTheCulprit(t *testing.T) {
 		{[]string{"run", "--plugin", "kadaptation", "--hp", "n=5", "--hp", "targets=q,zz", "--dry-run", "--backbone", "clip-vit-b32"}, "zz"},
 		{[]string{"run", "--plugin", "lora", "--optimizer", "adam", "--dry-run"}, "train.optimizer"},
 		{[]string{"run", "--plugin", "lora", "--dry-run", "--backbone", "vit-huge"}, `unknown backbone "vit-huge"`},
+		// Without --dry-run a preset has no weights: the built-in backbone trained
+		// while config.json said clip-vit-b32.
+		{[]string{"run", "--plugin", "lora", "--backbone", "clip-vit-b32", "--epochs", "1"}, `--backbone (backbone): "clip-vit-b32" names an architecture`},
+		{[]string{"run", "--resume", "runs/x", "--epochs", "3"}, "--epochs would be ignored"},
+		{[]string{"run", "--plugin", "lora", "--classes", "10"}, "--classes: only a --dry-run"},
 		// 10⁹ layers were described to the plugin, one site each: out of memory.
 		{[]string{"run", "--plugin", "lora", "--dry-run", "--model", hugeLayers}, `"num_hidden_layers"`},
 	} {

@@ -87,6 +87,9 @@ func cmdRun(args []string) error {
 	}
 	var at runAt
 	if *resume != "" {
+		if err := resumeFlagsIgnored(fs); err != nil {
+			return err
+		}
 		lock, err := lockRunDir(*resume, "host run --resume")
 		if err != nil {
 			return fmt.Errorf("--resume: %w", err)
@@ -99,6 +102,9 @@ func cmdRun(args []string) error {
 		if !at.Resume {
 			log.Warn("no checkpoint yet: starting the run from the beginning", "dir", *resume)
 		}
+	}
+	if !*dryRun && fs.Changed("classes") {
+		return usageErr("--classes: only a --dry-run takes the class count; a run reads it from the dataset")
 	}
 	meth, err := openMethod(rc, log)
 	if err != nil {
@@ -285,6 +291,9 @@ type runAt struct {
 }
 
 func runJob(rc RunConfig, meth method, log hclog.Logger, at runAt, quiet bool) (*Summary, error) {
+	if err := checkHonoured(rc); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	b, err := core.OpenBackend(rc.Device)
 	if err != nil {
