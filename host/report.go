@@ -87,7 +87,7 @@ func experimentKey(s Summary, config map[string]any) map[string]string {
 	delete(key, "data.dataset") // final.json's dataset, above
 	if s.HP != nil {
 		for k, v := range s.HP {
-			key["hp."+k] = v
+			key["hp."+k] = canonicalNumber(v)
 		}
 	} else {
 		// Only the values given on the command line were recorded; the plugin's
@@ -95,7 +95,7 @@ func experimentKey(s Summary, config map[string]any) map[string]string {
 		key["hp"] = unrecorded
 		if hp, ok := config["hp"].(map[string]any); ok {
 			for k, v := range hp {
-				key["hp."+k] = scalarString(v)
+				key["hp."+k] = canonicalNumber(scalarString(v))
 			}
 		}
 	}
@@ -167,6 +167,15 @@ func flatten(prefix string, v any, out map[string]string) {
 		}
 		flatten(k, sub, out)
 	}
+}
+
+// canonicalNumber writes a number one way, so --hp scale=1.0 and a default of 1 are
+// the same setting.
+func canonicalNumber(s string) string {
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		return strconv.FormatFloat(f, 'g', -1, 64)
+	}
+	return s
 }
 
 func scalarString(v any) string {
@@ -842,15 +851,19 @@ func cmdReport(args []string) error {
 			return err
 		}
 	}
-	if err := drawFigure(rep, *out); err != nil {
+	figure := "png,svg"
+	if err := drawFigure(rep, *out); errors.Is(err, errNoFigure) {
+		fmt.Fprintf(os.Stderr, "no figure: %v\n", err)
+		figure = ""
+	} else if err != nil {
 		return err
 	}
 	if *jsonOut {
 		_, err := os.Stdout.Write(js)
-		fmt.Fprintf(os.Stderr, "wrote %s.{md,csv,json,png,svg}\n", *out)
+		fmt.Fprintf(os.Stderr, "wrote %s.{md,csv,json%s}\n", *out, strings.TrimSuffix(","+figure, ","))
 		return err
 	}
 	fmt.Print(md)
-	fmt.Printf("\nwrote %s.{md,csv,json,png,svg}\n", *out)
+	fmt.Printf("\nwrote %s.{md,csv,json%s}\n", *out, strings.TrimSuffix(","+figure, ","))
 	return nil
 }

@@ -78,6 +78,8 @@ func mixedRuns(t *testing.T) string {
 		{"lora-s2", seedArgs("lora", "2"), lora4, 57},
 		// --hp r=4 given explicitly: the same experiment as the default r=4.
 		{"lora-r4-given", seedArgs("lora", "3", "--hp", "r=4"), lora4, 55},
+		// 4.0 is 4: numbers are compared as numbers.
+		{"lora-r4-float", seedArgs("lora", "4", "--hp", "r=4.0"), map[string]string{"r": "4.0", "alpha": "128", "targets": "q,v"}, 53.5},
 		{"lora-r8", seedArgs("lora", "0", "--hp", "r=8"), lora8, 70},
 		{"lora-e10", seedArgs("lora", "0", "--epochs", "10"), lora4, 30},
 		{"lora-old", seedArgs("lora", "0"), nil, 40},
@@ -116,15 +118,15 @@ func TestReportNeverPoolsDifferentExperiments(t *testing.T) {
 		}
 		t.Fatalf("%d rows, want 6 (kadaptation, linearprobe, and lora r=4 e=50, r=8, e=10, unrecorded hp): %q", len(rep.Rows), labels)
 	}
-	// Pooled: the default r=4 and an explicit --hp r=4, seeds 0 to 3.
+	// Pooled: the default r=4, an explicit --hp r=4 and r=4.0, seeds 0 to 4.
 	lora := rowByLabel(t, rep, "lora (hp.r=4, plugin_binary=abababababab, plugin_version=1, backbone_sha256=cdcdcdcdcdcd, search=\"\", train.epochs=50)")
 	c := lora.Cells["mnist-demo"]
-	if len(c.Runs) != 4 {
-		t.Fatalf("lora r=4: n=%d, want 4", len(c.Runs))
+	if len(c.Runs) != 5 {
+		t.Fatalf("lora r=4: n=%d, want 5", len(c.Runs))
 	}
-	// 50, 52, 57, 55: mean 53.5, sample variance (12.25+2.25+12.25+2.25)/3.
-	if math.Abs(c.Mean()-53.5) > 1e-12 || math.Abs(c.Std()-math.Sqrt(29.0/3)) > 1e-12 {
-		t.Errorf("lora r=4: %.6f ± %.6f, want 53.5 ± %.6f", c.Mean(), c.Std(), math.Sqrt(29.0/3))
+	// 50, 52, 57, 55, 53.5: mean 53.5, sample variance (12.25+2.25+12.25+2.25+0)/4.
+	if math.Abs(c.Mean()-53.5) > 1e-12 || math.Abs(c.Std()-math.Sqrt(29.0/4)) > 1e-12 {
+		t.Errorf("lora r=4: %.6f ± %.6f, want 53.5 ± %.6f", c.Mean(), c.Std(), math.Sqrt(29.0/4))
 	}
 	for label, acc := range map[string]float64{
 		"lora (hp.r=8, plugin_binary=abababababab, plugin_version=1, backbone_sha256=cdcdcdcdcdcd, search=\"\", train.epochs=50)":    70,
@@ -147,7 +149,7 @@ func TestReportNeverPoolsDifferentExperiments(t *testing.T) {
 	}
 
 	md := rep.markdown()
-	for _, want := range []string{"| 70.00 (n=1) |", "| 53.50 ± 3.11 (n=4) | 0, 1, 2, 3 |", "different numbers of seeds: n=1 for most, n=2 for kadaptation", "make-run", "Common settings: ", "train.lr=0.01"} {
+	for _, want := range []string{"| 70.00 (n=1) |", "| 53.50 ± 2.69 (n=5) | 0, 1, 2, 3, 4 |", "different numbers of seeds: n=1 for most, n=2 for kadaptation", "make-run", "Common settings: ", "train.lr=0.01"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}

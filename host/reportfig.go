@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -26,6 +27,10 @@ const (
 	figFontSize = 10
 )
 
+// errNoFigure is drawFigure's error when there is nothing to place; the tables are
+// still written.
+var errNoFigure = errors.New("nothing to plot")
+
 // drawFigure is the paper's Figure 1 at prefix.png and prefix.svg: mean accuracy
 // against trainable parameters on a log axis, one point per row with its standard
 // deviation over seeds as an error bar, coloured by PE with a colour bar beside it.
@@ -49,7 +54,7 @@ func drawFigure(rep *report, prefix string) error {
 		labels = append(labels, r.Label)
 	}
 	if len(pts) == 0 {
-		return fmt.Errorf("figure: no row has a run on every dataset (%v)", rep.Datasets)
+		return fmt.Errorf("%w: no row has a run on every dataset (%v)", errNoFigure, rep.Datasets)
 	}
 	cmap := peColourMap(pes)
 	main, err := accuracyPlot(rep, pts, errs, pes, labels, cmap)
