@@ -88,7 +88,7 @@ type specSource struct {
 
 func addSpecFlags(fs *pflag.FlagSet) *specSource {
 	return &specSource{
-		demo:     fs.Bool("demo", false, "the bundled demo spec (host/sweeps/demo.yaml): the six methods and KAdaptation's bias-only ablation on the built-in MNIST task, 5 seeds"),
+		demo:     fs.Bool("demo", false, "the bundled demo spec, host/sweeps/demo.yaml: the six methods and KAdaptation's bias-only ablation on the built-in MNIST task (`host sweep plan --demo` lists it)"),
 		plugins:  fs.String("plugins", "", "comma-separated plugins: only these methods of the spec (without a spec: these, default all six)"),
 		datasets: fs.String("datasets", "", "comma-separated datasets: replaces the spec's data.dataset"),
 		seeds:    fs.String("seeds", "", "comma-separated seeds: replaces the spec's seeds"),
