@@ -131,6 +131,13 @@ func unary(op core.UnaryOp, d, x []float32) {
 			d[i] = float32(0.5 * f * math.Erfc(-f/sqrt2))
 		}
 	case core.QuickGELU:
+		// CLIP's activation: in float32 with a vectorised exp (about one ulp) where the
+		// CPU has AVX2, since in float64 through math.Exp it was a tenth of a ViT-B/32
+		// training step.
+		if n := len(d) &^ 7; hasAVX2 && n > 0 {
+			quickGELUAVX2(&d[0], &x[0], n)
+			d, x = d[n:], x[n:]
+		}
 		for i, v := range x {
 			f := float64(v)
 			d[i] = float32(f * sigmoid(quickGELUA*f))
@@ -235,6 +242,15 @@ func (k unaryGradKernel) run(lo, hi int) {
 			}
 		}
 		return
+	case core.QuickGELU:
+		if n := len(dx) &^ 7; hasAVX2 && n > 0 {
+			acc := 0
+			if k.acc {
+				acc = 1
+			}
+			quickGELUGradAVX2(&dx[0], &x[0], &dy[0], n, acc)
+			dx, x, dy = dx[n:], x[n:], dy[n:]
+		}
 	case core.ReLU:
 		for i, v := range x {
 			g := dy[i]

@@ -318,3 +318,62 @@ func TestAdamWStep(t *testing.T) {
 	closeTo(t, "AdamW", download(b, p), want, 1e-6, 1e-5)
 	closeTo(t, "AdamW m", download(b, m), []float64{0.3 * (1 - math.Pow(b1, 10)), -2 * (1 - math.Pow(b1, 10)), 1e-3 * (1 - math.Pow(b1, 10))}, 1e-9, 1e-5)
 }
+
+// TestQuickGELUPaths checks the AVX2 QuickGELU and its gradient, and the Go loops they
+// replace, against float64 closed forms over the whole float32 range that matters
+// (exp's clamping at ±88 included), on a length that leaves a scalar tail. The
+// tolerance grows with |1.702·x| because that product is rounded to float32 before the
+// exponential, as in PyTorch's float32 QuickGELU: e^t's relative error is |t|·2^-24.
+func TestQuickGELUPaths(t *testing.T) {
+	var xs []float32
+	for v := -120.0; v <= 120; v += 0.37 {
+		xs = append(xs, float32(v))
+	}
+	xs = append(xs, 0, 1e-30, -1e-30, float32(math.NaN()), 3)
+	dys := make([]float32, len(xs))
+	prev := make([]float32, len(xs))
+	want := make([]float64, len(xs))
+	wantGrad := make([]float64, len(xs))
+	wantAcc := make([]float64, len(xs))
+	for i, x := range xs {
+		f := float64(x)
+		s := 1 / (1 + math.Exp(-1.702*f))
+		dys[i] = float32(math.Cos(float64(i)))
+		prev[i] = float32(i%5) - 2
+		want[i] = f * s
+		wantGrad[i] = (s + 1.702*f*s*(1-s)) * float64(dys[i])
+		wantAcc[i] = wantGrad[i] + float64(prev[i])
+	}
+	paths := []bool{false}
+	if hasAVX2 {
+		paths = append(paths, true)
+	}
+	saved := hasAVX2
+	defer func() { hasAVX2 = saved }()
+	b := New()
+	s := core.Shape{len(xs)}
+	for _, simd := range paths {
+		hasAVX2 = simd
+		x, dy, dst := upload(b, s, xs), upload(b, s, dys), b.Alloc(s)
+		check := func(what string, want []float64, atol, rtol float64) {
+			t.Helper()
+			for i, g := range download(b, dst) {
+				w := want[i]
+				if math.IsNaN(w) && math.IsNaN(float64(g)) {
+					continue
+				}
+				tol := atol + (rtol+0x1p-23*math.Abs(1.702*float64(xs[i])))*math.Abs(w)
+				if !(math.Abs(float64(g)-w) <= tol) {
+					t.Fatalf("%s (avx2 %v): x = %v: got %v, want %v", what, simd, xs[i], g, w)
+				}
+			}
+		}
+		b.Unary(core.QuickGELU, dst, x)
+		check("QuickGELU", want, 1e-30, 4e-7)
+		b.UnaryGrad(core.QuickGELU, dst, x, dy, false)
+		check("QuickGELU'", wantGrad, 2e-7, 2e-6)
+		b.Upload(dst, prev)
+		b.UnaryGrad(core.QuickGELU, dst, x, dy, true)
+		check("QuickGELU' accumulated", wantAcc, 4e-7, 2e-6)
+	}
+}

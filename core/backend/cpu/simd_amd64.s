@@ -1,0 +1,257 @@
+#include "textflag.h"
+
+// Constants as eight-lane vectors: AVX2 has no embedded broadcast, and loading them
+// as memory operands leaves the sixteen YMM registers to the computation.
+DATA one<>+0(SB)/4, $0x3f800000
+DATA one<>+4(SB)/4, $0x3f800000
+DATA one<>+8(SB)/4, $0x3f800000
+DATA one<>+12(SB)/4, $0x3f800000
+DATA one<>+16(SB)/4, $0x3f800000
+DATA one<>+20(SB)/4, $0x3f800000
+DATA one<>+24(SB)/4, $0x3f800000
+DATA one<>+28(SB)/4, $0x3f800000
+GLOBL one<>(SB), RODATA|NOPTR, $32
+DATA half<>+0(SB)/4, $0x3f000000
+DATA half<>+4(SB)/4, $0x3f000000
+DATA half<>+8(SB)/4, $0x3f000000
+DATA half<>+12(SB)/4, $0x3f000000
+DATA half<>+16(SB)/4, $0x3f000000
+DATA half<>+20(SB)/4, $0x3f000000
+DATA half<>+24(SB)/4, $0x3f000000
+DATA half<>+28(SB)/4, $0x3f000000
+GLOBL half<>(SB), RODATA|NOPTR, $32
+DATA expHi<>+0(SB)/4, $0x42b0c0a5
+DATA expHi<>+4(SB)/4, $0x42b0c0a5
+DATA expHi<>+8(SB)/4, $0x42b0c0a5
+DATA expHi<>+12(SB)/4, $0x42b0c0a5
+DATA expHi<>+16(SB)/4, $0x42b0c0a5
+DATA expHi<>+20(SB)/4, $0x42b0c0a5
+DATA expHi<>+24(SB)/4, $0x42b0c0a5
+DATA expHi<>+28(SB)/4, $0x42b0c0a5
+GLOBL expHi<>(SB), RODATA|NOPTR, $32
+DATA expLo<>+0(SB)/4, $0xc2b0c0a5
+DATA expLo<>+4(SB)/4, $0xc2b0c0a5
+DATA expLo<>+8(SB)/4, $0xc2b0c0a5
+DATA expLo<>+12(SB)/4, $0xc2b0c0a5
+DATA expLo<>+16(SB)/4, $0xc2b0c0a5
+DATA expLo<>+20(SB)/4, $0xc2b0c0a5
+DATA expLo<>+24(SB)/4, $0xc2b0c0a5
+DATA expLo<>+28(SB)/4, $0xc2b0c0a5
+GLOBL expLo<>(SB), RODATA|NOPTR, $32
+DATA log2e<>+0(SB)/4, $0x3fb8aa3b
+DATA log2e<>+4(SB)/4, $0x3fb8aa3b
+DATA log2e<>+8(SB)/4, $0x3fb8aa3b
+DATA log2e<>+12(SB)/4, $0x3fb8aa3b
+DATA log2e<>+16(SB)/4, $0x3fb8aa3b
+DATA log2e<>+20(SB)/4, $0x3fb8aa3b
+DATA log2e<>+24(SB)/4, $0x3fb8aa3b
+DATA log2e<>+28(SB)/4, $0x3fb8aa3b
+GLOBL log2e<>(SB), RODATA|NOPTR, $32
+DATA ln2Hi<>+0(SB)/4, $0x3f318000
+DATA ln2Hi<>+4(SB)/4, $0x3f318000
+DATA ln2Hi<>+8(SB)/4, $0x3f318000
+DATA ln2Hi<>+12(SB)/4, $0x3f318000
+DATA ln2Hi<>+16(SB)/4, $0x3f318000
+DATA ln2Hi<>+20(SB)/4, $0x3f318000
+DATA ln2Hi<>+24(SB)/4, $0x3f318000
+DATA ln2Hi<>+28(SB)/4, $0x3f318000
+GLOBL ln2Hi<>(SB), RODATA|NOPTR, $32
+DATA ln2Lo<>+0(SB)/4, $0xb95e8083
+DATA ln2Lo<>+4(SB)/4, $0xb95e8083
+DATA ln2Lo<>+8(SB)/4, $0xb95e8083
+DATA ln2Lo<>+12(SB)/4, $0xb95e8083
+DATA ln2Lo<>+16(SB)/4, $0xb95e8083
+DATA ln2Lo<>+20(SB)/4, $0xb95e8083
+DATA ln2Lo<>+24(SB)/4, $0xb95e8083
+DATA ln2Lo<>+28(SB)/4, $0xb95e8083
+GLOBL ln2Lo<>(SB), RODATA|NOPTR, $32
+DATA p0<>+0(SB)/4, $0x39506967
+DATA p0<>+4(SB)/4, $0x39506967
+DATA p0<>+8(SB)/4, $0x39506967
+DATA p0<>+12(SB)/4, $0x39506967
+DATA p0<>+16(SB)/4, $0x39506967
+DATA p0<>+20(SB)/4, $0x39506967
+DATA p0<>+24(SB)/4, $0x39506967
+DATA p0<>+28(SB)/4, $0x39506967
+GLOBL p0<>(SB), RODATA|NOPTR, $32
+DATA p1<>+0(SB)/4, $0x3ab743ce
+DATA p1<>+4(SB)/4, $0x3ab743ce
+DATA p1<>+8(SB)/4, $0x3ab743ce
+DATA p1<>+12(SB)/4, $0x3ab743ce
+DATA p1<>+16(SB)/4, $0x3ab743ce
+DATA p1<>+20(SB)/4, $0x3ab743ce
+DATA p1<>+24(SB)/4, $0x3ab743ce
+DATA p1<>+28(SB)/4, $0x3ab743ce
+GLOBL p1<>(SB), RODATA|NOPTR, $32
+DATA p2<>+0(SB)/4, $0x3c088908
+DATA p2<>+4(SB)/4, $0x3c088908
+DATA p2<>+8(SB)/4, $0x3c088908
+DATA p2<>+12(SB)/4, $0x3c088908
+DATA p2<>+16(SB)/4, $0x3c088908
+DATA p2<>+20(SB)/4, $0x3c088908
+DATA p2<>+24(SB)/4, $0x3c088908
+DATA p2<>+28(SB)/4, $0x3c088908
+GLOBL p2<>(SB), RODATA|NOPTR, $32
+DATA p3<>+0(SB)/4, $0x3d2aa9c1
+DATA p3<>+4(SB)/4, $0x3d2aa9c1
+DATA p3<>+8(SB)/4, $0x3d2aa9c1
+DATA p3<>+12(SB)/4, $0x3d2aa9c1
+DATA p3<>+16(SB)/4, $0x3d2aa9c1
+DATA p3<>+20(SB)/4, $0x3d2aa9c1
+DATA p3<>+24(SB)/4, $0x3d2aa9c1
+DATA p3<>+28(SB)/4, $0x3d2aa9c1
+GLOBL p3<>(SB), RODATA|NOPTR, $32
+DATA p4<>+0(SB)/4, $0x3e2aaaaa
+DATA p4<>+4(SB)/4, $0x3e2aaaaa
+DATA p4<>+8(SB)/4, $0x3e2aaaaa
+DATA p4<>+12(SB)/4, $0x3e2aaaaa
+DATA p4<>+16(SB)/4, $0x3e2aaaaa
+DATA p4<>+20(SB)/4, $0x3e2aaaaa
+DATA p4<>+24(SB)/4, $0x3e2aaaaa
+DATA p4<>+28(SB)/4, $0x3e2aaaaa
+GLOBL p4<>(SB), RODATA|NOPTR, $32
+DATA p5<>+0(SB)/4, $0x3f000000
+DATA p5<>+4(SB)/4, $0x3f000000
+DATA p5<>+8(SB)/4, $0x3f000000
+DATA p5<>+12(SB)/4, $0x3f000000
+DATA p5<>+16(SB)/4, $0x3f000000
+DATA p5<>+20(SB)/4, $0x3f000000
+DATA p5<>+24(SB)/4, $0x3f000000
+DATA p5<>+28(SB)/4, $0x3f000000
+GLOBL p5<>(SB), RODATA|NOPTR, $32
+DATA qgA<>+0(SB)/4, $0x3fd9db23
+DATA qgA<>+4(SB)/4, $0x3fd9db23
+DATA qgA<>+8(SB)/4, $0x3fd9db23
+DATA qgA<>+12(SB)/4, $0x3fd9db23
+DATA qgA<>+16(SB)/4, $0x3fd9db23
+DATA qgA<>+20(SB)/4, $0x3fd9db23
+DATA qgA<>+24(SB)/4, $0x3fd9db23
+DATA qgA<>+28(SB)/4, $0x3fd9db23
+GLOBL qgA<>(SB), RODATA|NOPTR, $32
+DATA qgNegA<>+0(SB)/4, $0xbfd9db23
+DATA qgNegA<>+4(SB)/4, $0xbfd9db23
+DATA qgNegA<>+8(SB)/4, $0xbfd9db23
+DATA qgNegA<>+12(SB)/4, $0xbfd9db23
+DATA qgNegA<>+16(SB)/4, $0xbfd9db23
+DATA qgNegA<>+20(SB)/4, $0xbfd9db23
+DATA qgNegA<>+24(SB)/4, $0xbfd9db23
+DATA qgNegA<>+28(SB)/4, $0xbfd9db23
+GLOBL qgNegA<>(SB), RODATA|NOPTR, $32
+DATA bias127<>+0(SB)/4, $127
+DATA bias127<>+4(SB)/4, $127
+DATA bias127<>+8(SB)/4, $127
+DATA bias127<>+12(SB)/4, $127
+DATA bias127<>+16(SB)/4, $127
+DATA bias127<>+20(SB)/4, $127
+DATA bias127<>+24(SB)/4, $127
+DATA bias127<>+28(SB)/4, $127
+GLOBL bias127<>(SB), RODATA|NOPTR, $32
+
+// func quickGELUAVX2(d, x *float32, n int)
+//
+// d[i] = x[i]·σ(1.702·x[i]) for n a multiple of 8.
+TEXT ·quickGELUAVX2(SB), NOSPLIT, $0-24
+	MOVQ d+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JEQ qg_done
+	VMOVUPS one<>(SB), Y15
+qg_loop:
+	VMOVUPS (SI), Y0
+	VMULPS qgNegA<>(SB), Y0, Y1
+	// Y1 = exp(Y1) for Y1 in [-88.38, 88.38] (Cephes' expf: 2^n·e^r with |r| ≤ ln2/2,
+	// a degree-6 polynomial for e^r; about one ulp). Uses Y2–Y4.
+	VMINPS expHi<>(SB), Y1, Y1
+	VMAXPS expLo<>(SB), Y1, Y1
+	VMOVUPS half<>(SB), Y2
+	VFMADD231PS log2e<>(SB), Y1, Y2
+	VROUNDPS $1, Y2, Y2
+	VFNMADD231PS ln2Hi<>(SB), Y2, Y1
+	VFNMADD231PS ln2Lo<>(SB), Y2, Y1
+	VMULPS Y1, Y1, Y3
+	VMOVUPS p0<>(SB), Y4
+	VFMADD213PS p1<>(SB), Y1, Y4
+	VFMADD213PS p2<>(SB), Y1, Y4
+	VFMADD213PS p3<>(SB), Y1, Y4
+	VFMADD213PS p4<>(SB), Y1, Y4
+	VFMADD213PS p5<>(SB), Y1, Y4
+	VFMADD213PS Y1, Y3, Y4
+	VADDPS Y15, Y4, Y4
+	VCVTPS2DQ Y2, Y2
+	VPADDD bias127<>(SB), Y2, Y2
+	VPSLLD $23, Y2, Y2
+	VMULPS Y2, Y4, Y1
+	// Y1 = s = 1/(1+exp(-a·x))
+	VADDPS Y15, Y1, Y1
+	VDIVPS Y1, Y15, Y1
+	VMULPS Y1, Y0, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNE qg_loop
+	VZEROUPPER
+qg_done:
+	RET
+
+// func quickGELUGradAVX2(dx, x, dy *float32, n int, accumulate int)
+//
+// dx[i] (+)= (s + 1.702·x·s·(1-s))·dy[i] with s = σ(1.702·x[i]), for n a multiple of 8.
+TEXT ·quickGELUGradAVX2(SB), NOSPLIT, $0-40
+	MOVQ dx+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ dy+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ accumulate+32(FP), R8
+	SHRQ $3, CX
+	JEQ qgg_done
+	VMOVUPS one<>(SB), Y15
+qgg_loop:
+	VMOVUPS (SI), Y0
+	VMULPS qgNegA<>(SB), Y0, Y1
+	// Y1 = exp(Y1) for Y1 in [-88.38, 88.38] (Cephes' expf: 2^n·e^r with |r| ≤ ln2/2,
+	// a degree-6 polynomial for e^r; about one ulp). Uses Y2–Y4.
+	VMINPS expHi<>(SB), Y1, Y1
+	VMAXPS expLo<>(SB), Y1, Y1
+	VMOVUPS half<>(SB), Y2
+	VFMADD231PS log2e<>(SB), Y1, Y2
+	VROUNDPS $1, Y2, Y2
+	VFNMADD231PS ln2Hi<>(SB), Y2, Y1
+	VFNMADD231PS ln2Lo<>(SB), Y2, Y1
+	VMULPS Y1, Y1, Y3
+	VMOVUPS p0<>(SB), Y4
+	VFMADD213PS p1<>(SB), Y1, Y4
+	VFMADD213PS p2<>(SB), Y1, Y4
+	VFMADD213PS p3<>(SB), Y1, Y4
+	VFMADD213PS p4<>(SB), Y1, Y4
+	VFMADD213PS p5<>(SB), Y1, Y4
+	VFMADD213PS Y1, Y3, Y4
+	VADDPS Y15, Y4, Y4
+	VCVTPS2DQ Y2, Y2
+	VPADDD bias127<>(SB), Y2, Y2
+	VPSLLD $23, Y2, Y2
+	VMULPS Y2, Y4, Y1
+	// Y1 = s = 1/(1+exp(-a·x))
+	VADDPS Y15, Y1, Y1
+	VDIVPS Y1, Y15, Y1
+	VSUBPS Y1, Y15, Y5
+	VMULPS qgA<>(SB), Y0, Y6
+	VMULPS Y5, Y6, Y6
+	VADDPS Y15, Y6, Y6
+	VMULPS Y1, Y6, Y6
+	VMULPS (DX), Y6, Y6
+	TESTQ R8, R8
+	JEQ qgg_store
+	VADDPS (DI), Y6, Y6
+qgg_store:
+	VMOVUPS Y6, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	DECQ CX
+	JNE qgg_loop
+	VZEROUPPER
+qgg_done:
+	RET
+
