@@ -161,7 +161,7 @@ func cmdBench(args []string) error {
 			}
 		}
 		ips := float64(*batch**steps) / time.Since(start).Seconds()
-		line := fmt.Sprintf("RESULT impl=kadapt mode=%s plugin=%s precision=%s batch=%d images_per_s=%.1f device=%s", mode, *pluginName, *precision, *batch, ips, *device)
+		line := fmt.Sprintf("RESULT impl=kadapt mode=%s plugin=%s precision=%s batch=%d images_per_s=%.3g device=%s", mode, *pluginName, *precision, *batch, ips, *device)
 		if mem != nil {
 			line += fmt.Sprintf(" peak_alloc_gib=%.2f peak_reserved_gib=%.2f", float64(mem.PeakInUseBytes())/(1<<30), float64(mem.PeakBytes())/(1<<30))
 		} else {
