@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"image/color"
 	"fmt"
 	"math"
 	"sort"
@@ -65,6 +66,9 @@ func drawFigure(rep *report, prefix string) error {
 	placed := false
 	render := func(c vg.CanvasWriterTo, ext string) error {
 		dc := draw.New(c)
+		// One white background: the plots fill only their own areas.
+		dc.SetColor(color.White)
+		dc.Fill(dc.Rectangle.Path())
 		mainArea := dc
 		mainArea.Max.X -= colourBarW
 		if !placed {
@@ -99,6 +103,8 @@ func accuracyPlot(rep *report, pts plotter.XYs, errs plotter.YErrors, pes []floa
 	p.Title.Text = "Accuracy vs trainable parameters"
 	if len(rep.Datasets) == 1 {
 		p.Title.Text += " on " + rep.Datasets[0]
+	} else {
+		p.Title.Text += fmt.Sprintf(" (mean over %d datasets)", len(rep.Datasets))
 	}
 	p.Title.Padding = vg.Points(8)
 	p.Title.TextStyle.Font.Size = font.Length(figFontSize + 2)
