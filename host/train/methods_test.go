@@ -247,3 +247,45 @@ func pretrainedLike(b core.Backend, v *backbones.Vision) {
 		b.Upload(p.Value, d)
 	}
 }
+
+// BenchmarkMovementStep measures the diagnostic's per-step cost against a training step
+// in the worst case, full fine-tuning (every parameter tracked): the ratio of the two
+// sub-benchmarks' ns/op is its overhead.
+func BenchmarkMovementStep(b *testing.B) {
+	be := cpu.New()
+	cfg := backbones.Config{Name: "bench", Family: backbones.CLIP, ImageSize: 32, PatchSize: 8, Channels: 3, Width: 128,
+		Layers: 4, Heads: 4, MLPDim: 512, EmbedDim: 64, ActName: "quick_gelu", Eps: 1e-5}
+	v, err := backbones.NewVision(be, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	v.InitRandom(1)
+	p, _ := finetune.Plan(adapt.Describe(v), finetune.Config{})
+	a, err := adapt.Compile(v, p, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	x := make([]float32, 16*3*32*32)
+	for i := range x {
+		x[i] = float32(i%7) / 7
+	}
+	step := func() {
+		tp := autograd.NewTape(be)
+		tp.Backward(tp.Sum(tp.Square(v.Forward(tp, tp.Input(x, 16, 3, 32, 32)).Embeds), nil, false))
+		tp.Reset()
+	}
+	b.Run("step", func(b *testing.B) {
+		for range b.N {
+			step()
+		}
+	})
+	tr := newMovementTracker(be, a.Trainable, 0)
+	defer tr.release()
+	b.Run("movement", func(b *testing.B) {
+		step() // gradients to measure
+		b.ResetTimer()
+		for range b.N {
+			tr.afterBackward()
+		}
+	})
+}
