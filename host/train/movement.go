@@ -156,8 +156,12 @@ func (t *movementTracker) norm(sumSq *core.Tensor) float64 {
 	return math.Sqrt(float64(v[0]))
 }
 
-// result measures the current weights against the start weights.
+// result measures the current weights against the start weights; nil when this
+// process ran no step (a resumed run that had already finished).
 func (t *movementTracker) result() *Movement {
+	if !t.seen {
+		return nil
+	}
 	m := &Movement{FromStep: t.fromStep}
 	for _, g := range t.groups {
 		var start, diff float64
@@ -172,9 +176,7 @@ func (t *movementTracker) result() *Movement {
 		}
 		gm := GroupMovement{Group: g.name, Params: g.size, StartNorm: math.Sqrt(start)}
 		gm.RelChange = math.Sqrt(diff) / math.Max(gm.StartNorm, MovementEpsPerScalar*math.Sqrt(float64(g.size)))
-		if t.seen {
-			gm.GradNormFirst, gm.GradNormLast = g.gradFirst, t.norm(g.sumSq)
-		}
+		gm.GradNormFirst, gm.GradNormLast = g.gradFirst, t.norm(g.sumSq)
 		gm.Moved = gm.RelChange >= MovedThreshold
 		if !gm.Moved {
 			gm.Note = NoGradientByDesign[g.name]

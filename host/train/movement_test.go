@@ -97,3 +97,29 @@ func TestMovementGroup(t *testing.T) {
 		}
 	}
 }
+
+// A resumed run measures from where it resumed and says so; resuming a finished run
+// runs no step and measures nothing (rather than reporting every group as unmoved).
+func TestMovementAfterResume(t *testing.T) {
+	b := cpu.New()
+	dir := t.TempDir()
+	if _, err := Run(b, newMLP(b, 4, 16, 3, 1), testTask(), testConfig(), Options{Dir: dir, StopAfterSteps: 14}); err == nil {
+		t.Fatal("the run was not stopped")
+	}
+	res, err := Run(b, newMLP(b, 4, 16, 3, 1), testTask(), testConfig(), Options{Dir: dir, Resume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 90 examples in batches of 16: 6 steps an epoch, and the last checkpoint before
+	// step 14 is at the end of epoch 2.
+	if res.Movement == nil || res.Movement.FromStep != 12 || len(res.Movement.Inert()) != 0 {
+		t.Fatalf("resumed run's movement %+v, want from step 12 with every group moved", res.Movement)
+	}
+	res, err = Run(b, newMLP(b, 4, 16, 3, 1), testTask(), testConfig(), Options{Dir: dir, Resume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Movement != nil {
+		t.Fatalf("resuming a finished run measured %+v", res.Movement)
+	}
+}

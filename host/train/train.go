@@ -116,7 +116,7 @@ type Result struct {
 	Selection string         `json:"selection"`
 	Val       float64        `json:"val"`
 	History   []EpochMetrics `json:"history"`
-	Movement  *Movement      `json:"movement"` // how far each trainable group moved (movement.go)
+	Movement  *Movement      `json:"movement"` // how far each trainable group moved (movement.go); nil if no step ran
 }
 
 // Progress receives live updates; the host draws a bar or plain lines from them.
