@@ -38,7 +38,9 @@
 //	s = α/√r = 64           so s²·σ² = c²·r·σ²: LoRA's speed for the paper's LoRA (α = 128, r = 4)
 //
 // (s = α/r = 32 would match LoRA per trainable direction, but v has d entries per
-// layer where B has r·d.) Once v is non-zero the other factors learn as LoRA's A
+// layer where B has r·d.) The same s matches LoRA's first AdamW step too: Adam moves
+// every entry of v, or of B, by about η, which changes ΔW's entries by about s·σ·η
+// here and c·σ·√r·η for LoRA (for incoherent signs). Once v is non-zero the other factors learn as LoRA's A
 // does once B has grown: their gradients are proportional to ‖v_i‖. The shapes, the
 // sharing (slow weights across layers, fast weights per layer) and the count are the
 // paper's; only the scales of the initial values and of s differ. A
