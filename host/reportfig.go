@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"errors"
-	"image/color"
 	"fmt"
+	"image/color"
 	"math"
 	"sort"
 
