@@ -27,7 +27,7 @@ run: build
 test:
 	$(GO) test -count=1 ./...
 
-# Every fuzz target for FUZZTIME (default 3s) each; FUZZTIME=10m make fuzz-smoke for a longer hunt.
+# Every fuzz target for FUZZTIME (default 2s) each; FUZZTIME=10m make fuzz-smoke for a longer hunt.
 fuzz-smoke:
 	GO=$(GO) tools/fuzz-smoke.sh
 

@@ -140,7 +140,9 @@ func ReadManifest(path string) ([]File, error) {
 			}
 		}
 		if len(fields) > 2 {
-			if len(fields[2]) != 64 {
+			// Hex, not just 64 bytes: a malformed pin never matches, and would only
+			// surface as a checksum failure after the whole download.
+			if _, err := hex.DecodeString(fields[2]); err != nil || len(fields[2]) != 64 {
 				return nil, fmt.Errorf("datasets: %s:%d: sha256 %q is not 64 hex digits", path, n+1, fields[2])
 			}
 			f.SHA256 = strings.ToLower(fields[2])

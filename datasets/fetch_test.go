@@ -336,6 +336,8 @@ func TestReadManifestErrors(t *testing.T) {
 		{"", "lists no files"},
 		{"a.zip lots\n", "manifest.txt:1: size \"lots\""},
 		{"a.zip 3 abc\n", "not 64 hex digits"},
+		// 64 bytes but not hex: accepted, then no download could ever match (found by FuzzReadManifest).
+		{"a.zip 3 " + strings.Repeat("z", 64) + "\n", "not 64 hex digits"},
 		{"a b c d\n", "want \"path [size [sha256]]\""},
 	} {
 		p := filepath.Join(dir, "manifest.txt")

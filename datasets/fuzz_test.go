@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/image/bmp"
@@ -250,6 +251,31 @@ func FuzzReadManifest(f *testing.F) {
 			if fl.Path == "" || fl.Size < 0 || (fl.SHA256 != "" && len(fl.SHA256) != 64) {
 				t.Fatalf("file %+v", fl)
 			}
+		}
+	})
+}
+
+func FuzzLoadTemplates(f *testing.F) {
+	f.Add([]byte("templates:\n  cifar-10: [\"a photo of a {}.\", \"a blurry photo of a {}.\"]\n  \"*\": [\"itap of a {}.\"]\nclasses:\n  hateful-memes: [fine, hateful]\n"), false)
+	f.Add([]byte(`{"cifar-10": ["a {}."], "*": ["itap of a {}."]}`), true)
+	f.Add([]byte("a: &a [x, x]\nb: &b [*a, *a, *a]\nc: [*b, *b, *b]\n"), false)
+	f.Add([]byte("classes:\n  dtd: [a, \" \"]\n"), false)
+	f.Fuzz(func(t *testing.T, data []byte, isJSON bool) {
+		name := "t.yaml"
+		if isJSON {
+			name = "t.json"
+		}
+		tf, err := LoadTemplates(fuzzFile(t, name, data))
+		if err != nil {
+			return
+		}
+		for _, info := range Registry()[:3] {
+			for _, tmpl := range tf.For(info.Name) {
+				if strings.Count(tmpl, "{}") != 1 {
+					t.Fatalf("template %q", tmpl)
+				}
+			}
+			_, _ = tf.ClassNames(info.Name, []string{"a", "b"})
 		}
 	})
 }

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs every Go fuzz target (func FuzzX(f *testing.F)) of the module for FUZZTIME
-# each (default 3s): each package's instrumented test binary is built once, then
+# each (default 2s): each package's instrumented test binary is built once, then
 # run once per target. New crashers land in that package's testdata/fuzz/FuzzX,
 # where `go test` replays them from then on.
-#   tools/fuzz-smoke.sh                 # all targets, 3 s each
+#   tools/fuzz-smoke.sh                 # all targets, 2 s each
 #   FUZZTIME=10m tools/fuzz-smoke.sh ./datasets    # one package, longer
 set -euo pipefail
 cd "$(dirname "$0")/.."
-fuzztime="${FUZZTIME:-3s}"
+fuzztime="${FUZZTIME:-2s}"
 go="${GO:-go}"
 cache="$($go env GOCACHE)/fuzz"
 bin="$(mktemp -d)"
@@ -23,13 +23,20 @@ for pkg in "${pkgs[@]}"; do
 	$go test -c -fuzz=. -o "$bin/$name.test" "$pkg"
 	importpath=$(cd "$pkg" && $go list .)
 	for t in $targets; do
+		before=$(ls "$pkg/testdata/fuzz/$t" 2>/dev/null | sort || true)
 		# The binary runs in the package folder so that crashers land in its testdata.
 		if (cd "$pkg" && "$bin/$name.test" -test.run='^$' -test.fuzz="^$t\$" -test.fuzztime="$fuzztime" \
 			-test.fuzzcachedir="$cache/$importpath" >"$bin/out" 2>&1); then
 			echo "ok   $pkg $t: $(grep -o 'execs: [0-9]*' "$bin/out" | tail -n 1)"
+		elif [ "$(ls "$pkg/testdata/fuzz/$t" 2>/dev/null | sort || true)" = "$before" ] &&
+			grep -q 'context deadline exceeded' "$bin/out"; then
+			# Go's fuzz coordinator can report its own -fuzztime deadline as a
+			# failure on a loaded machine (golang/go#75804, fixed in Go 1.27); no
+			# input was found, so this is not a crash.
+			echo "ok   $pkg $t: deadline race in Go's fuzz coordinator, no failing input"
 		else
 			cat "$bin/out"
-			echo "fuzz-smoke: $pkg $t failed; the crasher is in $pkg/testdata/fuzz/$t"
+			echo "fuzz-smoke: $pkg $t failed; the failing input is in $pkg/testdata/fuzz/$t"
 			exit 1
 		fi
 	done
