@@ -52,7 +52,7 @@ func FuzzCheckpointMetadata(f *testing.F) {
 			return // metadata safetensors cannot hold
 		}
 		model := newMLP(b, 4, 16, 3, 2)
-		o := optim.NewSGD(b, paramGroups(model.Trainable(), 1e-3), optim.SGDConfig{Momentum: 0.9})
+		o := optim.NewSGD(b, ParamGroups(model.Trainable(), 1e-3), optim.SGDConfig{Momentum: 0.9})
 		st := state{sel: "val"}
 		if err := loadCheckpoint(path, model, o, &st); err != nil {
 			return
