@@ -4,6 +4,12 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/kadapt/kadapt/backbones"
+	"github.com/kadapt/kadapt/core/backend/cpu"
+	"github.com/kadapt/kadapt/host/train"
 )
 
 func TestRunRefusesSettingsItCannotHonour(t *testing.T) {
@@ -62,5 +68,24 @@ func TestResumeRefusesNewSettings(t *testing.T) {
 	err := resumeFlagsIgnored(fs)
 	if err == nil || !strings.Contains(err.Error(), "--epochs, --hp would be ignored") {
 		t.Errorf("got %v, want an error naming --epochs and --hp", err)
+	}
+}
+
+// TestHeadInitRecordsWhatItApplied: on a backbone without a text tower (the built-in
+// one) head_init text falls back to random; the run must say so, and refuse prompt
+// templates it has nothing to embed with.
+func TestHeadInitRecordsWhatItApplied(t *testing.T) {
+	b := cpu.New()
+	task := train.Task{Classes: 5}
+	names := []string{"5", "6", "7", "8", "9"}
+	log := hclog.NewNullLogger()
+	rc := RunConfig{HeadInit: "text"}
+	mode, err := initHead(train.NewHead(b, 8, 5), rc, &backbones.Model{}, names, task, log)
+	if err != nil || mode != "random" {
+		t.Errorf("head_init text without a text tower: applied %q (%v), want random", mode, err)
+	}
+	rc.Data.Templates = "prompts.txt"
+	if _, err := initHead(train.NewHead(b, 8, 5), rc, &backbones.Model{}, names, task, log); err == nil || !strings.Contains(err.Error(), "--templates (data.templates)") {
+		t.Errorf("templates without a text tower: %v, want an error naming --templates", err)
 	}
 }

@@ -82,6 +82,9 @@ func experimentKey(s Summary, config map[string]any) map[string]string {
 	key["dataset"] = s.Dataset
 	key["data.shots"] = strconv.Itoa(s.Shots)
 	key["backbone"] = s.Backbone
+	if s.HeadInit != "" {
+		key["head_init"] = s.HeadInit // what was applied, where config.json has what was asked
+	}
 	key["plugin_version"] = orUnrecorded(s.PluginVersion)
 	key["plugin_binary"] = orUnrecorded(shortDigest(s.PluginBinarySHA256))
 	key["backbone_sha256"] = orUnrecorded(shortDigest(s.BackboneSHA256))

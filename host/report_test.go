@@ -44,6 +44,7 @@ func writeRuns(t *testing.T, root string, runs []fakeRun) {
 			Accuracy: r.acc, TrainableParams: 4261, Seed: rc.Train.Seed, FewShotSeed: rc.Data.FewShotSeed, Shots: rc.Data.Shots, RunDir: dir}
 		if r.hp != nil {
 			s.HP, s.PluginVersion, s.PluginBinarySHA256, s.BackboneSHA256 = r.hp, "1", strings.Repeat("ab", 32), strings.Repeat("cd", 32)
+			s.HeadInit = "random" // config.json asks for text; the built-in backbone has no text tower
 		}
 		if err := atomicfile.WriteJSON(filepath.Join(dir, "config.json"), rc); err != nil {
 			t.Fatal(err)
@@ -119,7 +120,7 @@ func TestReportNeverPoolsDifferentExperiments(t *testing.T) {
 		t.Fatalf("%d rows, want 6 (kadaptation, linearprobe, and lora r=4 e=50, r=8, e=10, unrecorded hp): %q", len(rep.Rows), labels)
 	}
 	// Pooled: the default r=4, an explicit --hp r=4 and r=4.0, seeds 0 to 4.
-	lora := rowByLabel(t, rep, "lora (hp.r=4, plugin_binary=abababababab, plugin_version=1, backbone_sha256=cdcdcdcdcdcd, search=\"\", train.epochs=50)")
+	lora := rowByLabel(t, rep, "lora (hp.r=4, plugin_binary=abababababab, plugin_version=1, backbone_sha256=cdcdcdcdcdcd, head_init=random, search=\"\", train.epochs=50)")
 	c := lora.Cells["mnist-demo"]
 	if len(c.Runs) != 5 {
 		t.Fatalf("lora r=4: n=%d, want 5", len(c.Runs))
@@ -129,9 +130,9 @@ func TestReportNeverPoolsDifferentExperiments(t *testing.T) {
 		t.Errorf("lora r=4: %.6f ± %.6f, want 53.5 ± %.6f", c.Mean(), c.Std(), math.Sqrt(29.0/4))
 	}
 	for label, acc := range map[string]float64{
-		"lora (hp.r=8, plugin_binary=abababababab, plugin_version=1, backbone_sha256=cdcdcdcdcdcd, search=\"\", train.epochs=50)":    70,
-		"lora (hp.r=4, plugin_binary=abababababab, plugin_version=1, backbone_sha256=cdcdcdcdcdcd, search=\"\", train.epochs=10)":    30,
-		"lora (plugin_binary=(unrecorded), plugin_version=(unrecorded), backbone_sha256=(unrecorded), search=\"\", train.epochs=50)": 40,
+		"lora (hp.r=8, plugin_binary=abababababab, plugin_version=1, backbone_sha256=cdcdcdcdcdcd, head_init=random, search=\"\", train.epochs=50)":  70,
+		"lora (hp.r=4, plugin_binary=abababababab, plugin_version=1, backbone_sha256=cdcdcdcdcdcd, head_init=random, search=\"\", train.epochs=10)":  30,
+		"lora (plugin_binary=(unrecorded), plugin_version=(unrecorded), backbone_sha256=(unrecorded), head_init=text, search=\"\", train.epochs=50)": 40,
 	} {
 		c := rowByLabel(t, rep, label).Cells["mnist-demo"]
 		if len(c.Runs) != 1 || c.Mean() != acc || !math.IsNaN(c.Std()) {
@@ -139,11 +140,11 @@ func TestReportNeverPoolsDifferentExperiments(t *testing.T) {
 		}
 	}
 	// `make run` repeated the sweep's seed 0: the same run twice, counted once.
-	kad := rowByLabel(t, rep, "kadaptation (backbone_sha256=cdcdcdcdcdcd, search=\"\", train.epochs=50)").Cells["mnist-demo"]
+	kad := rowByLabel(t, rep, "kadaptation (backbone_sha256=cdcdcdcdcdcd, head_init=random, search=\"\", train.epochs=50)").Cells["mnist-demo"]
 	if len(kad.Runs) != 2 || kad.Mean() != 47 {
 		t.Errorf("kadaptation: n=%d mean %v, want n=2 (seeds 0, 1; the make-run duplicate of seed 0 replaced) mean 47", len(kad.Runs), kad.Mean())
 	}
-	lp := rowByLabel(t, rep, "linearprobe (backbone_sha256=cdcdcdcdcdcd, search=paper, train.epochs=50)").Cells["mnist-demo"]
+	lp := rowByLabel(t, rep, "linearprobe (backbone_sha256=cdcdcdcdcdcd, head_init=random, search=paper, train.epochs=50)").Cells["mnist-demo"]
 	if len(lp.Runs) != 2 {
 		t.Errorf("linearprobe after --search paper: n=%d, want 2 (the searched lr is an outcome, not a setting)", len(lp.Runs))
 	}

@@ -44,14 +44,17 @@ type Summary struct {
 	Accuracy        float64 `json:"accuracy"` // the test score at the selected epoch, in percent
 	TrainableParams int64   `json:"trainable_params"`
 	HeadParams      int64   `json:"head_params"`
-	PE              float64 `json:"pe"`
-	Epoch           int     `json:"epoch"`
-	Selection       string  `json:"selection"`
-	Seed            uint64  `json:"seed"`
-	FewShotSeed     int     `json:"fewshot_seed"`
-	Shots           int     `json:"shots"`
-	RunDir          string  `json:"run_dir"`
-	Seconds         float64 `json:"seconds"`
+	// HeadInit is the head initialisation applied: head_init text falls back to random
+	// on a backbone without a text tower.
+	HeadInit    string  `json:"head_init,omitempty"`
+	PE          float64 `json:"pe"`
+	Epoch       int     `json:"epoch"`
+	Selection   string  `json:"selection"`
+	Seed        uint64  `json:"seed"`
+	FewShotSeed int     `json:"fewshot_seed"`
+	Shots       int     `json:"shots"`
+	RunDir      string  `json:"run_dir"`
+	Seconds     float64 `json:"seconds"`
 	// Movement is the training diagnostic: per trainable group, its relative change
 	// and first and last gradient norms (train.Movement).
 	Movement *train.Movement `json:"movement,omitempty"`
@@ -241,6 +244,7 @@ type assembled struct {
 	vision     *backbones.Vision
 	count      int64 // trainable parameters, head included
 	headParams int64
+	headInit   string // the head initialisation applied (initHead)
 }
 
 func assemble(rc RunConfig, meth method, b core.Backend, mdl *backbones.Model, task train.Task, names []string, log hclog.Logger) (*assembled, error) {
@@ -265,11 +269,12 @@ func assemble(rc RunConfig, meth method, b core.Backend, mdl *backbones.Model, t
 		feat = vision.Cfg.Width
 	}
 	head := train.NewHead(b, feat, task.Classes)
-	if err := initHead(head, rc, mdl, names, task, log); err != nil {
+	headInit, err := initHead(head, rc, mdl, names, task, log)
+	if err != nil {
 		return nil, err
 	}
 	out := &assembled{model: &adaptedModel{vision: vision, head: head, trainable: a.Trainable}, task: task, plan: p,
-		vision: vision, headParams: int64(feat+1) * int64(task.Classes)}
+		vision: vision, headParams: int64(feat+1) * int64(task.Classes), headInit: headInit}
 	out.count = a.Count + out.headParams
 	if len(a.Trainable) == 0 && len(p.Edits) == 0 {
 		log.Info("frozen backbone: computing features once", "plugin", rc.Plugin)
@@ -381,7 +386,7 @@ func runJob(rc RunConfig, meth method, log hclog.Logger, at runAt, quiet bool) (
 		return nil, err
 	}
 	s := &Summary{Plugin: rc.Plugin, Dataset: rc.Data.Dataset, Backbone: as.vision.Cfg.Name, Metric: res.Metric,
-		Accuracy: 100 * res.Score, TrainableParams: as.count, HeadParams: as.headParams, Epoch: res.Epoch, Selection: res.Selection,
+		Accuracy: 100 * res.Score, TrainableParams: as.count, HeadParams: as.headParams, HeadInit: as.headInit, Epoch: res.Epoch, Selection: res.Selection,
 		Seed: rc.Train.Seed, FewShotSeed: rc.Data.FewShotSeed, Shots: rc.Data.Shots, RunDir: dir, Seconds: time.Since(start).Seconds()}
 	s.PE = PE(s.Accuracy, s.TrainableParams)
 	s.PluginVersion, s.PluginBinarySHA256, s.HP, s.BackboneSHA256 = meth.Describe().Version, pluginDigest, hp.Raw(), digest

@@ -215,10 +215,15 @@ func demoTask(dc DataConfig, log hclog.Logger) (train.Task, []string, error) {
 }
 
 // initHead initialises the head from the text tower when there is one (the paper's
-// recipe), else as head_init says.
-func initHead(h *train.Head, rc RunConfig, m *backbones.Model, names []string, task train.Task, log hclog.Logger) error {
+// recipe), else as head_init says, and returns the initialisation it applied:
+// head_init text falls back to random for a backbone without a text tower (the
+// built-in one), and final.json records what happened.
+func initHead(h *train.Head, rc RunConfig, m *backbones.Model, names []string, task train.Task, log hclog.Logger) (string, error) {
 	mode := rc.HeadInit
 	if mode == "text" && (m.Text == nil || len(names) != task.Classes) {
+		if rc.Data.Templates != "" {
+			return "", usageErr("--templates (data.templates) %s: the backbone has no text tower to embed prompts with", rc.Data.Templates)
+		}
 		log.Info("no text tower to initialise the head from; using random init", "head_init", "random")
 		mode = "random"
 	}
@@ -226,21 +231,21 @@ func initHead(h *train.Head, rc RunConfig, m *backbones.Model, names []string, t
 	case "text":
 		tok, err := loadTokenizer(m)
 		if err != nil {
-			return fmt.Errorf("head_init text: %v", err)
+			return "", fmt.Errorf("head_init text: %v", err)
 		}
 		var tf *datasets.TemplateFile
 		if rc.Data.Templates != "" {
 			if tf, err = datasets.LoadTemplates(rc.Data.Templates); err != nil {
-				return err
+				return "", err
 			}
 		}
 		prompts, err := tf.ClassNames(rc.Data.Dataset, names)
 		if err != nil {
-			return err
+			return "", err
 		}
 		w, err := backbones.ClassEmbeddings(m.Text, tok, prompts, tf.For(rc.Data.Dataset))
 		if err != nil {
-			return err
+			return "", err
 		}
 		h.InitFromText(w)
 	case "zeros":
@@ -249,7 +254,7 @@ func initHead(h *train.Head, rc RunConfig, m *backbones.Model, names []string, t
 	case "random":
 		h.InitRandom(rc.Train.Seed)
 	default:
-		return usageErr("head_init %q: want text, zeros or random", rc.HeadInit)
+		return "", usageErr("head_init %q: want text, zeros or random", rc.HeadInit)
 	}
-	return nil
+	return mode, nil
 }
