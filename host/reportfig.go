@@ -57,6 +57,26 @@ func drawFigure(rep *report, prefix string) error {
 	if len(pts) == 0 {
 		return fmt.Errorf("%w: no row has a run on every dataset (%v)", errNoFigure, rep.Datasets)
 	}
+	// Many rows or long labels (rows told apart by several settings) do not fit beside
+	// their points: the points then carry their row numbers and a key lists the rows
+	// under the plot.
+	var key []string
+	longest := 0
+	for _, l := range labels {
+		longest = max(longest, len([]rune(l)))
+	}
+	if len(labels) > 9 || longest > 40 {
+		for i, l := range labels {
+			key = append(key, fmt.Sprintf("%d  %s", i+1, l))
+			labels[i] = fmt.Sprint(i + 1)
+		}
+	}
+	keyLine := vg.Points(figFontSize + 2)
+	keyHeight := vg.Length(0)
+	if len(key) > 0 {
+		keyHeight = keyLine*vg.Length(len(key)) + vg.Points(6)
+	}
+	height := figHeight + keyHeight
 	cmap := peColourMap(pes)
 	main, err := accuracyPlot(rep, pts, errs, pes, labels, cmap)
 	if err != nil {
@@ -71,12 +91,19 @@ func drawFigure(rep *report, prefix string) error {
 		dc.Fill(dc.Rectangle.Path())
 		mainArea := dc
 		mainArea.Max.X -= colourBarW
+		mainArea.Min.Y += keyHeight
+		style := main.X.Label.TextStyle
+		style.Font.Size = font.Length(figFontSize - 1)
+		style.XAlign, style.YAlign = draw.XLeft, draw.YTop
+		for i, line := range key {
+			dc.FillText(style, vg.Point{X: dc.Min.X + vg.Points(12), Y: dc.Min.Y + keyHeight - keyLine*vg.Length(i)}, line)
+		}
 		if !placed {
 			lb, err := placeLabels(main, mainArea, pts, errs, labels)
 			if err != nil {
 				return err
 			}
-			main.Add(lb)
+			main.Add(unboxed{lb})
 			placed = true
 		}
 		// The bar spans the main plot's data area, top to bottom.
@@ -92,10 +119,10 @@ func drawFigure(rep *report, prefix string) error {
 		}
 		return atomicfile.Write(prefix+"."+ext, buf.Bytes())
 	}
-	if err := render(vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(figWidth, figHeight), vgimg.UseDPI(150))}, "png"); err != nil {
+	if err := render(vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(figWidth, height), vgimg.UseDPI(150))}, "png"); err != nil {
 		return err
 	}
-	return render(vgsvg.New(figWidth, figHeight), "svg")
+	return render(vgsvg.New(figWidth, height), "svg")
 }
 
 func accuracyPlot(rep *report, pts plotter.XYs, errs plotter.YErrors, pes []float64, labels []string, cmap palette.ColorMap) (*plot.Plot, error) {
@@ -183,6 +210,9 @@ func placeLabels(p *plot.Plot, area draw.Canvas, pts plotter.XYs, errs plotter.Y
 		w, h := st.Width(labels[i]), st.Height(labels[i])
 		x, y := tx(pts[i].X), ty(pts[i].Y)
 		fits := func(b box) bool {
+			if b.x0 < data.Min.X || b.x1 > data.Max.X {
+				return false
+			}
 			for j, m := range marks {
 				if j != i && overlaps(b, m) {
 					return false
@@ -228,6 +258,13 @@ func placeLabels(p *plot.Plot, area draw.Canvas, pts plotter.XYs, errs plotter.Y
 	}
 	return lb, nil
 }
+
+// unboxed draws labels without reporting their glyph boxes: the plot would shrink
+// its data area until every label fitted inside it, and long labels squeeze it flat.
+// placeLabels keeps them inside instead.
+type unboxed struct{ labels *plotter.Labels }
+
+func (u unboxed) Plot(c draw.Canvas, p *plot.Plot) { u.labels.Plot(c, p) }
 
 // peColourMap is a sequential, perceptually ordered map (Moreland's extended
 // black-body) over the PE range, trimmed so neither end is near black or white.
