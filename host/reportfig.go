@@ -198,6 +198,15 @@ func placeLabels(p *plot.Plot, area draw.Canvas, pts plotter.XYs, errs plotter.Y
 		marks = append(marks, box{x - r, x + r, ty(pt.Y-errs[i].Low) - r, ty(pt.Y+errs[i].High) + r})
 	}
 	var placed []box
+	overlapsAny := func(b box, others []box) bool {
+		for _, o := range others {
+			if overlaps(b, o) {
+				return true
+			}
+		}
+		return false
+	}
+	var b box
 	order := make([]int, len(pts))
 	for i := range order {
 		order[i] = i
@@ -220,13 +229,20 @@ func placeLabels(p *plot.Plot, area draw.Canvas, pts plotter.XYs, errs plotter.Y
 			}
 			return true
 		}
-		right := box{x + vg.Points(gap), x + vg.Points(gap) + w, y - h/2, y + h/2}
-		left := box{x - vg.Points(gap) - w, x - vg.Points(gap), y - h/2, y + h/2}
-		b := right
-		st.XAlign = draw.XLeft
-		if !fits(right) && fits(left) {
-			b = left
-			st.XAlign = draw.XRight
+		// Beside the point, right then left; then nudged half a line up or down.
+		b, st.XAlign = box{x + vg.Points(gap), x + vg.Points(gap) + w, y - h/2, y + h/2}, draw.XLeft
+	search:
+		for _, dy := range []vg.Length{0, h / 2, -h / 2, h, -h} {
+			for _, align := range []draw.XAlignment{draw.XLeft, draw.XRight} {
+				c := box{x + vg.Points(gap), x + vg.Points(gap) + w, y + dy - h/2, y + dy + h/2}
+				if align == draw.XRight {
+					c.x0, c.x1 = x-vg.Points(gap)-w, x-vg.Points(gap)
+				}
+				if fits(c) && !overlapsAny(c, placed) {
+					b, st.XAlign = c, align
+					break search
+				}
+			}
 		}
 		for moved := true; moved; {
 			moved = false
@@ -241,9 +257,6 @@ func placeLabels(p *plot.Plot, area draw.Canvas, pts plotter.XYs, errs plotter.Y
 		placed = append(placed, b)
 		cy := (b.y0 + b.y1) / 2
 		lb.XYs[i].Y = p.Y.Min + float64((cy-data.Min.Y)/(data.Max.Y-data.Min.Y))*(p.Y.Max-p.Y.Min)
-		if st.XAlign == draw.XRight {
-			lb.TextStyle[i].XAlign = draw.XRight
-		}
 	}
 	// One offset for all labels: left-aligned ones move right, right-aligned ones left.
 	lb.Offset = vg.Point{}
