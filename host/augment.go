@@ -3,6 +3,8 @@ package main
 import (
 	"math"
 	"math/rand/v2"
+
+	"github.com/kadapt/kadapt/host/train"
 )
 
 // augmentation draws a random geometric distortion per image, as digit-recognition
@@ -120,4 +122,36 @@ func gaussianBlur(f []float64, h, w int, sigma float64) []float64 {
 		}
 	}
 	return out
+}
+
+// digitAugmentation is the distortion the demo task and `host pretrain` draw: small
+// rotations, scalings and shifts and a gentle elastic field, which keep a digit
+// legible (a 12° turn leaves a 6 a 6).
+var digitAugmentation = augmentation{MaxRotate: 12, MaxScale: 0.1, MaxShift: 2, Elastic: 1.5, Sigma: 4}
+
+// augmentedData redraws a distortion of every image each epoch; the draw is a function
+// of (seed, epoch, example), so resumed runs repeat it (train.EpochData).
+type augmentedData struct {
+	*train.MemData
+	aug        augmentation
+	seed       uint64
+	epoch      int
+	side       int
+	background float32
+}
+
+func (d *augmentedData) SetEpoch(epoch int) { d.epoch = epoch }
+
+func (d *augmentedData) Fetch(idx []int, x []float32, labels [][]int) error {
+	if err := d.MemData.Fetch(idx, x, labels); err != nil {
+		return err
+	}
+	per := d.side * d.side
+	src := make([]float32, per)
+	for i, j := range idx {
+		rng := rand.New(rand.NewPCG(d.seed^0x617567, uint64(d.epoch)<<32|uint64(j)))
+		copy(src, x[i*per:(i+1)*per])
+		d.aug.draw(rng, d.side, d.side).apply(x[i*per:(i+1)*per], src, d.side, d.side, d.background)
+	}
+	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/kadapt/kadapt/host/train"
 )
 
 func randomImage(rng *rand.Rand, h, w int) []float32 {
@@ -120,5 +122,49 @@ func TestAugmentationDraw(t *testing.T) {
 	w2 := a.draw(rand.New(rand.NewPCG(7, 0)), 28, 28)
 	if w1.Theta != w2.Theta || w1.DX[100] != w2.DX[100] {
 		t.Fatal("the same seed drew different distortions")
+	}
+}
+
+// An example's distortion depends on (seed, epoch, example) only: not on which batch
+// fetched it or in what order, so resumed runs redraw what uninterrupted ones drew.
+func TestAugmentedDataDrawsPerEpochAndExample(t *testing.T) {
+	const side = 28
+	rng := rand.New(rand.NewPCG(9, 9))
+	base := &train.MemData{ExShape: []int{1, side, side}}
+	for i := range 3 {
+		base.X = append(base.X, randomImage(rng, side, side)...)
+		base.Labels = append(base.Labels, []int{i})
+	}
+	d := &augmentedData{MemData: base, aug: digitAugmentation, seed: 4, side: side, background: -0.42}
+	fetch := func(epoch int, idx ...int) [][]float32 {
+		d.SetEpoch(epoch)
+		x := make([]float32, len(idx)*side*side)
+		if err := d.Fetch(idx, x, make([][]int, len(idx))); err != nil {
+			t.Fatal(err)
+		}
+		out := make([][]float32, len(idx))
+		for i := range idx {
+			out[i] = x[i*side*side : (i+1)*side*side]
+		}
+		return out
+	}
+	same := func(a, b []float32) bool {
+		for i := range a {
+			if a[i] != b[i] {
+				return false
+			}
+		}
+		return true
+	}
+	e1 := fetch(1, 0, 2)
+	again := fetch(1, 2, 0)
+	if !same(e1[0], again[1]) || !same(e1[1], again[0]) {
+		t.Fatal("the same epoch drew different distortions in another batch order")
+	}
+	if e2 := fetch(2, 0); same(e1[0], e2[0]) {
+		t.Fatal("epochs 1 and 2 drew the same distortion")
+	}
+	if same(e1[0], base.X[:side*side]) {
+		t.Fatal("the image came back undistorted")
 	}
 }

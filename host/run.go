@@ -276,7 +276,8 @@ func assemble(rc RunConfig, meth method, b core.Backend, mdl *backbones.Model, t
 	out := &assembled{model: &adaptedModel{vision: vision, head: head, trainable: a.Trainable}, task: task, plan: p,
 		vision: vision, headParams: int64(feat+1) * int64(task.Classes), headInit: headInit}
 	out.count = a.Count + out.headParams
-	if len(a.Trainable) == 0 && len(p.Edits) == 0 {
+	// Frozen features are computed once, unless the training images change each epoch.
+	if _, redrawn := task.Train.(train.EpochData); !redrawn && len(a.Trainable) == 0 && len(p.Edits) == 0 {
 		log.Info("frozen backbone: computing features once", "plugin", rc.Plugin)
 		if out.task, err = cacheFeatures(b, vision, task, rc.Train.BatchSize); err != nil {
 			return nil, err

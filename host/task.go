@@ -77,8 +77,13 @@ func loadRunModel(b core.Backend, rc RunConfig) (*backbones.Model, error) {
 // paper's validation split, and returns the task with its class names.
 func buildTask(rc RunConfig, m *backbones.Model, log hclog.Logger) (train.Task, []string, error) {
 	dc := rc.Data
-	if dc.Dataset == demoDataset {
-		return demoTask(dc, log)
+	switch {
+	case dc.Augment != "digits" && dc.Augment != "none":
+		return train.Task{}, nil, usageErr("data.augment %q: want auto, digits or none", dc.Augment)
+	case dc.Dataset == demoDataset:
+		return demoTask(dc, rc.Train.Seed, log)
+	case dc.Augment == "digits":
+		return train.Task{}, nil, usageErr("data.augment digits: the digit distortions apply to the built-in %s task only", demoDataset)
 	}
 	var trainDS, testDS *datasets.Dataset
 	metric := metrics.NameAccuracy
@@ -185,7 +190,7 @@ func fewShotSplits(ds *datasets.Dataset, dc DataConfig) (trainSet, valSet *datas
 // demoTask is the built-in transfer task: the backbone was pretrained on digits 0–4;
 // adapt it to digits 5–9 from a few images per class and test on every test image of
 // those digits.
-func demoTask(dc DataConfig, log hclog.Logger) (train.Task, []string, error) {
+func demoTask(dc DataConfig, seed uint64, log hclog.Logger) (train.Task, []string, error) {
 	digits := []int{5, 6, 7, 8, 9}
 	trainAll, err := mnistDigits(true, digits)
 	if err != nil {
@@ -200,8 +205,14 @@ func demoTask(dc DataConfig, log hclog.Logger) (train.Task, []string, error) {
 		return train.Task{}, nil, err
 	}
 	task := train.Task{Classes: len(digits), Metric: metrics.NameAccuracy}
-	if task.Train, err = mnistTensor(trainSet); err != nil {
+	trainData, err := mnistTensor(trainSet)
+	if err != nil {
 		return task, nil, err
+	}
+	task.Train = trainData
+	if dc.Augment == "digits" {
+		task.Train = &augmentedData{MemData: trainData, aug: digitAugmentation, seed: seed, side: 28,
+			background: (0 - mnistMean) / mnistStd}
 	}
 	if valSet != nil {
 		if task.Val, err = mnistTensor(valSet); err != nil {
@@ -216,16 +227,21 @@ func demoTask(dc DataConfig, log hclog.Logger) (train.Task, []string, error) {
 
 // initHead initialises the head from the text tower when there is one (the paper's
 // recipe), else as head_init says, and returns the initialisation it applied:
-// head_init text falls back to random for a backbone without a text tower (the
+// head_init text falls back to zeros for a backbone without a text tower (the
 // built-in one), and final.json records what happened.
 func initHead(h *train.Head, rc RunConfig, m *backbones.Model, names []string, task train.Task, log hclog.Logger) (string, error) {
 	mode := rc.HeadInit
+	// Without a text tower the head starts at zero: every method then begins as the
+	// same classifier, and no backbone gradient flows through a random head before it
+	// has learnt anything (on a development demo backbone, a random head left KAdaptation
+	// at 22% on one few-shot seed where the linear probe had 60%; a zero head's first
+	// step is already a class-mean classifier).
 	if mode == "text" && (m.Text == nil || len(names) != task.Classes) {
 		if rc.Data.Templates != "" {
 			return "", usageErr("--templates (data.templates) %s: the backbone has no text tower to embed prompts with", rc.Data.Templates)
 		}
-		log.Info("no text tower to initialise the head from; using random init", "head_init", "random")
-		mode = "random"
+		log.Info("no text tower to initialise the head from; starting it at zero", "head_init", "zeros")
+		mode = "zeros"
 	}
 	switch mode {
 	case "text":

@@ -33,6 +33,15 @@ type Data interface {
 	Fetch(idx []int, x []float32, labels [][]int) error
 }
 
+// EpochData is Data whose examples are drawn afresh each epoch (random augmentation).
+// Run calls SetEpoch before fetching an epoch's batches, so the draws are a function of
+// the epoch and a resumed run sees the ones an uninterrupted run would; such a split
+// is never staged on the device, which would freeze one draw.
+type EpochData interface {
+	Data
+	SetEpoch(epoch int)
+}
+
 // Model is what the loop trains: features from inputs (the adapted backbone, or the
 // identity for cached features) followed by the head.
 type Model interface {
@@ -183,7 +192,8 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 		per *= d
 	}
 	var staged *stagedSet
-	if shouldStage(b, opt.Staging, n, per) {
+	epochData, redrawn := task.Train.(EpochData)
+	if !redrawn && shouldStage(b, opt.Staging, n, per) {
 		var err error
 		if staged, err = stage(b, task.Train, cfg.BatchSize); err != nil {
 			return nil, err
@@ -197,6 +207,9 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 	for epoch := st.epoch; epoch < cfg.Epochs; epoch++ {
 		start := time.Now()
 		order := permutation(n, cfg.Seed, epoch)
+		if redrawn {
+			epochData.SetEpoch(epoch)
+		}
 		var lossSum float64
 		correct, seen := 0, 0
 		var next <-chan fetched

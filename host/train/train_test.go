@@ -241,3 +241,57 @@ func TestTrainLossAveragesTheBatchesTrained(t *testing.T) {
 		}
 	}
 }
+
+// epochLog is training data that records which epochs Run announced and adds the
+// epoch to every value, so the batches show which draw they came from.
+type epochLog struct {
+	*MemData
+	epochs  []int
+	epoch   int
+	fetched map[int]bool // epochs whose draw was fetched
+}
+
+func (d *epochLog) SetEpoch(e int) { d.epoch, d.epochs = e, append(d.epochs, e) }
+func (d *epochLog) Fetch(idx []int, x []float32, labels [][]int) error {
+	if err := d.MemData.Fetch(idx, x, labels); err != nil {
+		return err
+	}
+	d.fetched[d.epoch] = true
+	for i := range x[:len(idx)*4] {
+		x[i] += float32(d.epoch)
+	}
+	return nil
+}
+
+// Run tells redrawn training data each epoch before its batches, also after a resume,
+// and never stages it (a staged copy would freeze the first draw).
+func TestEpochDataIsToldTheEpoch(t *testing.T) {
+	b := cpu.New()
+	dir := t.TempDir()
+	cfg := testConfig()
+	task := testTask()
+	d := &epochLog{MemData: task.Train.(*MemData), fetched: map[int]bool{}}
+	task.Train = d
+	if _, err := Run(b, newMLP(b, 4, 16, 3, 1), task, cfg, Options{Dir: dir, StopAfterSteps: 3*6 + 2, Staging: StageOn}); !errors.Is(err, ErrStopped) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	if _, err := Run(b, newMLP(b, 4, 16, 3, 1), task, cfg, Options{Dir: dir, Resume: true, Staging: StageOn}); err != nil {
+		t.Fatal(err)
+	}
+	// 90 examples in batches of 16: 6 steps an epoch, so the first run stopped in
+	// epoch 4 (index 3) and the resumed one redid it from the epoch-3 checkpoint.
+	want := []int{0, 1, 2, 3, 3, 4, 5}
+	if len(d.epochs) != len(want) {
+		t.Fatalf("SetEpoch calls %v, want %v", d.epochs, want)
+	}
+	for i := range want {
+		if d.epochs[i] != want[i] {
+			t.Fatalf("SetEpoch calls %v, want %v", d.epochs, want)
+		}
+	}
+	for e := range 6 {
+		if !d.fetched[e] {
+			t.Errorf("epoch %d's draw was never fetched (staged once instead?)", e)
+		}
+	}
+}
