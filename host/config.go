@@ -65,7 +65,9 @@ type DataConfig struct {
 	// Augment distorts the training images afresh each epoch: "digits" (the built-in
 	// mnist-demo task's distortions) or "none"; "auto" (the default) resolves to digits
 	// on mnist-demo and none elsewhere (resolveAuto).
-	Augment string `koanf:"augment" json:"augment"`
+	// No augmentation is stored as "", so configurations without it read (and hash, see
+	// pointHash) as they did before the setting existed.
+	Augment string `koanf:"augment" json:"augment,omitempty"`
 	// Templates is a prompt-template file (datasets.LoadTemplates) for the text
 	// initialisation of the head; empty means kadapt's generic set.
 	Templates string `koanf:"templates" json:"templates,omitempty"`
@@ -248,11 +250,11 @@ func resolveAuto(rc *RunConfig) {
 			rc.Train.Select = "last"
 		}
 	}
-	if rc.Data.Augment == "auto" {
-		rc.Data.Augment = "none"
-		if demo {
-			rc.Data.Augment = "digits"
-		}
+	switch {
+	case rc.Data.Augment == "auto" && demo:
+		rc.Data.Augment = "digits"
+	case rc.Data.Augment == "auto" || rc.Data.Augment == "none":
+		rc.Data.Augment = ""
 	}
 }
 

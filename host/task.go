@@ -78,7 +78,7 @@ func loadRunModel(b core.Backend, rc RunConfig) (*backbones.Model, error) {
 func buildTask(rc RunConfig, m *backbones.Model, log hclog.Logger) (train.Task, []string, error) {
 	dc := rc.Data
 	switch {
-	case dc.Augment != "digits" && dc.Augment != "none":
+	case dc.Augment != "digits" && dc.Augment != "":
 		return train.Task{}, nil, usageErr("data.augment %q: want auto, digits or none", dc.Augment)
 	case dc.Dataset == demoDataset:
 		return demoTask(dc, rc.Train.Seed, log)
