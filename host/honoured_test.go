@@ -72,7 +72,7 @@ func TestResumeRefusesNewSettings(t *testing.T) {
 }
 
 // TestHeadInitRecordsWhatItApplied: on a backbone without a text tower (the built-in
-// one) head_init text falls back to random; the run must say so, and refuse prompt
+// one) head_init text falls back to zeros; the run must say so, and refuse prompt
 // templates it has nothing to embed with.
 func TestHeadInitRecordsWhatItApplied(t *testing.T) {
 	b := cpu.New()
@@ -80,9 +80,18 @@ func TestHeadInitRecordsWhatItApplied(t *testing.T) {
 	names := []string{"5", "6", "7", "8", "9"}
 	log := hclog.NewNullLogger()
 	rc := RunConfig{HeadInit: "text"}
-	mode, err := initHead(train.NewHead(b, 8, 5), rc, &backbones.Model{}, names, task, log)
-	if err != nil || mode != "random" {
-		t.Errorf("head_init text without a text tower: applied %q (%v), want random", mode, err)
+	head := train.NewHead(b, 8, 5)
+	head.InitRandom(3)
+	mode, err := initHead(head, rc, &backbones.Model{}, names, task, log)
+	if err != nil || mode != "zeros" {
+		t.Errorf("head_init text without a text tower: applied %q (%v), want zeros", mode, err)
+	}
+	w := make([]float32, 8*5)
+	b.Download(w, head.W.Value)
+	for i, v := range w {
+		if v != 0 {
+			t.Fatalf("head weight %d is %v after the zeros fallback", i, v)
+		}
 	}
 	rc.Data.Templates = "prompts.txt"
 	if _, err := initHead(train.NewHead(b, 8, 5), rc, &backbones.Model{}, names, task, log); err == nil || !strings.Contains(err.Error(), "--templates (data.templates)") {
