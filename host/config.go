@@ -64,9 +64,9 @@ type DataConfig struct {
 	Workers     int     `koanf:"workers" json:"workers"`
 	// Augment distorts the training images afresh each epoch: "digits" (the built-in
 	// mnist-demo task's distortions) or "none"; "auto" (the default) resolves to digits
-	// on mnist-demo and none elsewhere (resolveAuto).
-	// No augmentation is stored as "", so configurations without it read (and hash, see
-	// pointHash) as they did before the setting existed.
+	// on mnist-demo and none elsewhere (resolveAuto). None is stored as "", so
+	// configurations without it read (and hash, see pointHash) as before the setting
+	// existed.
 	Augment string `koanf:"augment" json:"augment,omitempty"`
 	// Templates is a prompt-template file (datasets.LoadTemplates) for the text
 	// initialisation of the head; empty means kadapt's generic set.
