@@ -281,14 +281,19 @@ func (pr *product) parallel(threads int) {
 	// Packing tasks cover ~32 KiB each: enough to amortise a task, small enough to balance.
 	aPer := max(1, 8192/(mr*blockK))
 	aTasks := (aPanels + aPer - 1) / aPer
+	// Row blocks of equal size (at most MC), so that tiles cost alike: 400 rows are
+	// 140+140+120, not 168+168+64.
 	mBlocks := (p.m + mc - 1) / mc
+	mc = roundUp((p.m+mBlocks-1)/mBlocks, mr)
+	mBlocks = (p.m + mc - 1) / mc
 	for jc := 0; jc < p.n; jc += blockN {
 		nc := min(blockN, p.n-jc)
 		bPanels := (nc + nr - 1) / nr
 		bPer := max(1, 8192/(nr*blockK))
 		bTasks := (bPanels + bPer - 1) / bPer
-		// Enough column chunks that every thread gets several tiles.
-		nChunks := min(max(1, (4*threads+mBlocks-1)/mBlocks), bPanels)
+		// Enough column chunks that every thread gets eight tiles or so: with fewer,
+		// the last tile to finish leaves the other threads idle for a large fraction.
+		nChunks := min(max(1, (8*threads+mBlocks-1)/mBlocks), bPanels)
 		for pc := 0; pc < p.k; pc += blockK {
 			kc := min(blockK, p.k-pc)
 			ws.a = grow(ws.a, aPanels*mr*kc)
