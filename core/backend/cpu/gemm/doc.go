@@ -38,9 +38,17 @@
 // KC = 256 keeps a 32-column B micro-panel (32 KiB) streaming through L1 with the A
 // micro-panel; MC = 168 makes an A block of 168 KiB that stays in the 1 MiB L2 of the
 // AMD EPYC (Zen 4) it was tuned on; NC = 3072 covers every ViT-B width in one block, so
-// A is packed once per KC slice. The values were chosen by measurement
-// (docs/performance.md) and are variables so tests can shrink them and cross every
-// block boundary with small products.
+// A is packed once per KC slice. On the shared development machine, KC from 128 to 384
+// and MC from 112 to 336 measured within its ±20% noise of each other, so the values
+// follow the cache sizes above; they are variables so tests can shrink them and cross
+// every block boundary with small products.
+//
+// On Zen 4 the AVX-512 and AVX2 kernels run at the same speed (it executes a 512-bit
+// FMA as two 256-bit halves); AVX-512 stays first because CPUs with two full-width FMA
+// units run it up to twice as fast. Packing costs about a tenth of a ViT-B/32 step: the
+// x·Wᵀ form of every linear layer packs the transposed weight (an 8×8 AVX transpose,
+// transpose_amd64.s), and with 400 rows per step each weight is used only 400 times per
+// pass, so its packing is bound by memory bandwidth.
 //
 // A product of at least 2^20 multiply-adds runs on all GOMAXPROCS threads: per KC
 // slice, one parallel phase packs all of A and the B block into shared buffers, and a
