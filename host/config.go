@@ -176,8 +176,11 @@ func loadRunConfig(fs *pflag.FlagSet) (RunConfig, *koanf.Koanf, error) {
 	ek := koanf.New(".")
 	err := ek.Load(env.Provider(".", env.Opt{Prefix: "KADAPT_", TransformFunc: func(key, v string) (string, any) {
 		key = strings.ToLower(strings.TrimPrefix(key, "KADAPT_"))
-		if key == "plugin_path" {
+		switch key {
+		case "plugin_path":
 			return "", nil // discovery reads KADAPT_PLUGIN_PATH itself, in addition to plugin_path
+		case "gemm":
+			return "", nil // the CPU backend's kernel choice, read by core/backend/cpu/gemm
 		}
 		return strings.ReplaceAll(key, "__", "."), v
 	}}), nil)

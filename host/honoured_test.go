@@ -98,3 +98,18 @@ func TestHeadInitRecordsWhatItApplied(t *testing.T) {
 		t.Errorf("templates without a text tower: %v, want an error naming --templates", err)
 	}
 }
+
+// TestConfigIgnoresGEMMEnv: KADAPT_GEMM selects the CPU backend's matrix kernel and is
+// read by core/backend/cpu/gemm, so the configuration must not reject it as an unknown
+// key (it did, and `host run` refused to start).
+func TestConfigIgnoresGEMMEnv(t *testing.T) {
+	t.Setenv("KADAPT_GEMM", "avx2")
+	fs := newFlags("run", "")
+	addRunFlags(fs)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := loadRunConfig(fs); err != nil {
+		t.Fatalf("KADAPT_GEMM in the environment: %v", err)
+	}
+}
