@@ -77,14 +77,14 @@ func BenchmarkViTB32(b *testing.B) {
 		tA, tB  bool
 		batch   int
 	}{
-		{"qkv-fwd/400x768x768/NT", 400, 768, 768, false, true, 1},
-		{"fc1-fwd/400x3072x768/NT", 400, 3072, 768, false, true, 1},
-		{"fc2-fwd/400x768x3072/NT", 400, 768, 3072, false, true, 1},
-		{"fc1-dx/400x768x3072/NN", 400, 768, 3072, false, false, 1},
-		{"qkv-dw/768x768x400/TN", 768, 768, 400, true, false, 1},
-		{"attn-scores/96x50x50x64/NT", 50, 50, 64, false, true, 96},
-		{"attn-values/96x50x64x50/NN", 50, 64, 50, false, false, 96},
-		{"qkv-fwd-b256/12800x768x768/NT", 12800, 768, 768, false, true, 1},
+		{"qkv-fwd_400x768x768_NT", 400, 768, 768, false, true, 1},
+		{"fc1-fwd_400x3072x768_NT", 400, 3072, 768, false, true, 1},
+		{"fc2-fwd_400x768x3072_NT", 400, 768, 3072, false, true, 1},
+		{"fc1-dx_400x768x3072_NN", 400, 768, 3072, false, false, 1},
+		{"qkv-dw_768x768x400_TN", 768, 768, 400, true, false, 1},
+		{"attn-scores_96x50x50x64_NT", 50, 50, 64, false, true, 96},
+		{"attn-values_96x50x64x50_NN", 50, 64, 50, false, false, 96},
+		{"qkv-fwd-b256_12800x768x768_NT", 12800, 768, 768, false, true, 1},
 	}
 	for _, s := range shapes {
 		for _, procs := range []int{1, 2} {
