@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"sync"
 	"testing"
 
 	"gonum.org/v1/gonum/blas"
@@ -26,6 +27,14 @@ type shape struct {
 // for a k-term sum.
 func check(t *testing.T, rng *rand.Rand, s shape) {
 	t.Helper()
+	if msg := checkQuiet(rng, s); msg != "" {
+		t.Fatal(msg)
+	}
+}
+
+// checkQuiet is check's comparison, returning the first mismatch instead of failing,
+// for goroutines other than the test's.
+func checkQuiet(rng *rand.Rand, s shape) string {
 	batch := max(s.batch, 1)
 	ar, ac := s.m, s.k
 	if s.tA {
@@ -75,18 +84,19 @@ func check(t *testing.T, rng *rand.Rand, s shape) {
 				got := c[e*sc+i*ldc+j]
 				if j >= s.n {
 					if o := orig[e*sc+i*ldc+j]; !(got == o || math.IsNaN(float64(got)) && math.IsNaN(float64(o))) {
-						t.Fatalf("%+v: batch %d C[%d][%d] beyond n was written: %v, held %v", s, e, i, j, got, o)
+						return fmt.Sprintf("%+v: batch %d C[%d][%d] beyond n was written: %v, held %v", s, e, i, j, got, o)
 					}
 					continue
 				}
 				w := want.Data[i*ldc+j]
 				tol := 2*float64(s.k+2)*0x1p-24*bound.Data[i*ldc+j] + 1e-30
 				if d := math.Abs(float64(got) - w); !(d <= tol) {
-					t.Fatalf("%+v: batch %d C[%d][%d] = %v, want %v (|diff| %.3g > %.3g)", s, e, i, j, got, w, d, tol)
+					return fmt.Sprintf("%+v: batch %d C[%d][%d] = %v, want %v (|diff| %.3g > %.3g)", s, e, i, j, got, w, d, tol)
 				}
 			}
 		}
 	}
+	return ""
 }
 
 func randSlice(rng *rand.Rand, n int) []float32 {
@@ -259,4 +269,37 @@ func TestSetKernel(t *testing.T) {
 	if err := SetKernel("sse9"); err == nil {
 		t.Fatal("SetKernel accepted an unknown kernel")
 	}
+}
+
+// TestSgemmConcurrentCallers multiplies from several goroutines at once, parallel
+// products and batch-parallel ones mixed, as training and a data loader's preprocessing
+// (or two backends) may: the worker pool and the workspace free list are shared.
+func TestSgemmConcurrentCallers(t *testing.T) {
+	forEachKernel(t, func(t *testing.T) {
+		withBlocks(t, 32, 2*active.mr, 4*active.nr, 3)
+		var wg sync.WaitGroup
+		errs := make(chan string, 8)
+		for g := 0; g < 6; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rng := rand.New(rand.NewPCG(uint64(g), 11))
+				for r := 0; r < 3; r++ {
+					s := shape{m: 90 + g, n: 130 + 7*g, k: 100, alpha: 1, tB: g%2 == 0}
+					if g%3 == 0 {
+						s = shape{m: 20, n: 24, k: 16, alpha: 1, batch: 40}
+					}
+					if msg := checkQuiet(rng, s); msg != "" {
+						errs <- msg
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for msg := range errs {
+			t.Error(msg)
+		}
+	})
 }
