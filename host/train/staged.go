@@ -83,8 +83,8 @@ func stage(b core.Backend, d Data, chunk int) (*stagedSet, error) {
 
 // epoch yields the epoch's batches as prefetch does, with no pixels: batch gathers
 // them on the backend.
-func (s *stagedSet) epoch(order []int, batch int) (<-chan fetched, func()) {
-	bs := epochBatches(order, batch)
+func (s *stagedSet) epoch(order []int, batch, skip int) (<-chan fetched, func()) {
+	bs := epochBatches(order, batch, skip)
 	out := make(chan fetched, len(bs))
 	for _, idx := range bs {
 		labels := make([][]int, len(idx))

@@ -4,6 +4,7 @@
 package train
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -144,6 +145,11 @@ type Options struct {
 	// StopAfterSteps ends the run abruptly after this many optimizer steps (0 = off);
 	// tests use it to simulate a kill.
 	StopAfterSteps int
+	// Context stops the run at the next step boundary when it is cancelled (SIGINT or
+	// SIGTERM through host/lifecycle): the loop writes a checkpoint of that exact
+	// point, mid-epoch included, and returns an error wrapping context.Cause, so Resume
+	// continues bit-identically. Nil: never cancelled.
+	Context context.Context
 	// Staging keeps the training split on the device (see Staging); automatic by
 	// default.
 	Staging Staging
@@ -151,6 +157,19 @@ type Options struct {
 
 // ErrStopped is returned when Options.StopAfterSteps cut the run short.
 var ErrStopped = errors.New("train: stopped early on request")
+
+// StoppedError is returned when Options.Context was cancelled: the checkpoint holds
+// the run after Batch of Batches steps of epoch Epoch.
+type StoppedError struct {
+	Epoch, Epochs, Batch, Batches int
+	Cause                         error
+}
+
+func (e *StoppedError) Error() string {
+	return fmt.Sprintf("%v: stopped in epoch %d/%d after step %d/%d; checkpoint written", e.Cause, e.Epoch, e.Epochs, e.Batch, e.Batches)
+}
+
+func (e *StoppedError) Unwrap() error { return e.Cause }
 
 // ErrDiverged is returned when the training loss stops being finite.
 var ErrDiverged = errors.New("train: the loss diverged (NaN or Inf): lower the learning rate or weight decay")
@@ -200,6 +219,10 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 		}
 		defer staged.release()
 	}
+	ctx := opt.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	tp := autograd.NewTape(b)
 	steps := st.step
 	moves := newMovementTracker(b, params, steps)
@@ -211,16 +234,27 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 			epochData.SetEpoch(epoch)
 		}
 		var lossSum float64
+		skip := 0 // batches of this epoch trained before the checkpoint resumed from
+		if epoch == st.epoch {
+			skip, lossSum = st.batch, st.epochLoss
+		}
 		correct, seen := 0, 0
 		var next <-chan fetched
 		var stop func()
 		if staged != nil {
-			next, stop = staged.epoch(order, cfg.BatchSize)
+			next, stop = staged.epoch(order, cfg.BatchSize, skip)
 		} else {
-			next, stop = prefetch(task.Train, order, cfg.BatchSize, per)
+			next, stop = prefetch(task.Train, order, cfg.BatchSize, per, skip)
 		}
 		defer stop() // an early return must not strand the prefetching goroutine
-		for bi := 0; bi < batches; bi++ {
+		for bi := skip; bi < batches; bi++ {
+			if ctx.Err() != nil {
+				st.epoch, st.step, st.batch, st.epochLoss = epoch, steps, bi, lossSum
+				if err := saveCheckpoint(ckptPath, m, o, &st); err != nil {
+					return nil, fmt.Errorf("%w; the checkpoint could not be written: %v", context.Cause(ctx), err)
+				}
+				return nil, &StoppedError{Epoch: epoch + 1, Epochs: cfg.Epochs, Batch: bi, Batches: batches, Cause: context.Cause(ctx)}
+			}
 			fb, ok := <-next
 			if !ok {
 				break
@@ -316,7 +350,7 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 		if opt.Progress != nil {
 			opt.Progress.Epoch(em)
 		}
-		st.epoch, st.step = epoch+1, steps
+		st.epoch, st.step, st.batch, st.epochLoss = epoch+1, steps, 0, 0
 		last := final || (cfg.Patience > 0 && st.sinceBest >= cfg.Patience)
 		if last || (cfg.CheckpointEvery > 0 && (epoch+1)%cfg.CheckpointEvery == 0) {
 			if err := saveCheckpoint(ckptPath, m, o, &st); err != nil {
@@ -387,14 +421,15 @@ func batchCount(n, batch int) int {
 	return batches
 }
 
-// epochBatches cuts an epoch's order into batchCount batches.
-func epochBatches(order []int, batch int) [][]int {
+// epochBatches cuts an epoch's order into batchCount batches, leaving out the first
+// skip (trained before a mid-epoch checkpoint).
+func epochBatches(order []int, batch, skip int) [][]int {
 	n := len(order)
 	out := make([][]int, batchCount(n, batch))
 	for bi := range out {
 		out[bi] = order[bi*batch : min((bi+1)*batch, n)]
 	}
-	return out
+	return out[min(skip, len(out)):]
 }
 
 // prefetchDepth is how many batches are decoded ahead of the step that uses them.
@@ -403,7 +438,7 @@ const prefetchDepth = 2
 // prefetch fetches an epoch's batches (epochBatches) in order on a goroutine, up to
 // prefetchDepth ahead, so decoding overlaps computing. The channel closes after the
 // last batch or the first error.
-func prefetch(d Data, order []int, batch, per int) (<-chan fetched, func()) {
+func prefetch(d Data, order []int, batch, per, skip int) (<-chan fetched, func()) {
 	out := make(chan fetched, prefetchDepth)
 	quit := make(chan struct{})
 	free := make(chan int, prefetchDepth+1)
@@ -416,7 +451,7 @@ func prefetch(d Data, order []int, batch, per int) (<-chan fetched, func()) {
 	}
 	go func() {
 		defer close(out)
-		for _, idx := range epochBatches(order, batch) {
+		for _, idx := range epochBatches(order, batch, skip) {
 			var slot int
 			select {
 			case slot = <-free:
@@ -593,12 +628,16 @@ func Predict(b core.Backend, m Model, d Data, batch int) ([][]float32, [][]int, 
 // state is what a checkpoint carries besides tensors.
 type state struct {
 	epoch, step int
-	best        float64 // best selection score so far
-	bestLoss    float64 // its validation loss, the tie-breaker
-	sinceBest   int
-	selected    EpochMetrics
-	history     []EpochMetrics
-	sel         string
+	// batch is how many steps of epoch+1 are done and epochLoss their summed loss: a
+	// checkpoint written on a signal falls mid-epoch.
+	batch     int
+	epochLoss float64
+	best      float64 // best selection score so far
+	bestLoss  float64 // its validation loss, the tie-breaker
+	sinceBest int
+	selected  EpochMetrics
+	history   []EpochMetrics
+	sel       string
 	// bestWeights holds the selected epoch's trainable parameters and BatchNorm
 	// statistics, restored before the final test pass.
 	bestWeights map[string][]float32
@@ -761,6 +800,8 @@ func saveCheckpoint(path string, m Model, o optim.Optimizer, st *state) error {
 	sel, _ := json.Marshal(jsonSafe(st.selected))
 	meta["epoch"] = strconv.Itoa(st.epoch)
 	meta["step"] = strconv.Itoa(st.step)
+	meta["batch"] = strconv.Itoa(st.batch)
+	meta["epoch_loss"] = strconv.FormatFloat(st.epochLoss, 'g', -1, 64)
 	meta["best"] = strconv.FormatFloat(st.best, 'g', -1, 64)
 	meta["best_loss"] = strconv.FormatFloat(st.bestLoss, 'g', -1, 64)
 	meta["since_best"] = strconv.Itoa(st.sinceBest)
@@ -843,6 +884,12 @@ func loadCheckpoint(path string, m Model, o optim.Optimizer, st *state) error {
 		return v
 	}
 	st.epoch, st.step, st.sinceBest = atoi("epoch"), atoi("step"), atoi("since_best")
+	if meta["batch"] != "" { // checkpoints from before mid-epoch stops have neither
+		st.batch = atoi("batch")
+		if st.epochLoss, err = strconv.ParseFloat(meta["epoch_loss"], 64); err != nil {
+			return fmt.Errorf("resume: %s: metadata \"epoch_loss\": %v", path, err)
+		}
+	}
 	if perr != nil {
 		return perr
 	}

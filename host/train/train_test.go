@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -292,6 +293,80 @@ func TestEpochDataIsToldTheEpoch(t *testing.T) {
 	for e := range 6 {
 		if !d.fetched[e] {
 			t.Errorf("epoch %d's draw was never fetched (staged once instead?)", e)
+		}
+	}
+}
+
+// cancelAfter cancels a context once the loop reports its n-th step, as a signal
+// arriving during that step would.
+type cancelAfter struct {
+	n, seen int
+	cancel  context.CancelCauseFunc
+	cause   error
+}
+
+func (c *cancelAfter) Step(int, int, int, int, float64, float64, float64) {
+	if c.seen++; c.seen == c.n {
+		c.cancel(c.cause)
+	}
+}
+func (c *cancelAfter) Epoch(EpochMetrics) {}
+
+// TestContextStopCheckpointsMidEpoch stops runs through Options.Context at step
+// boundaries inside epochs (and before the first step) and checks that each wrote a
+// checkpoint of that exact point: the resumed run, in a fresh model, ends
+// bit-identical to an uninterrupted one, with every epoch in metrics.jsonl once.
+func TestContextStopCheckpointsMidEpoch(t *testing.T) {
+	b := cpu.New()
+	full := newMLP(b, 4, 16, 3, 1)
+	want, err := Run(b, full, testTask(), testConfig(), Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cause := errors.New("interrupted by a test")
+	for _, stopAt := range []int{0, 3, 14, 29} { // 6 steps an epoch: before any, mid-epoch 1 and 3, end of epoch 5
+		for _, staging := range []Staging{StageOff, StageOn} {
+			dir := t.TempDir()
+			ctx, cancel := context.WithCancelCause(context.Background())
+			if stopAt == 0 {
+				cancel(cause)
+			}
+			m := newMLP(b, 4, 16, 3, 1)
+			_, err := Run(b, m, testTask(), testConfig(), Options{Dir: dir, Context: ctx, Staging: staging,
+				Progress: &cancelAfter{n: stopAt, cancel: cancel, cause: cause}})
+			var stopped *StoppedError
+			if !errors.Is(err, cause) || !errors.As(err, &stopped) {
+				t.Fatalf("stop at %d: error %v, want a StoppedError caused by the cancellation", stopAt, err)
+			}
+			if stopped.Epoch != stopAt/6+1 || stopped.Batch != stopAt%6 {
+				t.Errorf("stop at %d: stopped in epoch %d after step %d", stopAt, stopped.Epoch, stopped.Batch)
+			}
+			resumed := newMLP(b, 4, 16, 3, 99)
+			got, err := Run(b, resumed, testTask(), testConfig(), Options{Dir: dir, Resume: true, Staging: staging})
+			if err != nil {
+				t.Fatalf("resume after %d steps: %v", stopAt, err)
+			}
+			if got.Score != want.Score || got.Epoch != want.Epoch || len(got.History) != len(want.History) {
+				t.Fatalf("resume after %d steps: score %v epoch %d, want %v epoch %d", stopAt, got.Score, got.Epoch, want.Score, want.Epoch)
+			}
+			for i := range want.History {
+				g, w := jsonSafe(got.History[i]), jsonSafe(want.History[i])
+				if g.TrainLoss != w.TrainLoss || g.Val != w.Val || g.ValLoss != w.ValLoss || g.Step != w.Step {
+					t.Fatalf("resume after %d steps: epoch %d metrics %+v, want %+v", stopAt, i+1, g, w)
+				}
+			}
+			pw, pg := params(full), params(resumed)
+			for i := range pw {
+				for j := range pw[i] {
+					if pw[i][j] != pg[i][j] {
+						t.Fatalf("resume after %d steps: parameter %d[%d] = %v, want %v", stopAt, i, j, pg[i][j], pw[i][j])
+					}
+				}
+			}
+			lines, _ := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
+			if n := strings.Count(string(lines), "\n"); n != 6 {
+				t.Fatalf("resume after %d steps: metrics.jsonl has %d lines, want 6", stopAt, n)
+			}
 		}
 	}
 }
