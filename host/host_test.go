@@ -1,15 +1,22 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kadapt/kadapt/host/lifecycle"
 )
 
 var (
@@ -134,11 +141,13 @@ func TestBadInputNamesTheCulprit(t *testing.T) {
 	}
 }
 
-// TestResumeAfterKill9 kills a training run with SIGKILL mid-way and checks that
-// --resume reaches the final metrics of an uninterrupted run with the same seed.
+// TestResumeAfterKill9 kills a training run with SIGKILL mid-way, resumes it, stops
+// the resumed run with SIGTERM, resumes again, and checks that the result and every
+// epoch's metrics equal those of an uninterrupted run with the same seed. Neither the
+// killed nor the stopped host may leave its plugin running.
 func TestResumeAfterKill9(t *testing.T) {
 	if testing.Short() {
-		t.Skip("trains the demo task three times")
+		t.Skip("trains the demo task twice")
 	}
 	dir := t.TempDir()
 	common := []string{"run", "--plugin", "lora", "--epochs", "12", "--checkpoint-every", "1", "--seed", "3", "--json"}
@@ -150,25 +159,33 @@ func TestResumeAfterKill9(t *testing.T) {
 	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &whole); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-
-	cmd := exec.Command(filepath.Join(binaries(t), "host"), append(common, "--run-id", "killed")...)
-	cmd.Dir = dir
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	metrics := filepath.Join(dir, "runs", "killed", "metrics.jsonl")
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		data, _ := os.ReadFile(metrics)
-		if strings.Count(string(data), "\n") >= 5 {
-			break
+	// start runs the host until metrics.jsonl has epochs lines, and returns it with
+	// its plugin processes.
+	start := func(epochs int, args ...string) (*exec.Cmd, *strings.Builder, []int) {
+		cmd := exec.Command(filepath.Join(binaries(t), "host"), args...)
+		cmd.Dir = dir
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("the run never reached epoch 5")
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			data, _ := os.ReadFile(metrics)
+			if strings.Count(string(data), "\n") >= epochs {
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("the run never reached epoch %d\n%s", epochs, out.String())
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		time.Sleep(20 * time.Millisecond)
+		return cmd, &out, children(cmd.Process.Pid)
 	}
+
+	cmd, _, plugins := start(5, append(common, "--run-id", "killed")...)
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -176,6 +193,29 @@ func TestResumeAfterKill9(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "runs", "killed", "final.json")); err == nil {
 		t.Fatal("the run finished before it was killed; the test proves nothing")
 	}
+	if alive := waitExited(plugins, 5*time.Second); len(alive) > 0 {
+		t.Errorf("plugin processes %v outlived their host by 5 s after kill -9", alive)
+	}
+
+	cmd, stopped, plugins := start(8, "run", "--resume", filepath.Join("runs", "killed"), "--json")
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != lifecycle.ExitInterrupted {
+		t.Fatalf("after SIGTERM the host ended with %v, want exit status %d\n%s", err, lifecycle.ExitInterrupted, stopped)
+	}
+	if msg := stopped.String(); !strings.Contains(msg, "interrupted by SIGTERM") || !strings.Contains(msg, "checkpoint written") || !strings.Contains(msg, "--resume runs/killed") {
+		t.Errorf("the message after SIGTERM does not say what happened and how to continue:\n%s", msg)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "runs", "killed", "final.json")); err == nil {
+		t.Fatal("the run finished before SIGTERM; the test proves nothing")
+	}
+	if alive := waitExited(plugins, 0); len(alive) > 0 {
+		t.Errorf("plugin processes %v outlived a host stopped by SIGTERM", alive)
+	}
+
 	out, err = host(t, dir, "run", "--resume", filepath.Join("runs", "killed"), "--json")
 	if err != nil {
 		t.Fatalf("resume: %v\n%s", err, out)
@@ -203,6 +243,149 @@ func TestResumeAfterKill9(t *testing.T) {
 	}
 	if strip(string(a)) != strip(string(b)) {
 		t.Fatalf("metrics differ:\nuninterrupted:\n%s\nresumed:\n%s", a, b)
+	}
+}
+
+// TestClosedStdoutStopsPlugins runs the host with its stdout a pipe nobody reads (as
+// in `host run ... | true`): the host must end through its own exit path, which stops
+// the plugin, instead of being killed by SIGPIPE.
+func TestClosedStdoutStopsPlugins(t *testing.T) {
+	bins := binaries(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	cmd := exec.Command(filepath.Join(bins, "host"), "run", "--plugin", "lora", "--backbone", "clip-vit-b32", "--classes", "10", "--dry-run")
+	cmd.Dir = t.TempDir()
+	cmd.Stdout = w
+	cmd.Run()
+	w.Close()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		t.Fatalf("the host was killed by %v writing to a closed pipe, skipping its cleanup", ws.Signal())
+	}
+	if left := processesOf(filepath.Join(bins, "plugins", "lora")); len(left) > 0 {
+		t.Fatalf("plugin processes %v outlived the host", left)
+	}
+}
+
+// TestKilledSweepStopsItsRuns kills a sweep with SIGKILL while its worker child
+// trains: the worker must stop at its next step with a checkpoint, and its plugin
+// with it.
+func TestKilledSweepStopsItsRuns(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc; the parent death signal is Linux's")
+	}
+	dir := t.TempDir()
+	sweep := exec.Command(filepath.Join(binaries(t), "host"), "sweep", "--demo", "--plugins", "lora", "--seeds", "0", "--", "--epochs", "40", "--checkpoint-every", "0")
+	sweep.Dir = dir
+	if err := sweep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sweep.Process.Kill()
+	var runDir string
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		found, _ := filepath.Glob(filepath.Join(dir, "runs", "lora-*", "metrics.jsonl"))
+		if len(found) == 1 {
+			if data, _ := os.ReadFile(found[0]); len(data) > 0 {
+				runDir = filepath.Dir(found[0])
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sweep's run never finished an epoch")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	runs := children(sweep.Process.Pid)
+	var procs []int
+	for _, r := range runs {
+		procs = append(procs, r)
+		procs = append(procs, children(r)...)
+	}
+	if len(procs) != 2 {
+		t.Fatalf("the sweep runs %v, want one worker and its plugin", procs)
+	}
+	sweep.Process.Signal(syscall.SIGKILL)
+	sweep.Wait()
+	if alive := waitExited(procs, 10*time.Second); len(alive) > 0 {
+		t.Fatalf("processes %v outlived the killed sweep by 10 s", alive)
+	}
+	if _, err := os.Stat(filepath.Join(runDir, "checkpoint.safetensors")); err != nil {
+		t.Fatalf("the stopped run left no checkpoint: %v", err)
+	}
+}
+
+// procStat returns the state and parent of a process, from /proc; ok is false when it
+// is gone.
+func procStat(pid int) (state string, ppid int, ok bool) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", 0, false
+	}
+	// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(f) < 2 {
+		return "", 0, false
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	return f[0], ppid, f[0] != "Z" && f[0] != "X"
+}
+
+// allPids lists the processes in /proc (none where there is no /proc).
+func allPids() []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// children lists the live child processes of pid.
+func children(pid int) []int {
+	var out []int
+	for _, p := range allPids() {
+		if _, ppid, ok := procStat(p); ok && ppid == pid {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// processesOf lists the live processes running the executable at path.
+func processesOf(path string) []int {
+	var out []int
+	for _, p := range allPids() {
+		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p)); err == nil && exe == path {
+			if _, _, ok := procStat(p); ok {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// waitExited waits up to d for every process of pids to exit and returns those left.
+func waitExited(pids []int, d time.Duration) []int {
+	deadline := time.Now().Add(d)
+	for {
+		var alive []int
+		for _, p := range pids {
+			if _, _, ok := procStat(p); ok {
+				alive = append(alive, p)
+			}
+		}
+		if len(alive) == 0 || time.Now().After(deadline) {
+			for _, p := range alive {
+				syscall.Kill(p, syscall.SIGKILL)
+			}
+			return alive
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -4,14 +4,19 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 
-	"github.com/kadapt/kadapt/plugins"
 	"github.com/spf13/pflag"
+
+	"github.com/kadapt/kadapt/host/lifecycle"
+	"github.com/kadapt/kadapt/plugins"
 
 	_ "github.com/kadapt/kadapt/core/backend/cpu" // the default backend registers itself
 )
@@ -20,7 +25,7 @@ import (
 // can print the command's flags.
 type command struct {
 	summary string
-	run     func(args []string) error
+	run     func(ctx context.Context, args []string) error
 }
 
 var commands = map[string]command{}
@@ -28,15 +33,33 @@ var commands = map[string]command{}
 var errUsage = errors.New("usage")
 
 func register(name, summary string, run func(args []string) error) {
+	commands[name] = command{summary: summary, run: func(_ context.Context, args []string) error { return run(args) }}
+}
+
+// registerStoppable registers a command that stops cleanly on SIGINT or SIGTERM: its
+// context is cancelled by the first one (host/lifecycle), and it returns the cause.
+func registerStoppable(name, summary string, run func(ctx context.Context, args []string) error) {
 	commands[name] = command{summary: summary, run: run}
 }
 
 func main() {
-	defer plugins.CleanupClients()
 	os.Exit(runMain(os.Args[1:]))
 }
 
+// runMain returns the exit status: 0, 1 for an error, 2 for a usage error,
+// lifecycle.ExitInterrupted after a signal. Every way out of it, a panic included,
+// first stops the plugin processes this process started.
 func runMain(args []string) int {
+	defer plugins.CleanupClients()
+	// With SIGPIPE caught, a write to a closed stdout (`host run | head -1`) fails with
+	// EPIPE instead of killing the process before the deferred cleanup.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	ctx, stop := lifecycle.OnSignals(context.Background(), func(s os.Signal) {
+		fmt.Fprintln(os.Stderr, "host: second signal: stopping now, without a checkpoint of the step in flight")
+		plugins.CleanupClients()
+		os.Exit(lifecycle.ForcedExitCode(s))
+	})
+	defer stop()
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		printHelp()
 		return 0
@@ -50,7 +73,7 @@ func runMain(args []string) int {
 		printHelp()
 		return 2
 	}
-	if err := cmd.run(args[1:]); err != nil {
+	if err := cmd.run(ctx, args[1:]); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
 		}
@@ -61,6 +84,8 @@ func runMain(args []string) int {
 			return 2
 		case errors.As(err, &exit):
 			return exit.code
+		case lifecycle.IsInterrupted(err):
+			return lifecycle.ExitInterrupted
 		}
 		return 1
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -16,6 +17,7 @@ import (
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/host/adapt"
 	"github.com/kadapt/kadapt/host/atomicfile"
+	"github.com/kadapt/kadapt/host/lifecycle"
 	"github.com/kadapt/kadapt/host/runlock"
 	"github.com/kadapt/kadapt/host/train"
 	"github.com/kadapt/kadapt/plugins"
@@ -23,7 +25,7 @@ import (
 )
 
 func init() {
-	register("run", "adapt a backbone with a method plugin and evaluate it (the main job)", cmdRun)
+	registerStoppable("run", "adapt a backbone with a method plugin and evaluate it (the main job)", cmdRun)
 }
 
 // Summary is the outcome of a run, printed and written to final.json.
@@ -66,7 +68,7 @@ func PE(acc float64, params int64) float64 {
 	return acc * math.Exp(-math.Log10(float64(params)/1e8+1))
 }
 
-func cmdRun(args []string) error {
+func cmdRun(ctx context.Context, args []string) error {
 	fs := newFlags("run", "run --plugin NAME [flags]")
 	addRunFlags(fs)
 	dryRun := fs.Bool("dry-run", false, "print the plan and trainable_params without weights or data")
@@ -117,7 +119,7 @@ func cmdRun(args []string) error {
 	if *dryRun {
 		return dryRunPlan(rc, meth, *classes, *jsonOut)
 	}
-	s, err := runJob(rc, meth, log, at, *quiet || *jsonOut)
+	s, err := runJob(ctx, rc, meth, log, at, *quiet || *jsonOut)
 	if err != nil {
 		return err
 	}
@@ -296,7 +298,10 @@ type runAt struct {
 	Lock   *runlock.Lock
 }
 
-func runJob(rc RunConfig, meth method, log hclog.Logger, at runAt, quiet bool) (*Summary, error) {
+// runJob trains and evaluates one run. Cancelling ctx (a signal) stops the run at the
+// next training step with a checkpoint, or before the run directory is written if
+// training has not started; the error then satisfies lifecycle.IsInterrupted.
+func runJob(ctx context.Context, rc RunConfig, meth method, log hclog.Logger, at runAt, quiet bool) (*Summary, error) {
 	if err := checkHonoured(rc); err != nil {
 		return nil, err
 	}
@@ -328,6 +333,9 @@ func runJob(rc RunConfig, meth method, log hclog.Logger, at runAt, quiet bool) (
 	if err != nil {
 		return nil, err
 	}
+	if ctx.Err() != nil {
+		return nil, lifecycle.Stopped(ctx, "stopped before training")
+	}
 	switch rc.Search {
 	case "":
 	case "paper":
@@ -337,7 +345,10 @@ func runJob(rc RunConfig, meth method, log hclog.Logger, at runAt, quiet bool) (
 		if task.Val == nil {
 			return nil, usageErr("--search paper needs a validation split (data.val_fraction > 0)")
 		}
-		lr, wd, err := paperSearch(rc, meth, b, task, names, log)
+		lr, wd, err := paperSearch(ctx, rc, meth, b, task, names, log)
+		if lifecycle.IsInterrupted(err) {
+			return nil, lifecycle.Stopped(ctx, "stopped during the --search paper trials, which are not resumable")
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -357,6 +368,9 @@ func runJob(rc RunConfig, meth method, log hclog.Logger, at runAt, quiet bool) (
 	as, err := assemble(rc, meth, b, mdl, task, names, log)
 	if err != nil {
 		return nil, err
+	}
+	if ctx.Err() != nil {
+		return nil, lifecycle.Stopped(ctx, "stopped before training")
 	}
 	dir := at.Dir
 	if dir == "" {
@@ -382,7 +396,10 @@ func runJob(rc RunConfig, meth method, log hclog.Logger, at runAt, quiet bool) (
 	if err := meth.Event("run_start", map[string]any{"run_dir": dir, "trainable_params": as.count}); err != nil {
 		log.Warn("plugin run_start event failed", "error", err)
 	}
-	res, err := train.Run(b, as.model, as.task, rc.Train, train.Options{Dir: dir, Resume: at.Resume, Progress: newProgress(log, quiet)})
+	res, err := train.Run(b, as.model, as.task, rc.Train, train.Options{Dir: dir, Resume: at.Resume, Progress: newProgress(log, quiet), Context: ctx})
+	if lifecycle.IsInterrupted(err) {
+		return nil, fmt.Errorf("%w; continue with `host run --resume %s`", err, dir)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -26,7 +27,9 @@ const (
 
 func wdGrid(i int) float64 { return math.Pow(10, -6+12*float64(i)/float64(wdGridPoints-1)) }
 
-func paperSearch(rc RunConfig, meth method, b core.Backend, task train.Task, names []string, log hclog.Logger) (lr, wd float64, err error) {
+// paperSearch stops at the next step of a trial when ctx is cancelled; a search is
+// not resumable (its trials are in a temporary directory), so nothing is kept.
+func paperSearch(ctx context.Context, rc RunConfig, meth method, b core.Backend, task train.Task, names []string, log hclog.Logger) (lr, wd float64, err error) {
 	tmp, err := os.MkdirTemp("", "kadapt-search-")
 	if err != nil {
 		return 0, 0, err
@@ -56,7 +59,7 @@ func paperSearch(rc RunConfig, meth method, b core.Backend, task train.Task, nam
 		if err != nil {
 			return worst, err
 		}
-		res, err := train.Run(b, as.model, as.task, trc.Train, train.Options{Dir: dir})
+		res, err := train.Run(b, as.model, as.task, trc.Train, train.Options{Dir: dir, Context: ctx})
 		if errors.Is(err, train.ErrDiverged) {
 			log.Info("search trial diverged", "lr", lr, "weight_decay", fmt.Sprintf("%.3g", wd))
 			return worst, nil

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -24,11 +23,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kadapt/kadapt/host/atomicfile"
+	"github.com/kadapt/kadapt/host/lifecycle"
 	"github.com/kadapt/kadapt/host/runlock"
 )
 
 func init() {
-	register("sweep", "run a sweep spec (a grid of runs) here, or plan, watch, submit it to Slurm or Kubernetes; `host sweep --help`", cmdSweep)
+	registerStoppable("sweep", "run a sweep spec (a grid of runs) here, or plan, watch, submit it to Slurm or Kubernetes; `host sweep --help`", cmdSweep)
 }
 
 // allMethods are the six methods of the paper, in its table's order.
@@ -48,7 +48,7 @@ SPEC is a YAML sweep spec (docs/sweeps.md); --demo is the bundled one. --plugins
 --datasets, --seeds, --runs-dir and run flags after -- adjust it (or, with no spec,
 build one).`
 
-func cmdSweep(args []string) error {
+func cmdSweep(ctx context.Context, args []string) error {
 	if len(args) > 0 {
 		switch args[0] {
 		case "plan":
@@ -58,7 +58,7 @@ func cmdSweep(args []string) error {
 		case "submit":
 			return cmdSweepSubmit(args[1:])
 		case "worker":
-			return cmdSweepWorker(args[1:])
+			return cmdSweepWorker(ctx, args[1:])
 		}
 	}
 	fs := newFlags("sweep", sweepUsage)
@@ -74,8 +74,6 @@ func cmdSweep(args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
 	return runLocal(ctx, sp, *jobs)
 }
 
@@ -439,7 +437,9 @@ func runLocal(ctx context.Context, sp *sweepSpec, jobs int) error {
 				return nil
 			}
 			log.Info("starting", "run", p.ID, "of", fmt.Sprintf("%d/%d", p.Index+1, len(pts)))
-			cmd := exec.CommandContext(ctx, self, "sweep", "worker", frozen, "--index", fmt.Sprint(p.Index), "--no-wait")
+			// A worker stops with the sweep: SIGTERM (it checkpoints) when ctx ends, and
+			// from the kernel if the sweep itself is killed.
+			cmd := lifecycle.Command(ctx, self, "sweep", "worker", frozen, "--index", fmt.Sprint(p.Index), "--no-wait")
 			var out, result bytes.Buffer
 			cmd.Stdout, cmd.Stderr = io.MultiWriter(&out, &result), &out
 			err := cmd.Run()
@@ -465,7 +465,7 @@ func runLocal(ctx context.Context, sp *sweepSpec, jobs int) error {
 	}
 	g.Wait()
 	if ctx.Err() != nil {
-		return fmt.Errorf("interrupted; run the same sweep again to resume")
+		return lifecycle.Stopped(ctx, "run the same sweep again to resume")
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("%d run(s) failed: %v (`host sweep status` shows why)", len(failed), failed)

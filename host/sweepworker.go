@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/kadapt/kadapt/host/atomicfile"
+	"github.com/kadapt/kadapt/host/lifecycle"
 	"github.com/kadapt/kadapt/host/runlock"
 )
 
@@ -37,7 +39,10 @@ type pointRecord struct {
 	Values map[string]any `json:"values"`
 }
 
-func cmdSweepWorker(args []string) error {
+// cmdSweepWorker runs one point. SIGTERM (what Slurm and Kubernetes send before a
+// kill) stops it at the next training step with a checkpoint and exit status
+// lifecycle.ExitInterrupted; the next attempt resumes from there.
+func cmdSweepWorker(ctx context.Context, args []string) error {
 	fs := newFlags("sweep worker", "sweep worker SPEC [--index I] [--no-wait]")
 	index := fs.Int("index", -1, "the point to run (default: $JOB_COMPLETION_INDEX, then $SLURM_ARRAY_TASK_ID)")
 	noWait := fs.Bool("no-wait", false, fmt.Sprintf("exit %d at once when another live process holds the point, instead of waiting for it to finish or die", exitClaimed))
@@ -134,7 +139,10 @@ func cmdSweepWorker(args []string) error {
 		return recordFailure(dir, err)
 	}
 	defer meth.Close()
-	s, err := runJob(rc, meth, log, at, false)
+	s, err := runJob(ctx, rc, meth, log, at, false)
+	if lifecycle.IsInterrupted(err) {
+		return err // not a failure: the next attempt resumes
+	}
 	if err != nil {
 		return recordFailure(dir, err)
 	}
