@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -34,13 +35,28 @@ type OpenOptions struct {
 	StartTimeout time.Duration // 0: DefaultStartTimeout
 }
 
+// socketDirPrefix names the private directories of plugin sockets.
+const socketDirPrefix = "kadapt-plugin-"
+
+// hostPIDEnv tells a plugin which process is its host (see exitWithHost).
+const hostPIDEnv = "KADAPT_HOST_PID"
+
 // Client is a running plugin.
 type Client struct {
-	Path string
-	Desc Description
-	pc   *plugin.Client
-	rpc  *grpcClient
+	Path      string
+	Desc      Description
+	pc        *plugin.Client
+	rpc       *grpcClient
+	cmd       *exec.Cmd
+	socketDir string // private to the user; holds the plugin's unix socket
+	closeOnce sync.Once
 }
+
+// live lists the clients not yet closed, for CleanupClients.
+var live = struct {
+	sync.Mutex
+	clients map[*Client]bool
+}{clients: map[*Client]bool{}}
 
 // Open starts the plugin binary at path, completes the handshake and reads its
 // description. Every failure names the path.
@@ -54,10 +70,22 @@ func Open(path string, opt OpenOptions) (*Client, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("plugin %s: %v", path, err)
 	}
+	// go-plugin puts the socket in $TMPDIR, reachable by anyone who can guess its
+	// name; in a directory of mode 0700 only this user can connect.
+	socketDir, err := os.MkdirTemp("", socketDirPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: a private socket directory: %v", path, err)
+	}
+	cmd := exec.Command(path)
+	// The host's environment first, then ours, so ours win (SkipHostEnv below keeps
+	// go-plugin from appending the host's again after them).
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", hostPIDEnv, os.Getpid()), plugin.EnvUnixSocketDir+"="+socketDir)
+	ownGroup(cmd)
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  Handshake,
 		Plugins:          plugin.PluginSet{pluginName: &GRPCPlugin{}},
-		Cmd:              exec.Command(path),
+		Cmd:              cmd,
+		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		StartTimeout:     opt.StartTimeout,
 		Logger:           opt.Logger.Named(filepath.Base(path)),
@@ -73,26 +101,29 @@ func Open(path string, opt OpenOptions) (*Client, error) {
 		cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
 	}
 	pc := plugin.NewClient(cfg)
-	c := &Client{Path: path, pc: pc}
+	c := &Client{Path: path, pc: pc, cmd: cmd, socketDir: socketDir}
+	live.Lock()
+	live.clients[c] = true
+	live.Unlock()
 	rpcClient, err := pc.Client()
 	if err != nil {
-		pc.Kill()
+		c.Close()
 		return nil, fmt.Errorf("plugin %s: %s", path, explainStart(err, opt.StartTimeout))
 	}
 	raw, err := rpcClient.Dispense(pluginName)
 	if err != nil {
-		pc.Kill()
+		c.Close()
 		return nil, fmt.Errorf("plugin %s: %v", path, err)
 	}
 	c.rpc = raw.(*grpcClient)
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	if c.Desc, err = c.rpc.describe(ctx); err != nil {
-		pc.Kill()
+		c.Close()
 		return nil, fmt.Errorf("plugin %s: describe: %v", path, err)
 	}
 	if c.Desc.Name == "" {
-		pc.Kill()
+		c.Close()
 		return nil, fmt.Errorf("plugin %s: describes itself without a name", path)
 	}
 	return c, nil
@@ -147,11 +178,35 @@ func (c *Client) Event(kind string, payload any) error {
 	return c.rpc.event(ctx, Event{Kind: kind, Payload: raw})
 }
 
-// Close stops the plugin process.
-func (c *Client) Close() { c.pc.Kill() }
+// Close stops the plugin process and every process it started, and removes its
+// socket directory. It may be called more than once.
+func (c *Client) Close() {
+	c.closeOnce.Do(func() {
+		c.pc.Kill()
+		if c.cmd.Process != nil {
+			killGroup(c.cmd.Process.Pid)
+		}
+		os.RemoveAll(c.socketDir)
+		live.Lock()
+		delete(live.clients, c)
+		live.Unlock()
+	})
+}
 
-// CleanupClients kills every plugin process the host started; defer it in main.
-func CleanupClients() { plugin.CleanupClients() }
+// CleanupClients stops every plugin the host started and not yet closed; the host's
+// main defers it, so every way out of the host runs it.
+func CleanupClients() {
+	live.Lock()
+	var cs []*Client
+	for c := range live.clients {
+		cs = append(cs, c)
+	}
+	live.Unlock()
+	for _, c := range cs {
+		c.Close()
+	}
+	plugin.CleanupClients()
+}
 
 // Info is one discovered plugin.
 type Info struct {

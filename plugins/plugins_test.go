@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,17 +88,40 @@ func TestParseValues(t *testing.T) {
 	}
 }
 
-// buildTestPlugin compiles internal/testplugin once per test binary.
+var (
+	testPluginOnce sync.Once
+	testPluginBin  string
+	testPluginErr  error
+)
+
+// buildTestPlugin compiles internal/testplugin once per test binary and returns a copy
+// of it alone in a fresh directory.
 func buildTestPlugin(t *testing.T) string {
 	t.Helper()
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("no go toolchain on PATH to build the test plugin")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "testplugin")
-	cmd := exec.Command("go", "build", "-o", bin, "./internal/testplugin")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the test plugin: %v\n%s", err, out)
+	testPluginOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "kadapt-testplugin-")
+		if err != nil {
+			testPluginErr = err
+			return
+		}
+		testPluginBin = filepath.Join(dir, "testplugin")
+		if out, err := exec.Command("go", "build", "-o", testPluginBin, "./internal/testplugin").CombinedOutput(); err != nil {
+			testPluginErr = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if testPluginErr != nil {
+		t.Fatalf("building the test plugin: %v", testPluginErr)
+	}
+	data, err := os.ReadFile(testPluginBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "testplugin")
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }

@@ -185,9 +185,11 @@ var logger hclog.Logger = hclog.NewNullLogger()
 // relays into the host's log under the plugin's name.
 func Logger() hclog.Logger { return logger }
 
-// Serve runs m as a plugin process; a method's main calls it and nothing else.
+// Serve runs m as a plugin process; a method's main calls it and nothing else. The
+// process exits by itself, with the processes it started, when its host dies.
 func Serve(m Method) {
 	logger = hclog.New(&hclog.LoggerOptions{Name: m.Describe().Name, JSONFormat: true, Output: os.Stderr, Level: hclog.Info})
+	exitWithHost()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         plugin.PluginSet{pluginName: &GRPCPlugin{Impl: m}},

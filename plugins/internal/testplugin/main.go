@@ -2,11 +2,13 @@
 // behaviour at start is chosen by $KADAPT_TESTPLUGIN: "hang" never completes the
 // handshake, "crash" exits at once, "version" speaks another protocol version, "cookie"
 // expects another host's magic cookie, "chatty" prints a line that is no handshake.
+// The event "spawn" starts a child process (sleep) that must die with the plugin.
 package main
 
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
@@ -38,8 +40,11 @@ func (method) Plan(bb plan.Backbone, hp plugins.Values) (plan.Plan, error) {
 }
 
 func (method) Event(e plugins.Event) error {
-	if e.Kind == "fail" {
+	switch e.Kind {
+	case "fail":
 		return fmt.Errorf("event %q refused", e.Kind)
+	case "spawn":
+		return exec.Command("sleep", "600").Start()
 	}
 	return nil
 }
