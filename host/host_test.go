@@ -277,7 +277,7 @@ func TestKilledSweepStopsItsRuns(t *testing.T) {
 		t.Skip("reads /proc; the parent death signal is Linux's")
 	}
 	dir := t.TempDir()
-	sweep := exec.Command(filepath.Join(binaries(t), "host"), "sweep", "--demo", "--plugins", "lora", "--seeds", "0", "--", "--epochs", "40", "--checkpoint-every", "0")
+	sweep := exec.Command(filepath.Join(binaries(t), "host"), "sweep", "--demo", "--plugins", "lora", "--seeds", "0", "--", "--epochs", "100000", "--checkpoint-every", "0")
 	sweep.Dir = dir
 	if err := sweep.Start(); err != nil {
 		t.Fatal(err)

@@ -162,10 +162,14 @@ var ErrStopped = errors.New("train: stopped early on request")
 // the run after Batch of Batches steps of epoch Epoch.
 type StoppedError struct {
 	Epoch, Epochs, Batch, Batches int
+	FinalTest                     bool // stopped in the test pass after training
 	Cause                         error
 }
 
 func (e *StoppedError) Error() string {
+	if e.FinalTest {
+		return fmt.Sprintf("%v: stopped in the final test pass after epoch %d/%d; checkpoint written", e.Cause, e.Epoch, e.Epochs)
+	}
 	return fmt.Sprintf("%v: stopped in epoch %d/%d after step %d/%d; checkpoint written", e.Cause, e.Epoch, e.Epochs, e.Batch, e.Batches)
 }
 
@@ -223,11 +227,21 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// stopHere checkpoints the run after bi steps of epoch (0-based) and says so.
+	stopHere := func(epoch, bi int, lossSum float64, steps int) error {
+		st.epoch, st.step, st.batch, st.epochLoss = epoch, steps, bi, lossSum
+		if err := saveCheckpoint(ckptPath, m, o, &st); err != nil {
+			return fmt.Errorf("%w; the checkpoint could not be written: %v", context.Cause(ctx), err)
+		}
+		return &StoppedError{Epoch: epoch + 1, Epochs: cfg.Epochs, Batch: bi, Batches: batches, Cause: context.Cause(ctx)}
+	}
 	tp := autograd.NewTape(b)
 	steps := st.step
 	moves := newMovementTracker(b, params, steps)
 	defer moves.release()
-	for epoch := st.epoch; epoch < cfg.Epochs; epoch++ {
+	// A run resumed from the checkpoint its early stop wrote goes straight to the test.
+	stoppedEarly := cfg.Patience > 0 && st.sinceBest >= cfg.Patience
+	for epoch := st.epoch; epoch < cfg.Epochs && !stoppedEarly; epoch++ {
 		start := time.Now()
 		order := permutation(n, cfg.Seed, epoch)
 		if redrawn {
@@ -249,11 +263,7 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 		defer stop() // an early return must not strand the prefetching goroutine
 		for bi := skip; bi < batches; bi++ {
 			if ctx.Err() != nil {
-				st.epoch, st.step, st.batch, st.epochLoss = epoch, steps, bi, lossSum
-				if err := saveCheckpoint(ckptPath, m, o, &st); err != nil {
-					return nil, fmt.Errorf("%w; the checkpoint could not be written: %v", context.Cause(ctx), err)
-				}
-				return nil, &StoppedError{Epoch: epoch + 1, Epochs: cfg.Epochs, Batch: bi, Batches: batches, Cause: context.Cause(ctx)}
+				return nil, stopHere(epoch, bi, lossSum, steps)
 			}
 			fb, ok := <-next
 			if !ok {
@@ -327,7 +337,10 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 			Val: math.NaN(), ValLoss: math.NaN(), Test: math.NaN()}
 		var err error
 		if task.Val != nil {
-			if em.Val, em.ValLoss, err = EvaluateWithLoss(b, m, task.Val, task, cfg.BatchSize); err != nil {
+			if em.Val, em.ValLoss, err = evaluate(ctx, b, m, task.Val, task, cfg.BatchSize); err != nil {
+				if ctx.Err() != nil {
+					return nil, stopHere(epoch, batches, lossSum, steps)
+				}
 				return nil, err
 			}
 		}
@@ -336,7 +349,10 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 		// epoch's weights are kept aside and the test split is scored once at the end.
 		// Few-shot test sets are thousands of images, so that is most of the run saved.
 		if cfg.Select == "best-test-epoch" && task.Test != nil {
-			if em.Test, err = Evaluate(b, m, task.Test, task, cfg.BatchSize); err != nil {
+			if em.Test, _, err = evaluate(ctx, b, m, task.Test, task, cfg.BatchSize); err != nil {
+				if ctx.Err() != nil {
+					return nil, stopHere(epoch, batches, lossSum, steps)
+				}
 				return nil, err
 			}
 		}
@@ -364,7 +380,11 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 	movement := moves.result() // the last step's weights, before the selected epoch's are restored
 	if cfg.Select != "best-test-epoch" && task.Test != nil {
 		st.restore(m)
-		test, err := Evaluate(b, m, task.Test, task, cfg.BatchSize)
+		test, _, err := evaluate(ctx, b, m, task.Test, task, cfg.BatchSize)
+		if err != nil && ctx.Err() != nil {
+			// The last epoch's checkpoint is written: a resume goes straight here.
+			return nil, &StoppedError{Epoch: st.epoch, Epochs: cfg.Epochs, Batch: batches, Batches: batches, Cause: context.Cause(ctx), FinalTest: true}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -542,14 +562,23 @@ func Evaluate(b core.Backend, m Model, d Data, task Task, batch int) (float64, e
 	return score, err
 }
 
+// evaluate is EvaluateWithLoss that gives up between batches once ctx is cancelled.
+func evaluate(ctx context.Context, b core.Backend, m Model, d Data, task Task, batch int) (score, loss float64, err error) {
+	logits, labels, err := predict(ctx, b, m, d, batch)
+	if err != nil {
+		return 0, 0, err
+	}
+	return scoreLogits(logits, labels, task)
+}
+
 // EvaluateWithLoss also returns the mean loss (cross-entropy, or BCE for multi-label
 // tasks), which breaks ties between epochs of equal validation score: few-shot
 // validation sets are small enough that ties are the rule.
 func EvaluateWithLoss(b core.Backend, m Model, d Data, task Task, batch int) (score, loss float64, err error) {
-	logits, labels, err := Predict(b, m, d, batch)
-	if err != nil {
-		return 0, 0, err
-	}
+	return evaluate(context.Background(), b, m, d, task, batch)
+}
+
+func scoreLogits(logits [][]float32, labels [][]int, task Task) (score, loss float64, err error) {
 	for i, row := range logits {
 		for _, v := range row {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
@@ -592,6 +621,10 @@ func meanLoss(logits [][]float32, labels [][]int, task Task) float64 {
 
 // Predict returns every example's logits and labels.
 func Predict(b core.Backend, m Model, d Data, batch int) ([][]float32, [][]int, error) {
+	return predict(context.Background(), b, m, d, batch)
+}
+
+func predict(ctx context.Context, b core.Backend, m Model, d Data, batch int) ([][]float32, [][]int, error) {
 	tp := autograd.NewTape(b)
 	tp.Training = false
 	tp.SetGradEnabled(false)
@@ -605,6 +638,9 @@ func Predict(b core.Backend, m Model, d Data, batch int) ([][]float32, [][]int, 
 	var logits [][]float32
 	labels := make([][]int, n)
 	for start := 0; start < n; start += batch {
+		if ctx.Err() != nil {
+			return nil, nil, context.Cause(ctx)
+		}
 		end := min(start+batch, n)
 		idx := make([]int, end-start)
 		for i := range idx {

@@ -297,12 +297,12 @@ func TestEpochDataIsToldTheEpoch(t *testing.T) {
 	}
 }
 
-// cancelAfter cancels a context once the loop reports its n-th step, as a signal
-// arriving during that step would.
+// cancelAfter cancels a context once the loop reports its n-th step (as a signal
+// arriving during that step would), or once it reports epoch `epoch` as done.
 type cancelAfter struct {
-	n, seen int
-	cancel  context.CancelCauseFunc
-	cause   error
+	n, seen, epoch int
+	cancel         context.CancelCauseFunc
+	cause          error
 }
 
 func (c *cancelAfter) Step(int, int, int, int, float64, float64, float64) {
@@ -310,12 +310,17 @@ func (c *cancelAfter) Step(int, int, int, int, float64, float64, float64) {
 		c.cancel(c.cause)
 	}
 }
-func (c *cancelAfter) Epoch(EpochMetrics) {}
+func (c *cancelAfter) Epoch(em EpochMetrics) {
+	if em.Epoch == c.epoch {
+		c.cancel(c.cause)
+	}
+}
 
-// TestContextStopCheckpointsMidEpoch stops runs through Options.Context at step
-// boundaries inside epochs (and before the first step) and checks that each wrote a
-// checkpoint of that exact point: the resumed run, in a fresh model, ends
-// bit-identical to an uninterrupted one, with every epoch in metrics.jsonl once.
+// TestContextStopCheckpointsMidEpoch stops runs through Options.Context — before the
+// first step, at step boundaries inside epochs, in an epoch's validation pass, in the
+// final test pass — and checks that each wrote a checkpoint of that exact point: the
+// resumed run, in a fresh model, ends bit-identical to an uninterrupted one, with every
+// epoch in metrics.jsonl once.
 func TestContextStopCheckpointsMidEpoch(t *testing.T) {
 	b := cpu.New()
 	full := newMLP(b, 4, 16, 3, 1)
@@ -324,22 +329,27 @@ func TestContextStopCheckpointsMidEpoch(t *testing.T) {
 		t.Fatal(err)
 	}
 	cause := errors.New("interrupted by a test")
-	for _, stopAt := range []int{0, 3, 14, 29} { // 6 steps an epoch: before any, mid-epoch 1 and 3, end of epoch 5
+	// 6 steps an epoch. A stop after the 6th step falls in epoch 1's validation pass;
+	// epoch 0 means "after epoch 6 was reported", in the final test pass.
+	for _, tc := range []struct{ stopAt, epoch, wantEpoch, wantBatch int }{
+		{0, 0, 1, 0}, {3, 0, 1, 3}, {6, 0, 1, 6}, {14, 0, 3, 2}, {29, 0, 5, 5}, {0, 6, 6, 6},
+	} {
+		stopAt := tc.stopAt
 		for _, staging := range []Staging{StageOff, StageOn} {
 			dir := t.TempDir()
 			ctx, cancel := context.WithCancelCause(context.Background())
-			if stopAt == 0 {
+			if stopAt == 0 && tc.epoch == 0 {
 				cancel(cause)
 			}
 			m := newMLP(b, 4, 16, 3, 1)
 			_, err := Run(b, m, testTask(), testConfig(), Options{Dir: dir, Context: ctx, Staging: staging,
-				Progress: &cancelAfter{n: stopAt, cancel: cancel, cause: cause}})
+				Progress: &cancelAfter{n: stopAt, epoch: tc.epoch, cancel: cancel, cause: cause}})
 			var stopped *StoppedError
 			if !errors.Is(err, cause) || !errors.As(err, &stopped) {
-				t.Fatalf("stop at %d: error %v, want a StoppedError caused by the cancellation", stopAt, err)
+				t.Fatalf("stop at %+v: error %v, want a StoppedError caused by the cancellation", tc, err)
 			}
-			if stopped.Epoch != stopAt/6+1 || stopped.Batch != stopAt%6 {
-				t.Errorf("stop at %d: stopped in epoch %d after step %d", stopAt, stopped.Epoch, stopped.Batch)
+			if stopped.Epoch != tc.wantEpoch || stopped.Batch != tc.wantBatch || stopped.FinalTest != (tc.epoch > 0) {
+				t.Errorf("stop at %+v: stopped in epoch %d after step %d (final test %v)", tc, stopped.Epoch, stopped.Batch, stopped.FinalTest)
 			}
 			resumed := newMLP(b, 4, 16, 3, 99)
 			got, err := Run(b, resumed, testTask(), testConfig(), Options{Dir: dir, Resume: true, Staging: staging})
@@ -368,5 +378,37 @@ func TestContextStopCheckpointsMidEpoch(t *testing.T) {
 				t.Fatalf("resume after %d steps: metrics.jsonl has %d lines, want 6", stopAt, n)
 			}
 		}
+	}
+}
+
+// TestResumeAfterEarlyStop stops a run in its final test pass after patience ended
+// training: the resumed run must go straight to the test, not train on.
+func TestResumeAfterEarlyStop(t *testing.T) {
+	b := cpu.New()
+	cfg := testConfig()
+	cfg.LR, cfg.Patience = 1e-30, 1 // the weights stay put: validation soon stops improving
+	want, err := Run(b, newMLP(b, 4, 16, 3, 1), testTask(), cfg, Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := len(want.History)
+	if last >= cfg.Epochs {
+		t.Fatalf("the uninterrupted run trained all %d epochs: patience never stopped it", last)
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cause := errors.New("interrupted by a test")
+	_, err = Run(b, newMLP(b, 4, 16, 3, 1), testTask(), cfg, Options{Dir: dir, Context: ctx,
+		Progress: &cancelAfter{epoch: last, cancel: cancel, cause: cause}})
+	var stopped *StoppedError
+	if !errors.As(err, &stopped) || !stopped.FinalTest {
+		t.Fatalf("error %v, want a stop in the final test pass", err)
+	}
+	got, err := Run(b, newMLP(b, 4, 16, 3, 99), testTask(), cfg, Options{Dir: dir, Resume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.History) != last || got.Score != want.Score || got.Epoch != want.Epoch {
+		t.Fatalf("resumed: %d epochs, score %v at epoch %d; want %d epochs, %v at epoch %d", len(got.History), got.Score, got.Epoch, last, want.Score, want.Epoch)
 	}
 }
