@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kadapt/kadapt/backbones/safetensors"
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/core/backend/cpu"
@@ -410,5 +411,109 @@ func TestResumeAfterEarlyStop(t *testing.T) {
 	}
 	if len(got.History) != last || got.Score != want.Score || got.Epoch != want.Epoch {
 		t.Fatalf("resumed: %d epochs, score %v at epoch %d; want %d epochs, %v at epoch %d", len(got.History), got.Score, got.Epoch, last, want.Score, want.Epoch)
+	}
+}
+
+// rewriteCheckpoint edits a checkpoint's metadata with edit and writes it back. With
+// reseal its digest is recomputed, as a forger (or a bug) consistent with itself would.
+func rewriteCheckpoint(t *testing.T, path string, reseal bool, edit func(meta map[string]string)) {
+	t.Helper()
+	f, err := safetensors.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tensors := map[string]safetensors.Tensor{}
+	for _, n := range f.Names() {
+		info, _ := f.Info(n)
+		d, err := f.Float32s(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tensors[n] = safetensors.Tensor{Shape: info.Shape, Data: d}
+	}
+	meta := f.Metadata()
+	f.Close()
+	edit(meta)
+	if reseal {
+		meta[checksumKey] = checkpointDigest(tensors, meta)
+	}
+	if err := safetensors.WriteFile(path, tensors, meta); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestResumeVerifiesTheCheckpoint damages a run's checkpoint in the ways a disk, a
+// copy or a hand can, and checks that each resume is refused with the cause named,
+// before anything is loaded or metrics.jsonl is touched; the undamaged checkpoint
+// still resumes.
+func TestResumeVerifiesTheCheckpoint(t *testing.T) {
+	b := cpu.New()
+	base := t.TempDir()
+	if _, err := Run(b, newMLP(b, 4, 16, 3, 1), testTask(), testConfig(), Options{Dir: base, StopAfterSteps: 20}); !errors.Is(err, ErrStopped) {
+		t.Fatal(err)
+	}
+	ckpt, err := os.ReadFile(filepath.Join(base, "checkpoint.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := os.ReadFile(filepath.Join(base, "metrics.jsonl"))
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, path string)
+		cfg    func(c *Config)
+		want   string
+	}{
+		{name: "a flipped byte in a tensor", want: "is corrupt", damage: func(t *testing.T, path string) {
+			data, _ := os.ReadFile(path)
+			data[len(data)-5] ^= 0x10
+			os.WriteFile(path, data, 0o644)
+		}},
+		{name: "an edited epoch", want: "is corrupt", damage: func(t *testing.T, path string) {
+			rewriteCheckpoint(t, path, false, func(m map[string]string) { m["epoch"] = "-5" })
+		}},
+		{name: "no checksum", want: "has no checksum", damage: func(t *testing.T, path string) {
+			rewriteCheckpoint(t, path, false, func(m map[string]string) { delete(m, checksumKey) })
+		}},
+		{name: "a resealed negative epoch", want: `"epoch" = -5`, damage: func(t *testing.T, path string) {
+			rewriteCheckpoint(t, path, true, func(m map[string]string) { m["epoch"] = "-5" })
+		}},
+		{name: "a resealed NaN best score", want: `"best" = NaN`, damage: func(t *testing.T, path string) {
+			rewriteCheckpoint(t, path, true, func(m map[string]string) { m["best"] = "NaN" })
+		}},
+		{name: "a resealed step count", want: `"step" = 7`, damage: func(t *testing.T, path string) {
+			rewriteCheckpoint(t, path, true, func(m map[string]string) { m["step"] = "7" })
+		}},
+		{name: "an edited learning rate", want: "train.lr = 0.05", cfg: func(c *Config) { c.LR = 0.5 }},
+		{name: "more epochs", want: "train.epochs = 6", cfg: func(c *Config) { c.Epochs = 60 }},
+	} {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "checkpoint.safetensors"), ckpt, 0o644)
+		os.WriteFile(filepath.Join(dir, "metrics.jsonl"), metrics, 0o644)
+		if tc.damage != nil {
+			tc.damage(t, filepath.Join(dir, "checkpoint.safetensors"))
+		}
+		cfg := testConfig()
+		if tc.cfg != nil {
+			tc.cfg(&cfg)
+		}
+		m := newMLP(b, 4, 16, 3, 99)
+		before := params(m)
+		_, err := Run(b, m, testTask(), cfg, Options{Dir: dir, Resume: true})
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "checkpoint.safetensors") {
+			t.Errorf("%s: resume gave %v; want an error naming the checkpoint and saying %q", tc.name, err, tc.want)
+		}
+		if got, _ := os.ReadFile(filepath.Join(dir, "metrics.jsonl")); string(got) != string(metrics) {
+			t.Errorf("%s: the refused resume changed metrics.jsonl", tc.name)
+		}
+		for i, p := range params(m) {
+			for j := range p {
+				if p[j] != before[i][j] {
+					t.Fatalf("%s: the refused resume loaded weights", tc.name)
+				}
+			}
+		}
+	}
+	if _, err := Run(b, newMLP(b, 4, 16, 3, 99), testTask(), testConfig(), Options{Dir: base, Resume: true}); err != nil {
+		t.Fatalf("the undamaged checkpoint: %v", err)
 	}
 }
