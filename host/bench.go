@@ -75,7 +75,11 @@ func cmdBench(args []string) error {
 		return err
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "bench", Output: os.Stderr, Level: hclog.Warn})
-	meth, err := openMethod(RunConfig{Plugin: *pluginName, HP: map[string]string{}}, log)
+	rc := RunConfig{Plugin: *pluginName, HP: map[string]string{}}
+	if err := resolvePlugin(&rc, "", ""); err != nil {
+		return err
+	}
+	meth, err := openMethod(rc, log)
 	if err != nil {
 		return err
 	}

@@ -24,9 +24,10 @@ import (
 // levels: KADAPT_TRAIN__LR=0.01) < flags.
 type RunConfig struct {
 	Plugin       string            `koanf:"plugin" json:"plugin"`
-	PluginPath   string            `koanf:"plugin_path" json:"plugin_path"` // extra plugin directories, colon-separated
-	PluginSHA256 string            `koanf:"plugin_sha256" json:"plugin_sha256,omitempty"`
-	HP           map[string]string `koanf:"hp" json:"hp"` // the plugin's hyperparameters
+	PluginPath   string            `koanf:"plugin_path" json:"plugin_path"`               // extra plugin directories, colon-separated
+	PluginSHA256 string            `koanf:"plugin_sha256" json:"plugin_sha256,omitempty"` // a pin; config.json records the hash of the binary run
+	PluginBinary string            `koanf:"-" json:"plugin_binary,omitempty"`             // the binary run (resolvePlugin), recorded; not a setting
+	HP           map[string]string `koanf:"hp" json:"hp"`                                 // the plugin's hyperparameters
 	Model        string            `koanf:"model" json:"model"`
 	ModelConfig  string            `koanf:"model_config" json:"model_config,omitempty"`
 	Backbone     string            `koanf:"backbone" json:"backbone"`

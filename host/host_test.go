@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -416,5 +418,89 @@ func TestOutOfTreePlugin(t *testing.T) {
 	// biases nor ln_post's, which nothing trains).
 	if want := int64(12*(3*768+3072+768+2*768) + 768); got.Adapter != want {
 		t.Fatalf("bitfit trains %d parameters, want %d", got.Adapter, want)
+	}
+}
+
+// TestResumeTrustsNothingInTheRunDir tampers with a finished run's directory the ways
+// issue 11 found and checks that each resume is refused with the file and field at
+// fault: another plugin binary named in config.json (never executed), a swapped binary
+// accepted with --plugin-sha256 but planning a different method, an edited plan.json,
+// an edited learning rate, a flipped byte in the checkpoint.
+func TestResumeTrustsNothingInTheRunDir(t *testing.T) {
+	bins := binaries(t)
+	base := t.TempDir()
+	if out, err := host(t, base, "run", "--plugin", "lora", "--epochs", "2", "--run-id", "r", "--quiet"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	sha := func(path string) string {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		return hex.EncodeToString(sum[:])
+	}
+	var recorded RunConfig
+	raw, _ := os.ReadFile(filepath.Join(base, "runs", "r", "config.json"))
+	if err := json.Unmarshal(raw, &recorded); err != nil {
+		t.Fatal(err)
+	}
+	lora := filepath.Join(bins, "plugins", "lora")
+	if recorded.PluginSHA256 != sha(lora) || recorded.PluginBinary != lora {
+		t.Fatalf("config.json records plugin %q with SHA-256 %q; want %s, %s", recorded.PluginBinary, recorded.PluginSHA256, lora, sha(lora))
+	}
+	adapter := filepath.Join(bins, "plugins", "adapter")
+	marker := filepath.Join(t.TempDir(), "executed")
+	script := filepath.Join(t.TempDir(), "evil")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	edit := func(dir, file, old, new string) {
+		path := filepath.Join(dir, "runs", "r", file)
+		data, _ := os.ReadFile(path)
+		if !strings.Contains(string(data), old) {
+			t.Fatalf("%s has no %q", file, old)
+		}
+		os.WriteFile(path, []byte(strings.Replace(string(data), old, new, 1)), 0o644)
+	}
+	for _, tc := range []struct {
+		name   string
+		tamper func(dir string)
+		flags  []string
+		want   []string
+	}{
+		{"a script named in config.json", func(dir string) { edit(dir, "config.json", `"plugin": "lora"`, `"plugin": "`+script+`"`) }, nil,
+			[]string{"SHA-256", "refusing to resume with another binary", "--plugin-sha256 " + sha(script)}},
+		{"another plugin accepted by hash", func(dir string) { edit(dir, "config.json", `"plugin": "lora"`, `"plugin": "`+adapter+`"`) }, []string{"--plugin-sha256", sha(adapter)},
+			[]string{"plan.json at ", "refusing to continue a different method"}},
+		{"an edited plan.json", func(dir string) { edit(dir, "plan.json", `"kind": "zeros"`, `"kind": "ones"`) }, nil,
+			[]string{"plan.json at params[1].init.kind", `"ones"`, `"zeros"`}},
+		{"an edited learning rate", func(dir string) { edit(dir, "config.json", `"lr": 0.01`, `"lr": 0.1`) }, nil,
+			[]string{"checkpoint.safetensors was written with train.lr = 0.01", "now says 0.1"}},
+		{"a flipped byte in the checkpoint", func(dir string) {
+			path := filepath.Join(dir, "runs", "r", "checkpoint.safetensors")
+			data, _ := os.ReadFile(path)
+			data[len(data)-3] ^= 1
+			os.WriteFile(path, data, 0o644)
+		}, nil, []string{"checkpoint.safetensors is corrupt"}},
+	} {
+		dir := t.TempDir()
+		if out, err := exec.Command("cp", "-r", filepath.Join(base, "runs"), dir).CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		tc.tamper(dir)
+		out, err := host(t, dir, append([]string{"run", "--resume", filepath.Join("runs", "r"), "--quiet"}, tc.flags...)...)
+		if err == nil {
+			t.Errorf("%s: resume succeeded\n%s", tc.name, out)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: the error does not say %q:\n%s", tc.name, w, out)
+			}
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("resume executed the binary config.json named")
 	}
 }

@@ -26,13 +26,10 @@ func pluginDirs(configured string) []string {
 	return plugins.SearchPath(dirs...)
 }
 
-// openMethod starts the configured plugin.
+// openMethod starts the plugin binary resolvePlugin chose, pinned to its SHA-256
+// (go-plugin checks it again as it starts the process).
 func openMethod(rc RunConfig, log hclog.Logger) (method, error) {
-	path, err := plugins.Find(rc.Plugin, pluginDirs(rc.PluginPath))
-	if err != nil {
-		return nil, err
-	}
-	return plugins.Open(path, plugins.OpenOptions{Logger: log, SHA256: rc.PluginSHA256})
+	return plugins.Open(rc.PluginBinary, plugins.OpenOptions{Logger: log, SHA256: rc.PluginSHA256})
 }
 
 func cmdPlugins(args []string) error {

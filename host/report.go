@@ -43,7 +43,7 @@ func init() {
 var (
 	pooledKeys = []string{"train.seed", "data.fewshot_seed"}
 	inertKeys  = map[string]bool{
-		"plugin_path": true, "plugin_sha256": true, "runs_dir": true, "run_id": true,
+		"plugin_path": true, "plugin_sha256": true, "plugin_binary": true, "runs_dir": true, "run_id": true,
 		"data.root": true, "data.format": true, "data.workers": true, "train.checkpoint_every": true,
 		"limits.plan_params": true, "limits.plan_memory_mib": true, // whether a run may start, not what it computes
 	}

@@ -111,6 +111,16 @@ func cmdRun(ctx context.Context, args []string) error {
 	if !*dryRun && fs.Changed("classes") {
 		return usageErr("--classes: only a --dry-run takes the class count; a run reads it from the dataset")
 	}
+	override := ""
+	if at.Dir != "" && fs.Changed("plugin-sha256") {
+		override, _ = fs.GetString("plugin-sha256")
+	}
+	if err := resolvePlugin(&rc, at.Dir, override); err != nil {
+		if at.Dir != "" {
+			return fmt.Errorf("--resume %s: %w", at.Dir, err)
+		}
+		return err
+	}
 	meth, err := openMethod(rc, log)
 	if err != nil {
 		return err
@@ -323,12 +333,7 @@ func runJob(ctx context.Context, rc RunConfig, meth method, log hclog.Logger, at
 	if err != nil {
 		return nil, err
 	}
-	var pluginDigest string
-	if c, ok := meth.(*plugins.Client); ok {
-		if pluginDigest, err = fileDigest(c.Path); err != nil {
-			return nil, err
-		}
-	}
+	pluginDigest := rc.PluginSHA256 // resolvePlugin's: the binary running now
 	task, names, err := buildTask(rc, mdl, log)
 	if err != nil {
 		return nil, err
@@ -390,13 +395,19 @@ func runJob(ctx context.Context, rc RunConfig, meth method, log hclog.Logger, at
 		if err := atomicfile.WriteJSON(filepath.Join(dir, "plan.json"), as.plan); err != nil {
 			return nil, err
 		}
+	} else if err := samePlan(dir, as.plan); err != nil {
+		return nil, err
+	}
+	identity, err := rc.identity()
+	if err != nil {
+		return nil, err
 	}
 	log.Info("run", "dir", dir, "plugin", rc.Plugin, "backbone", as.vision.Cfg.Name, "dataset", rc.Data.Dataset,
 		"train", as.task.Train.Len(), "test", as.task.Test.Len(), "trainable_params", as.count)
 	if err := meth.Event("run_start", map[string]any{"run_dir": dir, "trainable_params": as.count}); err != nil {
 		log.Warn("plugin run_start event failed", "error", err)
 	}
-	res, err := train.Run(b, as.model, as.task, rc.Train, train.Options{Dir: dir, Resume: at.Resume, Progress: newProgress(log, quiet), Context: ctx})
+	res, err := train.Run(b, as.model, as.task, rc.Train, train.Options{Dir: dir, Resume: at.Resume, Progress: newProgress(log, quiet), Context: ctx, Identity: identity})
 	if lifecycle.IsInterrupted(err) {
 		return nil, fmt.Errorf("%w; continue with `host run --resume %s`", err, dir)
 	}

@@ -134,6 +134,13 @@ func cmdSweepWorker(ctx context.Context, args []string) error {
 	case fileExists(filepath.Join(dir, "config.json")):
 		log.Info("an earlier attempt left no checkpoint: starting over")
 	}
+	resumeDir := ""
+	if at.Resume {
+		resumeDir = dir
+	}
+	if err := resolvePlugin(&rc, resumeDir, ""); err != nil {
+		return recordFailure(dir, err)
+	}
 	meth, err := openMethod(rc, log)
 	if err != nil {
 		return recordFailure(dir, err)
