@@ -17,7 +17,7 @@ build:
 	@mkdir -p $(BIN)/plugins
 	$(GO) build -o $(BIN)/host ./host
 	@for p in $(PLUGINS); do \
-		if [ -d plugins/cmd/$$p ]; then $(GO) build -o $(BIN)/plugins/$$p ./plugins/cmd/$$p || exit 1; fi; \
+		if [ -d plugins/cmd/$$p ]; then $(GO) build -o $(BIN)/plugins/kadapt-plugin-$$p ./plugins/cmd/$$p || exit 1; fi; \
 	done
 
 # The main job on the built-in default task.

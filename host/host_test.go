@@ -41,7 +41,7 @@ func binaries(t *testing.T) string {
 		}
 		args := [][]string{{"build", "-o", filepath.Join(buildDir, "host"), "."}}
 		for _, m := range allMethods {
-			args = append(args, []string{"build", "-o", filepath.Join(buildDir, "plugins", m), "../plugins/cmd/" + m})
+			args = append(args, []string{"build", "-o", filepath.Join(buildDir, "plugins", "kadapt-plugin-"+m), "../plugins/cmd/" + m})
 		}
 		for _, a := range args {
 			if out, err := exec.Command("go", a...).CombinedOutput(); err != nil {
@@ -266,7 +266,7 @@ func TestClosedStdoutStopsPlugins(t *testing.T) {
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		t.Fatalf("the host was killed by %v writing to a closed pipe, skipping its cleanup", ws.Signal())
 	}
-	if left := processesOf(filepath.Join(bins, "plugins", "lora")); len(left) > 0 {
+	if left := processesOf(filepath.Join(bins, "plugins", "kadapt-plugin-lora")); len(left) > 0 {
 		t.Fatalf("plugin processes %v outlived the host", left)
 	}
 }
@@ -396,7 +396,7 @@ func waitExited(pids []int, d time.Duration) []int {
 func TestOutOfTreePlugin(t *testing.T) {
 	bins := binaries(t)
 	pluginDir := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "bitfit"), ".")
+	build := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "kadapt-plugin-bitfit"), ".")
 	build.Dir = filepath.Join("..", "examples", "bitfit")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building examples/bitfit: %v\n%s", err, out)
@@ -445,11 +445,11 @@ func TestResumeTrustsNothingInTheRunDir(t *testing.T) {
 	if err := json.Unmarshal(raw, &recorded); err != nil {
 		t.Fatal(err)
 	}
-	lora := filepath.Join(bins, "plugins", "lora")
+	lora := filepath.Join(bins, "plugins", "kadapt-plugin-lora")
 	if recorded.PluginSHA256 != sha(lora) || recorded.PluginBinary != lora {
 		t.Fatalf("config.json records plugin %q with SHA-256 %q; want %s, %s", recorded.PluginBinary, recorded.PluginSHA256, lora, sha(lora))
 	}
-	adapter := filepath.Join(bins, "plugins", "adapter")
+	adapter := filepath.Join(bins, "plugins", "kadapt-plugin-adapter")
 	marker := filepath.Join(t.TempDir(), "executed")
 	script := filepath.Join(t.TempDir(), "evil")
 	if err := os.WriteFile(script, []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755); err != nil {

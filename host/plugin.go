@@ -48,12 +48,10 @@ func cmdPlugins(args []string) error {
 		if err != nil {
 			return err
 		}
-		c, err := plugins.Open(path, plugins.OpenOptions{Logger: log})
+		d, _, err := plugins.DescribeFile(path, plugins.OpenOptions{Logger: log})
 		if err != nil {
 			return err
 		}
-		defer c.Close()
-		d := c.Describe()
 		fmt.Printf("%s %s — %s\npath: %s\n\nhyperparameters (set with --hp NAME=VALUE):\n", d.Name, d.Version, d.Summary, path)
 		w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
 		for _, h := range d.Hyperparameters {

@@ -11,9 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -25,14 +25,22 @@ import (
 // DefaultStartTimeout bounds how long a plugin may take to complete the handshake.
 const DefaultStartTimeout = 10 * time.Second
 
-// callTimeout bounds every call into a plugin, so a hung plugin cannot hang the host.
-const callTimeout = 60 * time.Second
+// DefaultCallTimeout bounds a Describe or Plan call, so a hung plugin cannot hang
+// the host.
+const DefaultCallTimeout = 60 * time.Second
+
+// DefaultEventTimeout bounds a lifecycle event. Events are notifications the run does
+// not depend on: one that times out is dropped with the error, and so are the
+// plugin's later events, so a plugin hung in its callback costs a run this once.
+const DefaultEventTimeout = 5 * time.Second
 
 // OpenOptions configure Open.
 type OpenOptions struct {
 	Logger       hclog.Logger  // the plugin's log lines are relayed here
 	SHA256       string        // hex digest the binary must have (go-plugin SecureConfig); empty: no pin
 	StartTimeout time.Duration // 0: DefaultStartTimeout
+	CallTimeout  time.Duration // 0: DefaultCallTimeout
+	EventTimeout time.Duration // 0: DefaultEventTimeout
 }
 
 // socketDirPrefix names the private directories of plugin sockets.
@@ -50,6 +58,10 @@ type Client struct {
 	cmd       *exec.Cmd
 	socketDir string // private to the user; holds the plugin's unix socket
 	closeOnce sync.Once
+	opt       OpenOptions
+	// eventsLost is set once an event timed out: the plugin is hung in its callback,
+	// and later events are dropped at once.
+	eventsLost atomic.Bool
 }
 
 // live lists the clients not yet closed, for CleanupClients.
@@ -66,6 +78,12 @@ func Open(path string, opt OpenOptions) (*Client, error) {
 	}
 	if opt.StartTimeout == 0 {
 		opt.StartTimeout = DefaultStartTimeout
+	}
+	if opt.CallTimeout == 0 {
+		opt.CallTimeout = DefaultCallTimeout
+	}
+	if opt.EventTimeout == 0 {
+		opt.EventTimeout = DefaultEventTimeout
 	}
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("plugin %s: %v", path, err)
@@ -101,29 +119,29 @@ func Open(path string, opt OpenOptions) (*Client, error) {
 		cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
 	}
 	pc := plugin.NewClient(cfg)
-	c := &Client{Path: path, pc: pc, cmd: cmd, socketDir: socketDir}
+	c := &Client{Path: path, pc: pc, cmd: cmd, socketDir: socketDir, opt: opt}
 	live.Lock()
 	live.clients[c] = true
 	live.Unlock()
 	rpcClient, err := pc.Client()
 	if err != nil {
-		c.Close()
+		c.abort()
 		return nil, fmt.Errorf("plugin %s: %s", path, explainStart(err, opt.StartTimeout))
 	}
 	raw, err := rpcClient.Dispense(pluginName)
 	if err != nil {
-		c.Close()
+		c.abort()
 		return nil, fmt.Errorf("plugin %s: %v", path, err)
 	}
 	c.rpc = raw.(*grpcClient)
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), opt.CallTimeout)
 	defer cancel()
 	if c.Desc, err = c.rpc.describe(ctx); err != nil {
-		c.Close()
+		c.abort()
 		return nil, fmt.Errorf("plugin %s: describe: %v", path, err)
 	}
 	if c.Desc.Name == "" {
-		c.Close()
+		c.abort()
 		return nil, fmt.Errorf("plugin %s: describes itself without a name", path)
 	}
 	return c, nil
@@ -155,7 +173,7 @@ func (c *Client) Plan(bb plan.Backbone, hp map[string]string) (plan.Plan, error)
 	if err != nil {
 		return plan.Plan{}, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), c.opt.CallTimeout)
 	defer cancel()
 	p, err := c.rpc.plan(ctx, bb, values.Raw())
 	if err != nil {
@@ -167,15 +185,24 @@ func (c *Client) Plan(bb plan.Backbone, hp map[string]string) (plan.Plan, error)
 	return p, nil
 }
 
-// Event sends a lifecycle event with a JSON payload.
+// Event sends a lifecycle event with a JSON payload, within OpenOptions.EventTimeout;
+// the error says when it was dropped.
 func (c *Client) Event(kind string, payload any) error {
+	if c.eventsLost.Load() {
+		return fmt.Errorf("plugin %q: event %q dropped: the plugin did not answer an earlier event within %s", c.Desc.Name, kind, c.opt.EventTimeout)
+	}
 	raw, err := json.Marshal(payload)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), c.opt.EventTimeout)
 	defer cancel()
-	return c.rpc.event(ctx, Event{Kind: kind, Payload: raw})
+	err = c.rpc.event(ctx, Event{Kind: kind, Payload: raw})
+	if ctx.Err() == context.DeadlineExceeded {
+		c.eventsLost.Store(true)
+		return fmt.Errorf("plugin %q: event %q dropped: no answer within %s (later events are dropped too)", c.Desc.Name, kind, c.opt.EventTimeout)
+	}
+	return err
 }
 
 // Close stops the plugin process and every process it started, and removes its
@@ -193,6 +220,15 @@ func (c *Client) Close() {
 	})
 }
 
+// abort stops a plugin that failed to start or answer: its whole process group at
+// once, since whatever it started may hold the pipes go-plugin waits on.
+func (c *Client) abort() {
+	if c.cmd.Process != nil {
+		killGroup(c.cmd.Process.Pid)
+	}
+	c.Close()
+}
+
 // CleanupClients stops every plugin the host started and not yet closed; the host's
 // main defers it, so every way out of the host runs it.
 func CleanupClients() {
@@ -206,78 +242,6 @@ func CleanupClients() {
 		c.Close()
 	}
 	plugin.CleanupClients()
-}
-
-// Info is one discovered plugin.
-type Info struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-	Summary string `json:"summary"`
-	Path    string `json:"path"`
-	SHA256  string `json:"sha256"`
-}
-
-// SearchPath is where plugins are looked for, in order: dirs (from configuration),
-// each directory in $KADAPT_PLUGIN_PATH, then bin/plugins beside the host executable.
-func SearchPath(dirs ...string) []string {
-	var out []string
-	out = append(out, dirs...)
-	if env := os.Getenv("KADAPT_PLUGIN_PATH"); env != "" {
-		out = append(out, filepath.SplitList(env)...)
-	}
-	if exe, err := os.Executable(); err == nil {
-		out = append(out, filepath.Join(filepath.Dir(exe), "plugins"))
-	}
-	return out
-}
-
-// Find returns the path of the plugin called name: the first executable file of that
-// name in the search path.
-func Find(name string, dirs []string) (string, error) {
-	if strings.ContainsRune(name, os.PathSeparator) {
-		return name, nil // an explicit path
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("no plugin %q in %s (build them with `make build`, or set KADAPT_PLUGIN_PATH)", name, strings.Join(dirs, ", "))
-}
-
-// Discover starts every executable in dirs, reads its description and stops it. Files
-// that are not kadapt plugins are reported in errs and skipped. A name found twice
-// keeps the first (search-path order).
-func Discover(dirs []string, opt OpenOptions) (found []Info, errs []error) {
-	seen := map[string]bool{}
-	for _, d := range dirs {
-		entries, err := os.ReadDir(d)
-		if err != nil {
-			continue // a missing directory is not an error: the path lists candidates
-		}
-		for _, e := range entries {
-			p := filepath.Join(d, e.Name())
-			st, err := os.Stat(p)
-			if err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-				continue
-			}
-			c, err := Open(p, opt)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			c.Close()
-			if seen[c.Desc.Name] {
-				continue
-			}
-			seen[c.Desc.Name] = true
-			sum, _ := fileSHA256(p)
-			found = append(found, Info{Name: c.Desc.Name, Version: c.Desc.Version, Summary: c.Desc.Summary, Path: p, SHA256: sum})
-		}
-	}
-	sort.Slice(found, func(i, j int) bool { return found[i].Name < found[j].Name })
-	return found, errs
 }
 
 func fileSHA256(path string) (string, error) {

@@ -31,7 +31,8 @@
 //
 //	func main() { plugins.Serve(bitfit{}) }
 //
-// Build it, drop the binary into the plugin directory (bin/plugins beside the host, a
+// Build it as kadapt-plugin-bitfit (the host finds plugins by that prefix and runs no
+// other file), drop the binary into the plugin directory (bin/plugins beside the host, a
 // directory in KADAPT_PLUGIN_PATH, or --plugin-path) and run `host run --plugin bitfit`.
 //
 // The host side is Discover (list plugins), Open (start one, with a start timeout and

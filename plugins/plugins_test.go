@@ -119,7 +119,7 @@ func buildTestPlugin(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(t.TempDir(), "testplugin")
+	bin := filepath.Join(t.TempDir(), FilePrefix+"testplugin")
 	if err := os.WriteFile(bin, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -195,28 +195,108 @@ func TestRealPluginProcess(t *testing.T) {
 		})
 	}
 
-	t.Run("discover", func(t *testing.T) {
+	t.Run("find", func(t *testing.T) {
 		dir := filepath.Dir(bin)
-		if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not a plugin"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		script := filepath.Join(dir, "impostor")
-		if err := os.WriteFile(script, []byte("#!/bin/sh\necho hello\n"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		found, errs := Discover([]string{dir, filepath.Join(dir, "missing")}, OpenOptions{StartTimeout: 3 * time.Second})
-		if len(found) != 1 || found[0].Name != "testplugin" || found[0].Path != bin || len(found[0].SHA256) != 64 {
-			t.Fatalf("found %+v", found)
-		}
-		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "impostor") {
-			t.Fatalf("errors %v, want one naming the impostor", errs)
-		}
 		p, err := Find("testplugin", []string{filepath.Join(dir, "missing"), dir})
 		if err != nil || p != bin {
 			t.Fatalf("Find: %q %v", p, err)
 		}
-		if _, err := Find("nothing", []string{dir}); err == nil || !strings.Contains(err.Error(), "nothing") {
+		if _, err := Find("nothing", []string{dir}); err == nil || !strings.Contains(err.Error(), "kadapt-plugin-nothing") {
 			t.Fatalf("Find of a missing plugin: %v", err)
 		}
 	})
+}
+
+// TestDiscover lays out a plugin directory with a plugin, a file under another name
+// that must never run, a plugin that hangs at start, one whose file name and
+// description disagree, and checks what discovery makes of it: in parallel, within
+// its deadline, from its cache the second time, again after the binary changed.
+func TestDiscover(t *testing.T) {
+	bin := buildTestPlugin(t)
+	dir := filepath.Dir(bin)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv("HOME", t.TempDir())
+	starts := filepath.Join(t.TempDir(), "starts")
+	t.Setenv("KADAPT_TESTPLUGIN_LOG", starts)
+	marker := filepath.Join(t.TempDir(), "impostor-ran")
+	write := func(name, text string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("impostor", "#!/bin/sh\ntouch "+marker+"\n")
+	write("notes.txt", "not a plugin")
+	write(FilePrefix+"hung", "#!/bin/sh\nsleep 30\n")
+	data, _ := os.ReadFile(bin)
+	write(FilePrefix+"misnamed", string(data))
+	discover := func() ([]Info, []error) {
+		return Discover([]string{dir, filepath.Join(dir, "missing")}, OpenOptions{StartTimeout: 2 * time.Second})
+	}
+	countStarts := func() int {
+		data, _ := os.ReadFile(starts)
+		return strings.Count(string(data), "\n")
+	}
+
+	found, errs := discover()
+	if len(found) != 1 || found[0].Name != "testplugin" || found[0].Path != bin || len(found[0].SHA256) != 64 {
+		t.Fatalf("found %+v", found)
+	}
+	var msgs []string
+	for _, e := range errs {
+		msgs = append(msgs, e.Error())
+	}
+	all := strings.Join(msgs, "\n")
+	if len(errs) != 2 || !strings.Contains(all, FilePrefix+"hung") || !strings.Contains(all, `describes itself as "testplugin"`) {
+		t.Fatalf("errors:\n%s\nwant one for the hung plugin and one for the misnamed one", all)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("discovery ran a file not named as a plugin")
+	}
+	if n := countStarts(); n != 2 {
+		t.Fatalf("the test plugin started %d times, want 2 (itself and its misnamed copy)", n)
+	}
+
+	if found, _ := discover(); len(found) != 1 || found[0].Version != "0.1" {
+		t.Fatalf("second discovery found %+v", found)
+	}
+	if n := countStarts(); n != 2 {
+		t.Fatalf("the second discovery started plugins again (%d starts): the cache was not used", n)
+	}
+	if err := os.WriteFile(bin, append(data, 0), 0o755); err != nil { // a rebuilt binary
+		t.Fatal(err)
+	}
+	if found, _ := discover(); len(found) != 1 {
+		t.Fatalf("after a rebuild found %+v", found)
+	}
+	if n := countStarts(); n != 3 {
+		t.Fatalf("after the binary changed the plugin started %d times in all, want 3", n)
+	}
+}
+
+// TestHungEventIsDropped sends an event the plugin never answers: it is dropped
+// after the event deadline, and later events are dropped without waiting.
+func TestHungEventIsDropped(t *testing.T) {
+	bin := buildTestPlugin(t)
+	c, err := Open(bin, OpenOptions{EventTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Event("run_start", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Event("hang", nil); err == nil || !strings.Contains(err.Error(), "no answer within 500ms") {
+		t.Fatalf("hung event: %v", err)
+	}
+	start := time.Now()
+	if err := c.Event("run_end", nil); err == nil || !strings.Contains(err.Error(), "dropped") {
+		t.Fatalf("event after a hung one: %v", err)
+	}
+	if waited := time.Since(start); waited >= 500*time.Millisecond {
+		t.Fatalf("the event after a hung one waited %s for the plugin", waited)
+	}
+	// Plans still work: a hung event callback does not stop the method.
+	if _, err := c.Plan(tiny, nil); err != nil {
+		t.Fatal(err)
+	}
 }

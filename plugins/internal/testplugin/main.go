@@ -2,7 +2,8 @@
 // behaviour at start is chosen by $KADAPT_TESTPLUGIN: "hang" never completes the
 // handshake, "crash" exits at once, "version" speaks another protocol version, "cookie"
 // expects another host's magic cookie, "chatty" prints a line that is no handshake.
-// The event "spawn" starts a child process (sleep) that must die with the plugin.
+// The event "spawn" starts a child process (sleep) that must die with the plugin; the
+// event "hang" never returns. Each start appends a line to $KADAPT_TESTPLUGIN_LOG.
 package main
 
 import (
@@ -45,11 +46,20 @@ func (method) Event(e plugins.Event) error {
 		return fmt.Errorf("event %q refused", e.Kind)
 	case "spawn":
 		return exec.Command("sleep", "600").Start()
+	case "hang":
+		select {}
 	}
 	return nil
 }
 
 func main() {
+	if log := os.Getenv("KADAPT_TESTPLUGIN_LOG"); log != "" {
+		f, err := os.OpenFile(log, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err == nil {
+			fmt.Fprintln(f, "started")
+			f.Close()
+		}
+	}
 	switch os.Getenv("KADAPT_TESTPLUGIN") {
 	case "hang":
 		time.Sleep(time.Hour)
