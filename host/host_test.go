@@ -281,6 +281,8 @@ func TestKilledSweepStopsItsRuns(t *testing.T) {
 	dir := t.TempDir()
 	sweep := exec.Command(filepath.Join(binaries(t), "host"), "sweep", "--demo", "--plugins", "lora", "--seeds", "0", "--", "--epochs", "100000", "--checkpoint-every", "0")
 	sweep.Dir = dir
+	var sweepOut strings.Builder
+	sweep.Stdout, sweep.Stderr = &sweepOut, &sweepOut
 	if err := sweep.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +298,7 @@ func TestKilledSweepStopsItsRuns(t *testing.T) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the sweep's run never finished an epoch")
+			t.Fatalf("the sweep's run never finished an epoch:\n%s", sweepOut.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -315,7 +317,7 @@ func TestKilledSweepStopsItsRuns(t *testing.T) {
 		t.Fatalf("processes %v outlived the killed sweep by 10 s", alive)
 	}
 	if _, err := os.Stat(filepath.Join(runDir, "checkpoint.safetensors")); err != nil {
-		t.Fatalf("the stopped run left no checkpoint: %v", err)
+		t.Fatalf("the stopped run left no checkpoint: %v\n%s", err, sweepOut.String())
 	}
 }
 

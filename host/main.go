@@ -55,7 +55,7 @@ func runMain(args []string) int {
 	// EPIPE instead of killing the process before the deferred cleanup.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	ctx, stop := lifecycle.OnSignals(context.Background(), func(s os.Signal) {
-		fmt.Fprintln(os.Stderr, "host: second signal: stopping now, without a checkpoint of the step in flight")
+		fmt.Fprintln(os.Stderr, "host: interrupted again: stopping now, without a checkpoint of the step in flight")
 		plugins.CleanupClients()
 		os.Exit(lifecycle.ForcedExitCode(s))
 	})

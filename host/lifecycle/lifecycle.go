@@ -47,12 +47,14 @@ func IsInterrupted(err error) bool {
 }
 
 // OnSignals returns a context cancelled, with an *Interrupted cause, at the first
-// SIGINT or SIGTERM. A second signal means the user will not wait for the step in
-// flight: force is called with it (it should kill the plugins and exit). stop
-// restores the default handling.
+// SIGINT or SIGTERM. A later SIGINT (Ctrl-C again) means the user will not wait for
+// the step in flight: force is called with it (it should kill the plugins and exit).
+// A later SIGTERM changes nothing: schedulers repeat it, and the kernel sends a
+// parent-death signal once per thread of a dying parent. stop restores the default
+// handling.
 func OnSignals(parent context.Context, force func(os.Signal)) (ctx context.Context, stop func()) {
 	ctx, cancel := context.WithCancelCause(parent)
-	ch := make(chan os.Signal, 2)
+	ch := make(chan os.Signal, 4)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() {
@@ -62,12 +64,15 @@ func OnSignals(parent context.Context, force func(os.Signal)) (ctx context.Conte
 		case <-done:
 			return
 		}
-		select {
-		case s := <-ch:
-			if force != nil {
-				force(s)
+		for {
+			select {
+			case s := <-ch:
+				if s == os.Interrupt && force != nil {
+					force(s)
+				}
+			case <-done:
+				return
 			}
-		case <-done:
 		}
 	}()
 	return ctx, func() {
@@ -78,7 +83,7 @@ func OnSignals(parent context.Context, force func(os.Signal)) (ctx context.Conte
 }
 
 // ForcedExitCode is the conventional status of a process ended by s (128 + its number),
-// for a forced exit after a second signal.
+// for a forced exit after a second SIGINT.
 func ForcedExitCode(s os.Signal) int {
 	if n, ok := s.(syscall.Signal); ok {
 		return 128 + int(n)

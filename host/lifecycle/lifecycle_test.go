@@ -63,6 +63,13 @@ func TestOnSignals(t *testing.T) {
 	if IsInterrupted(errors.New("interrupted by SIGTERM")) || IsInterrupted(context.Canceled) {
 		t.Fatal("IsInterrupted accepts errors no signal caused")
 	}
+	// More SIGTERMs (a scheduler repeating itself, a parent-death signal per thread of
+	// a dying parent) must not force: the run is checkpointing.
+	for range 3 {
+		if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
