@@ -44,7 +44,7 @@ type OpenOptions struct {
 }
 
 // socketDirPrefix names the private directories of plugin sockets.
-const socketDirPrefix = "kadapt-plugin-"
+const socketDirPrefix = "kadapt-plugin-socket-"
 
 // hostPIDEnv tells a plugin which process is its host (see exitWithHost).
 const hostPIDEnv = "KADAPT_HOST_PID"
