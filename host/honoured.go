@@ -87,10 +87,15 @@ func checkHonoured(rc RunConfig) error {
 }
 
 // resumeFlagsIgnored names the configuration flags given with --resume: a resumed run
-// continues with the settings in its config.json and would ignore them.
+// continues with the settings in its config.json and would ignore them. The exception
+// is --plugin-sha256, which on resume accepts a plugin binary other than the recorded
+// one (resolvePlugin).
 func resumeFlagsIgnored(fs *pflag.FlagSet) error {
 	var set []string
 	fs.Visit(func(f *pflag.Flag) {
+		if f.Name == "plugin-sha256" {
+			return
+		}
 		if _, ok := flagKeys[f.Name]; ok || f.Name == "config" || f.Name == "hp" {
 			set = append(set, "--"+f.Name)
 		}
