@@ -47,14 +47,16 @@ func FuzzCheckpointMetadata(f *testing.F) {
 		m["epoch"], m["step"], m["since_best"], m["best"], m["best_loss"] = epoch, step, sinceBest, best, bestLoss
 		m["history"], m["selected"] = history, selected
 		m[optimKey] = optimValue
+		// Resealed, so that the metadata reaches the checks behind the digest.
+		m[checksumKey] = checkpointDigest(tensors, m)
 		path := filepath.Join(t.TempDir(), "checkpoint.safetensors")
 		if err := safetensors.WriteFile(path, tensors, m); err != nil {
 			return // metadata safetensors cannot hold
 		}
 		model := newMLP(b, 4, 16, 3, 2)
 		o := optim.NewSGD(b, ParamGroups(model.Trainable(), 1e-3), optim.SGDConfig{Momentum: 0.9})
-		st := state{sel: "val"}
-		if err := loadCheckpoint(path, model, o, &st); err != nil {
+		st := state{sel: "val", identity: []byte(meta["config"])}
+		if err := loadCheckpoint(path, model, o, &st, cfg, batchCount(testTask().Train.Len(), cfg.BatchSize)); err != nil {
 			return
 		}
 		// What Run does next with the loaded epoch.
