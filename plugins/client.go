@@ -18,6 +18,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/kadapt/kadapt/plugins/plan"
 )
@@ -198,7 +200,8 @@ func (c *Client) Event(kind string, payload any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opt.EventTimeout)
 	defer cancel()
 	err = c.rpc.event(ctx, Event{Kind: kind, Payload: raw})
-	if ctx.Err() == context.DeadlineExceeded {
+	// The plugin's side may expire the call (grpc-timeout) before ctx's own timer.
+	if ctx.Err() == context.DeadlineExceeded || status.Code(err) == codes.DeadlineExceeded {
 		c.eventsLost.Store(true)
 		return fmt.Errorf("plugin %q: event %q dropped: no answer within %s (later events are dropped too)", c.Desc.Name, kind, c.opt.EventTimeout)
 	}
