@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kadapt/kadapt/host/runlock"
 )
 
 // slurmCluster is a one-node Slurm cluster on this machine: munged, slurmctld and
@@ -292,6 +294,11 @@ func TestSlurmSweep(t *testing.T) {
 	}
 	if st := statusOf(runs, pts[0]); st.State != "pending" || !strings.Contains(st.Detail, "resumes after epoch") {
 		t.Fatalf("the cancelled point's status: %+v", st)
+	}
+	// scancel's SIGTERM reached the worker, which checkpointed and let go of the point.
+	cancelled, _ := os.ReadFile(filepath.Join(runs, ".sweeps", fmt.Sprintf("slurm-%s_0.out", job)))
+	if !strings.Contains(string(cancelled), "interrupted by SIGTERM") || fileExists(filepath.Join(run(0), runlock.Name)) {
+		t.Errorf("the cancelled task did not stop cleanly on SIGTERM (lock left: %v):\n%s", fileExists(filepath.Join(run(0), runlock.Name)), cancelled)
 	}
 
 	again := submit()

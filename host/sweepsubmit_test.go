@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 
+	"github.com/kadapt/kadapt/host/lifecycle"
 	"github.com/kadapt/kadapt/host/runlock"
 )
 
@@ -163,10 +164,11 @@ func TestSlurmScriptArraysThePendingPoints(t *testing.T) {
 	}
 }
 
-// workerSpec: two short LoRA runs on the demo task, a checkpoint every epoch.
+// workerSpec: two short LoRA runs on the demo task, five steps an epoch, a checkpoint
+// every epoch.
 const workerSpec = `name: pods
 seeds: [0, 1]
-fixed: {data.dataset: mnist-demo, train.epochs: 6, train.checkpoint_every: 1}
+fixed: {data.dataset: mnist-demo, train.epochs: 10, train.batch_size: 4, train.checkpoint_every: 1}
 methods: [lora]
 `
 
@@ -240,7 +242,8 @@ func checkEpochsOnce(t *testing.T, run string, n int) {
 }
 
 // TestWorkerAsAPodRunsIt runs the manifest's command as Kubernetes would: two pods
-// racing for one index run it once; a pod killed mid-run is resumed by its retry.
+// racing for one index run it once; a pod stopped (SIGTERM) or killed mid-run is
+// resumed by its retry.
 func TestWorkerAsAPodRunsIt(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains the demo task")
@@ -274,43 +277,71 @@ func TestWorkerAsAPodRunsIt(t *testing.T) {
 		if ran != 1 {
 			t.Fatalf("%d workers ran the point, want 1:\n%s\n---\n%s", ran, outs[0], outs[1])
 		}
-		checkEpochsOnce(t, pointDir(t, dir, 0), 6)
+		checkEpochsOnce(t, pointDir(t, dir, 0), 10)
 		// A retry of a finished index completes at once.
 		if out, err := podCommand(t, dir, 0).CombinedOutput(); err != nil || !strings.Contains(string(out), "finished already") {
 			t.Fatalf("rerun of a finished point: %v\n%s", err, out)
 		}
 	})
 
-	t.Run("a pod killed mid-run resumes", func(t *testing.T) {
+	t.Run("a pod stopped by SIGTERM, then killed, resumes", func(t *testing.T) {
 		run := pointDir(t, dir, 1)
-		cmd := podCommand(t, dir, 1)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer cmd.Process.Kill()
-		waitFor(t, 3*time.Minute, "two epochs of point 1", func() bool {
+		epochs := func() int {
 			raw, _ := os.ReadFile(filepath.Join(run, "metrics.jsonl"))
-			return bytes.Count(raw, []byte("\n")) >= 2
-		})
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
-		if fileExists(filepath.Join(run, "final.json")) {
-			t.Fatal("point 1 finished before the kill; the test proves nothing")
+			return bytes.Count(raw, []byte("\n"))
+		}
+		// interrupt starts a pod, waits until the run is at least `after` epochs in,
+		// and sends sig.
+		interrupt := func(after int, sig syscall.Signal) (string, error) {
+			t.Helper()
+			cmd := podCommand(t, dir, 1)
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			waitFor(t, 3*time.Minute, fmt.Sprintf("epoch %d of point 1", after), func() bool { return epochs() >= after })
+			cmd.Process.Signal(sig)
+			err := cmd.Wait()
+			if fileExists(filepath.Join(run, "final.json")) {
+				t.Fatalf("point 1 finished before the %v; the test proves nothing", sig)
+			}
+			return out.String(), err
+		}
+
+		// What Slurm and Kubernetes send first: a checkpoint, the lock released, and
+		// the status that tells a scheduler's retry to continue.
+		out, err := interrupt(2, syscall.SIGTERM)
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != lifecycle.ExitInterrupted || !strings.Contains(out, "interrupted by SIGTERM") {
+			t.Fatalf("after SIGTERM: %v, want exit status %d and the reason\n%s", err, lifecycle.ExitInterrupted, out)
+		}
+		if fileExists(filepath.Join(run, runlock.Name)) || fileExists(filepath.Join(run, "failed.json")) {
+			t.Error("a worker stopped by SIGTERM left its lock or a failure record")
 		}
 		st := statusOf(filepath.Join(dir, "runs"), sweepPoint{Index: 1, ID: filepath.Base(run)})
 		if st.State != "pending" || !strings.Contains(st.Detail, "resumes after epoch") {
-			t.Errorf("status after the kill: %+v", st)
+			t.Errorf("status after SIGTERM: %+v", st)
+		}
+
+		// What the OOM killer or a node failure does: no checkpoint of the moment, the
+		// lock left behind for the retry to take over.
+		out, _ = interrupt(epochs()+2, syscall.SIGKILL)
+		if !strings.Contains(out, "resuming from the checkpoint") {
+			t.Errorf("the attempt after SIGTERM did not resume:\n%s", out)
 		}
 		if !fileExists(filepath.Join(run, runlock.Name)) {
 			t.Error("the killed pod's lock is gone; the retry's takeover goes untested")
 		}
-		out, err := podCommand(t, dir, 1).CombinedOutput()
+
+		outb, err := podCommand(t, dir, 1).CombinedOutput()
 		if err != nil {
-			t.Fatalf("the retry: %v\n%s", err, out)
+			t.Fatalf("the retry: %v\n%s", err, outb)
 		}
-		if !strings.Contains(string(out), "resuming from the checkpoint") {
-			t.Errorf("the retry did not resume:\n%s", out)
+		if !strings.Contains(string(outb), "resuming from the checkpoint") {
+			t.Errorf("the retry did not resume:\n%s", outb)
 		}
-		checkEpochsOnce(t, run, 6)
+		checkEpochsOnce(t, run, 10)
 	})
 }

@@ -102,7 +102,11 @@ func cmdSweepWorker(ctx context.Context, args []string) error {
 		if !waited {
 			log.Info("another process is running this point; waiting for it to finish or die", "holder", held.Holder.String())
 		}
-		time.Sleep(workerPoll)
+		select {
+		case <-ctx.Done():
+			return lifecycle.Stopped(ctx, "while waiting for the point's other writer")
+		case <-time.After(workerPoll):
+		}
 		if fileExists(filepath.Join(dir, "final.json")) {
 			log.Info("finished by the other process")
 			return nil
