@@ -372,50 +372,38 @@ const maxTile = 14 * 32
 // each stored k-major (the MR values of one k step together) and zero-padded to MR
 // rows, which is the order the microkernel broadcasts them in.
 func (p *product) packA(dst []float32, i0, mc, p0, kc int) {
-	mr := p.kern.mr
-	for q := 0; q*mr < mc; q++ {
-		d := dst[q*mr*kc : (q+1)*mr*kc]
-		r0 := i0 + q*mr
-		mm := min(mr, i0+mc-r0)
-		if p.tA {
-			for k := 0; k < kc; k++ {
-				row := p.a[(p0+k)*p.lda+r0 : (p0+k)*p.lda+r0+mm]
-				dk := d[k*mr : k*mr+mr]
-				copy(dk, row)
-				clear(dk[mm:])
-			}
-			continue
-		}
-		interleave(d, mr, p.a[r0*p.lda+p0:], p.lda, mm, kc)
-		for r := mm; r < mr; r++ {
-			for k := 0; k < kc; k++ {
-				d[k*mr+r] = 0
-			}
-		}
-	}
+	packPanels(dst, p.kern.mr, p.a, p.lda, p.tA, i0, mc, p0, kc)
 }
 
 // packB copies rows [p0, p0+kc) and columns [j0, j0+nc) of op(B) into NR-column
 // panels, each stored k-major and zero-padded to NR columns.
 func (p *product) packB(dst []float32, p0, kc, j0, nc int) {
-	nr := p.kern.nr
-	for q := 0; q*nr < nc; q++ {
-		d := dst[q*nr*kc : (q+1)*nr*kc]
-		c0 := j0 + q*nr
-		nn := min(nr, j0+nc-c0)
-		if !p.tB {
+	packPanels(dst, p.kern.nr, p.b, p.ldb, !p.tB, j0, nc, p0, kc)
+}
+
+// packPanels is A's and B's packing alike: it copies positions [x0, x0+n) along the
+// panel axis and [p0, p0+kc) along k of src into w-wide panels, each stored k-major
+// and zero-padded to w. kMajor says src already holds one k step's positions
+// contiguously (at src[k*ld + x]); otherwise they lie at src[x*ld + k] and are
+// interleaved.
+func packPanels(dst []float32, w int, src []float32, ld int, kMajor bool, x0, n, p0, kc int) {
+	for q := 0; q*w < n; q++ {
+		d := dst[q*w*kc : (q+1)*w*kc]
+		c0 := x0 + q*w
+		nn := min(w, x0+n-c0)
+		if kMajor {
 			for k := 0; k < kc; k++ {
-				row := p.b[(p0+k)*p.ldb+c0 : (p0+k)*p.ldb+c0+nn]
-				dk := d[k*nr : k*nr+nr]
+				row := src[(p0+k)*ld+c0 : (p0+k)*ld+c0+nn]
+				dk := d[k*w : k*w+w]
 				copy(dk, row)
 				clear(dk[nn:])
 			}
 			continue
 		}
-		interleave(d, nr, p.b[c0*p.ldb+p0:], p.ldb, nn, kc)
-		for j := nn; j < nr; j++ {
+		interleave(d, w, src[c0*ld+p0:], ld, nn, kc)
+		for j := nn; j < w; j++ {
 			for k := 0; k < kc; k++ {
-				d[k*nr+j] = 0
+				d[k*w+j] = 0
 			}
 		}
 	}
