@@ -147,6 +147,31 @@ DATA bias127<>+24(SB)/4, $127
 DATA bias127<>+28(SB)/4, $127
 GLOBL bias127<>(SB), RODATA|NOPTR, $32
 
+// EXP_Y1 sets Y1 = exp(Y1) for Y1 in [-88.38, 88.38] (Cephes' expf: 2^n·e^r with
+// |r| ≤ ln2/2, a degree-6 polynomial for e^r; about one ulp). It needs Y15 = 1 and
+// uses Y2–Y4. The forward and the gradient kernels share it.
+#define EXP_Y1 \
+	VMINPS expHi<>(SB), Y1, Y1; \
+	VMAXPS expLo<>(SB), Y1, Y1; \
+	VMOVUPS half<>(SB), Y2; \
+	VFMADD231PS log2e<>(SB), Y1, Y2; \
+	VROUNDPS $1, Y2, Y2; \
+	VFNMADD231PS ln2Hi<>(SB), Y2, Y1; \
+	VFNMADD231PS ln2Lo<>(SB), Y2, Y1; \
+	VMULPS Y1, Y1, Y3; \
+	VMOVUPS p0<>(SB), Y4; \
+	VFMADD213PS p1<>(SB), Y1, Y4; \
+	VFMADD213PS p2<>(SB), Y1, Y4; \
+	VFMADD213PS p3<>(SB), Y1, Y4; \
+	VFMADD213PS p4<>(SB), Y1, Y4; \
+	VFMADD213PS p5<>(SB), Y1, Y4; \
+	VFMADD213PS Y1, Y3, Y4; \
+	VADDPS Y15, Y4, Y4; \
+	VCVTPS2DQ Y2, Y2; \
+	VPADDD bias127<>(SB), Y2, Y2; \
+	VPSLLD $23, Y2, Y2; \
+	VMULPS Y2, Y4, Y1;
+
 // func quickGELUAVX2(d, x *float32, n int)
 //
 // d[i] = x[i]·σ(1.702·x[i]) for n a multiple of 8.
@@ -160,28 +185,7 @@ TEXT ·quickGELUAVX2(SB), NOSPLIT, $0-24
 qg_loop:
 	VMOVUPS (SI), Y0
 	VMULPS qgNegA<>(SB), Y0, Y1
-	// Y1 = exp(Y1) for Y1 in [-88.38, 88.38] (Cephes' expf: 2^n·e^r with |r| ≤ ln2/2,
-	// a degree-6 polynomial for e^r; about one ulp). Uses Y2–Y4.
-	VMINPS expHi<>(SB), Y1, Y1
-	VMAXPS expLo<>(SB), Y1, Y1
-	VMOVUPS half<>(SB), Y2
-	VFMADD231PS log2e<>(SB), Y1, Y2
-	VROUNDPS $1, Y2, Y2
-	VFNMADD231PS ln2Hi<>(SB), Y2, Y1
-	VFNMADD231PS ln2Lo<>(SB), Y2, Y1
-	VMULPS Y1, Y1, Y3
-	VMOVUPS p0<>(SB), Y4
-	VFMADD213PS p1<>(SB), Y1, Y4
-	VFMADD213PS p2<>(SB), Y1, Y4
-	VFMADD213PS p3<>(SB), Y1, Y4
-	VFMADD213PS p4<>(SB), Y1, Y4
-	VFMADD213PS p5<>(SB), Y1, Y4
-	VFMADD213PS Y1, Y3, Y4
-	VADDPS Y15, Y4, Y4
-	VCVTPS2DQ Y2, Y2
-	VPADDD bias127<>(SB), Y2, Y2
-	VPSLLD $23, Y2, Y2
-	VMULPS Y2, Y4, Y1
+	EXP_Y1
 	// Y1 = s = 1/(1+exp(-a·x))
 	VADDPS Y15, Y1, Y1
 	VDIVPS Y1, Y15, Y1
@@ -210,28 +214,7 @@ TEXT ·quickGELUGradAVX2(SB), NOSPLIT, $0-40
 qgg_loop:
 	VMOVUPS (SI), Y0
 	VMULPS qgNegA<>(SB), Y0, Y1
-	// Y1 = exp(Y1) for Y1 in [-88.38, 88.38] (Cephes' expf: 2^n·e^r with |r| ≤ ln2/2,
-	// a degree-6 polynomial for e^r; about one ulp). Uses Y2–Y4.
-	VMINPS expHi<>(SB), Y1, Y1
-	VMAXPS expLo<>(SB), Y1, Y1
-	VMOVUPS half<>(SB), Y2
-	VFMADD231PS log2e<>(SB), Y1, Y2
-	VROUNDPS $1, Y2, Y2
-	VFNMADD231PS ln2Hi<>(SB), Y2, Y1
-	VFNMADD231PS ln2Lo<>(SB), Y2, Y1
-	VMULPS Y1, Y1, Y3
-	VMOVUPS p0<>(SB), Y4
-	VFMADD213PS p1<>(SB), Y1, Y4
-	VFMADD213PS p2<>(SB), Y1, Y4
-	VFMADD213PS p3<>(SB), Y1, Y4
-	VFMADD213PS p4<>(SB), Y1, Y4
-	VFMADD213PS p5<>(SB), Y1, Y4
-	VFMADD213PS Y1, Y3, Y4
-	VADDPS Y15, Y4, Y4
-	VCVTPS2DQ Y2, Y2
-	VPADDD bias127<>(SB), Y2, Y2
-	VPSLLD $23, Y2, Y2
-	VMULPS Y2, Y4, Y1
+	EXP_Y1
 	// Y1 = s = 1/(1+exp(-a·x))
 	VADDPS Y15, Y1, Y1
 	VDIVPS Y1, Y15, Y1
