@@ -261,18 +261,25 @@ func freeze(sp *sweepSpec) (string, error) {
 
 // --- plan and status ---
 
+// points parses args, resolves the spec they name and expands it: the prologue of
+// every sweep command that looks at the points without running them.
+func (s *specSource) points(fs *pflag.FlagSet, args []string) (*sweepSpec, []sweepPoint, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	sp, err := s.resolve(fs, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	pts, err := sp.plan()
+	return sp, pts, err
+}
+
 func cmdSweepPlan(args []string) error {
 	fs := newFlags("sweep plan", "sweep plan SPEC|--demo [--json]")
 	src := addSpecFlags(fs)
 	jsonOut := fs.Bool("json", false, "the points as JSON, with each one's full run configuration")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	sp, err := src.resolve(fs, true)
-	if err != nil {
-		return err
-	}
-	pts, err := sp.plan()
+	sp, pts, err := src.points(fs, args)
 	if err != nil {
 		return err
 	}
@@ -359,14 +366,7 @@ func cmdSweepStatus(args []string) error {
 	fs := newFlags("sweep status", "sweep status SPEC|--demo [--json]")
 	src := addSpecFlags(fs)
 	jsonOut := fs.Bool("json", false, "one JSON object per point")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	sp, err := src.resolve(fs, true)
-	if err != nil {
-		return err
-	}
-	pts, err := sp.plan()
+	sp, pts, err := src.points(fs, args)
 	if err != nil {
 		return err
 	}
