@@ -2,6 +2,24 @@ package train
 
 import "fmt"
 
+// Data is one split of examples ready for the model.
+type Data interface {
+	Len() int
+	// Shape is one example's input shape, e.g. [3, 224, 224] or [512] for cached features.
+	Shape() []int
+	// Fetch writes the examples idx into x (len(idx)·∏Shape values) and their labels.
+	Fetch(idx []int, x []float32, labels [][]int) error
+}
+
+// EpochData is Data whose examples are drawn afresh each epoch (random augmentation).
+// Run calls SetEpoch before fetching an epoch's batches, so the draws are a function of
+// the epoch and a resumed run sees the ones an uninterrupted run would; such a split
+// is never staged on the device, which would freeze one draw.
+type EpochData interface {
+	Data
+	SetEpoch(epoch int)
+}
+
 // MemData is a split held in memory: examples already preprocessed (or features
 // already computed), one row each.
 type MemData struct {
