@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	_ "image/gif" // registered for Image
-	_ "image/jpeg"
 	"image/png"
 	"io"
 	"os"
@@ -15,17 +13,16 @@ import (
 	"strings"
 	"sync"
 
-	_ "golang.org/x/image/bmp"
-	_ "golang.org/x/image/tiff"
-	_ "golang.org/x/image/webp"
+	"github.com/kadapt/kadapt/backbones/preprocess"
 )
 
 // Limits on what one encoded image may cost. Index files and archives come from
 // the network, so a lying header must produce an error, not a multi-gigabyte
 // allocation.
 const (
-	// MaxImagePixels bounds width·height of a decoded image (64 Mpx, 256 MiB as RGBA).
-	MaxImagePixels = 1 << 26
+	// MaxImagePixels bounds width·height of a decoded image (64 Mpx, 192 MiB as
+	// RGB): the decoder's own bound, checked on the header before it allocates.
+	MaxImagePixels = preprocess.MaxPixels
 	// MaxEncodedBytes bounds the encoded size of one image file or zip member.
 	MaxEncodedBytes = 64 << 20
 )
@@ -173,9 +170,10 @@ func (d *Dataset) Open(i int) (io.ReadCloser, error) {
 	return openUncached(s.Source)
 }
 
-// Image returns sample i decoded: JPEG, PNG, GIF, BMP, TIFF and WebP files via
-// image.Decode (after checking the header's size against MaxImagePixels), and an
-// *image.RGBA or *image.Gray built directly for CIFAR and MNIST.
+// Image returns sample i decoded: JPEG, PNG, GIF, BMP, TIFF and WebP files by
+// preprocess.DecodeBytes, the one decoder of the project, which gives the pixels
+// PIL's Image.open(...).convert("RGB") gives (an *preprocess.RGB); CIFAR and MNIST
+// as an *image.RGBA or *image.Gray built directly from their raw bytes.
 func (d *Dataset) Image(i int) (image.Image, error) {
 	s, err := d.sample(i)
 	if err != nil {
@@ -192,8 +190,8 @@ func (d *Dataset) Image(i int) (image.Image, error) {
 	return decodeImage(rc, s.Source)
 }
 
-// decodeImage reads the whole encoding first because the size check needs a
-// second pass over the header.
+// decodeImage reads at most MaxEncodedBytes, a dataset's bound on one file, before
+// handing the bytes to the decoder (which checks the header against MaxImagePixels).
 func decodeImage(r io.Reader, source string) (image.Image, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxEncodedBytes+1))
 	if err != nil {
@@ -202,19 +200,7 @@ func decodeImage(r io.Reader, source string) (image.Image, error) {
 	if len(data) > MaxEncodedBytes {
 		return nil, fmt.Errorf("datasets: %s: encoded image larger than %d bytes", source, MaxEncodedBytes)
 	}
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("datasets: %s: %w", source, err)
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > MaxImagePixels {
-		return nil, fmt.Errorf("datasets: %s: %s image of %d×%d pixels is empty or exceeds %d pixels",
-			source, format, cfg.Width, cfg.Height, MaxImagePixels)
-	}
-	img, _, err := image.Decode(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("datasets: %s: decode %s: %w", source, format, err)
-	}
-	return img, nil
+	return preprocess.DecodeBytes(data, source) // its errors name source
 }
 
 // splitZipSource splits "dir/archive.zip@member/path.jpg" at the archive's name.

@@ -443,5 +443,5 @@ func TestImageTooLarge(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "big.png"), data)
 	d := &Dataset{Samples: []Sample{{Source: filepath.Join(dir, "big.png"), Labels: []int{0}}}}
 	_, err := d.Image(0)
-	wantErr(t, err, "big.png", "65536×65536", "exceeds")
+	wantErr(t, err, "big.png", "65536x65536", "exceeds")
 }

@@ -108,7 +108,7 @@ func cmdPreprocess(args []string) error {
 	fs := newFlags("preprocess", "preprocess --images FILE... [--model PATH] --out FILE.safetensors")
 	var mf modelFlags
 	addModelFlags(fs, &mf)
-	images := fs.StringSlice("images", nil, "image files (JPEG, PNG, GIF, BMP, WebP)")
+	images := fs.StringSlice("images", nil, "image files (JPEG, PNG, GIF, BMP, TIFF, WebP)")
 	out := fs.String("out", "", "output .safetensors file")
 	if err := fs.Parse(args); err != nil {
 		return err

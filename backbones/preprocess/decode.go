@@ -13,6 +13,7 @@ import (
 	"os"
 
 	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
 	"golang.org/x/image/webp"
 )
 
@@ -25,8 +26,8 @@ const (
 	MaxFileSize = 1 << 28
 )
 
-// Decode reads the image file at path (JPEG, PNG, GIF, BMP or WebP, told
-// apart by content, not extension) and returns it converted to RGB as an
+// Decode reads the image file at path (JPEG, PNG, GIF, BMP, TIFF or WebP,
+// told apart by content, not extension) and returns it converted to RGB as an
 // *RGB, matching what PIL's Image.open(path).convert("RGB") holds. For GIF
 // that is the first frame on the logical screen.
 func Decode(path string) (image.Image, error) {
@@ -83,7 +84,7 @@ func DecodeBytes(data []byte, name string) (img image.Image, err error) {
 	format := sniff(data)
 	if format == "" {
 		head := data[:min(len(data), 12)]
-		return nil, fmt.Errorf("preprocess: %s: not a JPEG, PNG, GIF, BMP or WebP file (starts with %q)", name, head)
+		return nil, fmt.Errorf("preprocess: %s: not a JPEG, PNG, GIF, BMP, TIFF or WebP file (starts with %q)", name, head)
 	}
 	var cfg image.Config
 	switch format {
@@ -95,6 +96,8 @@ func DecodeBytes(data []byte, name string) (img image.Image, err error) {
 		cfg, err = gif.DecodeConfig(bytes.NewReader(data))
 	case "bmp":
 		cfg, err = bmp.DecodeConfig(bytes.NewReader(data))
+	case "tiff":
+		cfg, err = tiff.DecodeConfig(bytes.NewReader(data))
 	case "webp":
 		cfg, err = webp.DecodeConfig(bytes.NewReader(data))
 	}
@@ -117,6 +120,8 @@ func DecodeBytes(data []byte, name string) (img image.Image, err error) {
 		m, err = gif.Decode(bytes.NewReader(data))
 	case "bmp":
 		m, err = bmp.Decode(bytes.NewReader(data))
+	case "tiff":
+		m, err = tiff.Decode(bytes.NewReader(data))
 	case "webp":
 		m, err = webp.Decode(bytes.NewReader(data))
 	}
@@ -162,6 +167,8 @@ func sniff(b []byte) string {
 		return "gif"
 	case bytes.HasPrefix(b, []byte("BM")):
 		return "bmp"
+	case bytes.HasPrefix(b, []byte("II*\x00")), bytes.HasPrefix(b, []byte("MM\x00*")):
+		return "tiff"
 	case len(b) >= 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WEBP":
 		return "webp"
 	}

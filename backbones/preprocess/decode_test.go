@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
 )
 
 // readRefPNG loads a reference decode stored as PNG.
@@ -164,6 +165,8 @@ func TestDecodeFormats(t *testing.T) {
 		{"palette.gif", enc(func(b *bytes.Buffer) error { return gif.Encode(b, pal, nil) }), pal, 0},
 		{"rgb.bmp", enc(func(b *bytes.Buffer) error { return bmp.Encode(b, src) }), src, 0},
 		{"gray.bmp", enc(func(b *bytes.Buffer) error { return bmp.Encode(b, gray) }), gray, 0},
+		{"rgb.tif", enc(func(b *bytes.Buffer) error { return tiff.Encode(b, src, nil) }), src, 0},
+		{"gray.tif", enc(func(b *bytes.Buffer) error { return tiff.Encode(b, gray, &tiff.Options{Compression: tiff.Deflate}) }), gray, 0},
 		// Go's encoder always subsamples chroma 4:2:0, which costs up to ~40
 		// levels on this image's sharp colour steps; exactness of JPEG
 		// decoding is TestDecodeJPEGMatchesLibjpeg's business.
@@ -459,7 +462,8 @@ func TestDecodeErrors(t *testing.T) {
 	dir := t.TempDir()
 	cases := map[string][]byte{
 		"empty.png":       {},
-		"unknown.tif":     []byte("II*\x00 not supported"),
+		"unknown.ico":     []byte("\x00\x00\x01\x00 not supported"),
+		"corrupt.tif":     []byte("II*\x00 not a directory"),
 		"truncated.png":   pngData.Bytes()[:pngData.Len()/2],
 		"truncated.jpg":   jpgData.Bytes()[:jpgData.Len()/2],
 		"truncated.gif":   gifData.Bytes()[:gifData.Len()/2],

@@ -14,9 +14,10 @@ import (
 	"time"
 
 	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
 )
 
-// FuzzDecodeBytes feeds every decoder (JPEG, PNG, GIF, BMP, WebP, told apart by
+// FuzzDecodeBytes feeds every decoder (JPEG, PNG, GIF, BMP, TIFF, WebP, told apart by
 // content) with arbitrary bytes: an image within MaxPixels or an error, never a
 // panic that escapes; small images then go through the whole CLIP pipeline.
 func FuzzDecodeBytes(f *testing.F) {
@@ -35,13 +36,15 @@ func FuzzDecodeBytes(f *testing.F) {
 	for i := range img.Pix {
 		img.Pix[i] = uint8(37 * i)
 	}
-	var pb, gb, bb bytes.Buffer
+	var pb, gb, bb, tb bytes.Buffer
 	png.Encode(&pb, img)
 	gif.Encode(&gb, img, nil)
 	bmp.Encode(&bb, img)
+	tiff.Encode(&tb, img, nil)
 	f.Add(pb.Bytes())
 	f.Add(gb.Bytes())
 	f.Add(bb.Bytes())
+	f.Add(tb.Bytes())
 	gray := image.NewGray16(image.Rect(0, 0, 1, 9))
 	gray.SetGray16(0, 4, color.Gray16{Y: 40000})
 	pb.Reset()
