@@ -2,7 +2,9 @@ package expr
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -364,8 +366,10 @@ func constValue(e Expr, consts map[string]float64) (float64, error) {
 // tensors e may refer to (Any marks a run-time row count); consts gives the named
 // constants, which act as scalars in arithmetic and as values in constant positions.
 func Infer(e Expr, vars map[string]Shape, consts map[string]float64) (Shape, error) {
-	for name, s := range vars {
-		if err := checkSize(s); err != nil {
+	// In name order, so that of several bad variables the error names the same one
+	// on every run.
+	for _, name := range slices.Sorted(maps.Keys(vars)) {
+		if err := checkSize(vars[name]); err != nil {
 			return nil, errorf(0, "variable %s: %v", name, err)
 		}
 	}

@@ -137,6 +137,22 @@ func TestInferRejectsBadVariables(t *testing.T) {
 	}
 }
 
+// TestInferNamesFirstBadVariable: with several bad variables, the error names the
+// first by name on every call (it once followed map order, so plan errors changed
+// from run to run).
+func TestInferNamesFirstBadVariable(t *testing.T) {
+	vars := map[string]Shape{}
+	for _, n := range []string{"e", "b", "d", "a", "c"} {
+		vars[n] = Shape{0}
+	}
+	for range 20 {
+		_, err := Infer(MustParse("a + b + c + d + e"), vars, nil)
+		if err == nil || !strings.Contains(err.Error(), "variable a:") {
+			t.Fatalf("err = %v, want one about variable a", err)
+		}
+	}
+}
+
 func TestShapeString(t *testing.T) {
 	if got := (Shape{Any, 3}).String(); got != "[*, 3]" {
 		t.Errorf("got %q", got)
