@@ -305,6 +305,72 @@ func (v *validator) checkBackbone(bb Backbone) {
 // Resolve validates p against bb and expands it, within bb.Budget. On any problem
 // it returns a *ValidationError listing them all.
 func Resolve(p Plan, bb Backbone) (*Resolved, error) {
+	r := newResolver(p, bb)
+	if !r.checkHeader() {
+		return nil, r.failure()
+	}
+	r.checkParams()
+	for i := range p.Edits {
+		r.checkEdit(i)
+	}
+	r.checkUnused()
+	instances := r.instances()
+	trainable := r.trainable(p.Trainable, bb)
+	r.checkBudget(instances, trainable, bb, budgetOf(bb))
+	if len(r.problems) > 0 {
+		return nil, r.failure()
+	}
+	return &Resolved{Instances: instances, Edits: r.siteEdits(), Trainable: trainable}, nil
+}
+
+// resolver is what Resolve learns about a plan step by step; every step adds its
+// problems and goes on, so that one run reports them all.
+type resolver struct {
+	validator
+	p        Plan
+	bb       Backbone
+	method   string
+	bbParams map[string]bool
+
+	// specs maps a parameter name to 1 + the index of its first spec.
+	specs map[string]int
+	// claimed maps a site and edit kind to the edit that claimed it.
+	claimed map[siteKey]int
+	// layersOf maps a per-layer parameter to the blocks whose sites use it.
+	layersOf map[string]map[int]bool
+	used     map[string]bool
+	// unparsed is set when an expression did not parse: it may be the one that uses a
+	// parameter, so unused parameters are not reported.
+	unparsed bool
+	edits    []parsedEdit // by index into Plan.Edits
+}
+
+type siteKey struct{ site, kind string }
+
+// parsedEdit is an edit whose expression parsed: the sites it applies to and the
+// plan parameters it names.
+type parsedEdit struct {
+	e     expr.Expr
+	sites []Site
+	uses  []string
+}
+
+func newResolver(p Plan, bb Backbone) *resolver {
+	r := &resolver{p: p, bb: bb, method: p.Method, bbParams: map[string]bool{}, specs: map[string]int{},
+		claimed: map[siteKey]int{}, layersOf: map[string]map[int]bool{}, used: map[string]bool{},
+		edits: make([]parsedEdit, len(p.Edits))}
+	for _, pi := range bb.Params {
+		r.bbParams[pi.Name] = true
+	}
+	return r
+}
+
+func (r *resolver) failure() error {
+	return &ValidationError{Method: r.method, Problems: r.problems}
+}
+
+// budgetOf is bb's budget with DefaultBudget where the host set none.
+func budgetOf(bb Backbone) Budget {
 	budget := bb.Budget
 	if budget.Params <= 0 {
 		budget.Params = DefaultBudget.Params
@@ -312,220 +378,270 @@ func Resolve(p Plan, bb Backbone) (*Resolved, error) {
 	if budget.Bytes <= 0 {
 		budget.Bytes = DefaultBudget.Bytes
 	}
-	v := &validator{}
-	method := p.Method
-	if method == "" {
-		method = "(unnamed)"
-		v.addf("plan has no method name")
+	return budget
+}
+
+// checkHeader checks the method name, the backbone and the plan's sizes. It reports
+// false when the plan is too large to look into: every later step is linear in its
+// lists, and an untrusted plugin must not make the host spend without bound.
+func (r *resolver) checkHeader() bool {
+	p := r.p
+	if r.method == "" {
+		r.method = "(unnamed)"
+		r.addf("plan has no method name")
 	}
-	v.checkBackbone(bb)
+	r.checkBackbone(r.bb)
 	if len(p.Params) > MaxParams || len(p.Edits) > MaxEdits || len(p.Trainable.Patterns) > MaxPatterns {
-		v.addf("plan has %d params, %d edits and %d trainable patterns; the limits are %d, %d and %d",
+		r.addf("plan has %d params, %d edits and %d trainable patterns; the limits are %d, %d and %d",
 			len(p.Params), len(p.Edits), len(p.Trainable.Patterns), MaxParams, MaxEdits, MaxPatterns)
-		return nil, &ValidationError{Method: method, Problems: v.problems}
+		return false
 	}
 	if len(p.Notes) > MaxNotesLen {
-		v.addf("notes are %d bytes long, more than %d", len(p.Notes), MaxNotesLen)
+		r.addf("notes are %d bytes long, more than %d", len(p.Notes), MaxNotesLen)
 	}
+	return true
+}
 
-	bbParams := map[string]bool{}
-	for _, pi := range bb.Params {
-		bbParams[pi.Name] = true
-	}
-
-	// Parameters.
-	specs := map[string]int{}
-	for i, ps := range p.Params {
+// checkParams checks each parameter spec on its own (name, scope, shape, init) and
+// indexes them by name, so that edits can tell a parameter from a typo. A duplicate
+// name keeps its first spec.
+func (r *resolver) checkParams() {
+	for i, ps := range r.p.Params {
 		where := fmt.Sprintf("param %d (%q)", i, ps.Name)
 		switch {
 		case !validName(ps.Name):
-			v.addf("%s: name must be identifier segments joined by dots, such as q.fast.u, at most %d bytes", where, MaxNameLen)
+			r.addf("%s: name must be identifier segments joined by dots, such as q.fast.u, at most %d bytes", where, MaxNameLen)
 		case isSiteVar(ps.Name):
-			v.addf("%s: name is reserved for a site variable or constant (x, h, W, b, in, out, dim)", where)
-		case specs[ps.Name] != 0:
-			v.addf("%s: name already used by param %d", where, specs[ps.Name]-1)
+			r.addf("%s: name is reserved for a site variable or constant (x, h, W, b, in, out, dim)", where)
+		case r.specs[ps.Name] != 0:
+			r.addf("%s: name already used by param %d", where, r.specs[ps.Name]-1)
 		}
-		if _, dup := specs[ps.Name]; !dup {
-			specs[ps.Name] = i + 1
+		if _, dup := r.specs[ps.Name]; !dup {
+			r.specs[ps.Name] = i + 1
 		}
 		switch ps.Scope {
 		case Shared:
-			if bbParams[ps.Name] {
-				v.addf("%s: name is a backbone parameter's", where)
+			if r.bbParams[ps.Name] {
+				r.addf("%s: name is a backbone parameter's", where)
 			}
 		case PerLayer:
 			if strings.HasPrefix(ps.Name, "blocks.") {
-				v.addf("%s: a per-layer parameter is named without its block prefix; the host adds blocks.<i>.", where)
+				r.addf("%s: a per-layer parameter is named without its block prefix; the host adds blocks.<i>.", where)
 			}
 		default:
-			v.addf("%s: scope %q is neither %q nor %q", where, ps.Scope, Shared, PerLayer)
+			r.addf("%s: scope %q is neither %q nor %q", where, ps.Scope, Shared, PerLayer)
 		}
 		if msg := checkShape(ps.Shape); msg != "" {
-			v.addf("%s: %s", where, msg)
+			r.addf("%s: %s", where, msg)
 		} else if msg := checkInit(ps.Init, ps.Shape); msg != "" {
-			v.addf("%s: %s", where, msg)
+			r.addf("%s: %s", where, msg)
 		}
 	}
-	specOf := func(name string) (ParamSpec, bool) {
-		i, ok := specs[name]
-		if !ok || i == 0 {
-			return ParamSpec{}, false
-		}
-		return p.Params[i-1], true
-	}
+}
 
-	// Edits.
-	type siteKey struct{ site, kind string }
-	claimed := map[siteKey]int{}
-	layersOf := map[string]map[int]bool{} // per-layer parameter → blocks using it
-	used := map[string]bool{}
-	unparsed := false
-	type parsedEdit struct {
-		e     expr.Expr
-		sites []Site
-		uses  []string
+func (r *resolver) specOf(name string) (ParamSpec, bool) {
+	i, ok := r.specs[name]
+	if !ok || i == 0 {
+		return ParamSpec{}, false
 	}
-	parsed := make([]parsedEdit, len(p.Edits))
-	for i, ed := range p.Edits {
-		where := fmt.Sprintf("edit %d (%s %s)", i, ed.Site, ed.Kind)
-		wantKind, okKind := siteKindFor[ed.Kind]
-		if !okKind {
-			v.addf("%s: unknown kind %q (want weight_delta, bias_delta, output_branch or module_after)", where, ed.Kind)
+	return r.p.Params[i-1], true
+}
+
+// checkEdit checks edit i: its kind, the sites its pattern selects, its expression's
+// names, and the expression's shape at each of those sites.
+func (r *resolver) checkEdit(i int) {
+	ed := r.p.Edits[i]
+	where := fmt.Sprintf("edit %d (%s %s)", i, ed.Site, ed.Kind)
+	wantKind, knownKind := siteKindFor[ed.Kind]
+	if !knownKind {
+		r.addf("%s: unknown kind %q (want weight_delta, bias_delta, output_branch or module_after)", where, ed.Kind)
+	}
+	sites := r.matchSites(where, ed, wantKind, knownKind)
+	r.claimSites(where, i, ed.Kind, sites)
+	e, err := expr.Parse(ed.Expr)
+	if err != nil {
+		r.addf("%s: expression %q: %v", where, ed.Expr, err)
+		r.unparsed = true
+		return
+	}
+	uses, namesKnown := r.checkNames(where, ed.Kind, e)
+	r.edits[i] = parsedEdit{e: e, sites: sites, uses: uses}
+	r.recordLayers(uses, sites)
+	if namesKnown && knownKind {
+		r.checkShapes(where, ed, e, uses, sites)
+	}
+}
+
+// matchSites returns the backbone sites ed's glob selects. A pattern that also
+// selects sites of the other kind is a problem rather than silently narrowed: the
+// plugin meant something the backbone does not have.
+func (r *resolver) matchSites(where string, ed Edit, wantKind string, knownKind bool) []Site {
+	g, err := CompileGlob(ed.Site)
+	if err != nil {
+		r.addf("%s: site: %v", where, err)
+		return nil
+	}
+	var sites []Site
+	var wrong []string
+	for _, s := range r.bb.Sites {
+		if !g.Match(s.Name) {
+			continue
 		}
-		g, err := CompileGlob(ed.Site)
-		var sites []Site
-		if err != nil {
-			v.addf("%s: site: %v", where, err)
+		if knownKind && s.Kind != wantKind {
+			wrong = append(wrong, s.Name)
+			continue
+		}
+		sites = append(sites, s)
+	}
+	switch {
+	case len(wrong) > 0:
+		r.addf("%s: matches %d %s site(s) such as %s, but %s edits apply to %s sites",
+			where, len(wrong), otherKind(wantKind), wrong[0], ed.Kind, wantKind)
+	case len(sites) == 0:
+		r.addf("%s: pattern matches no site of backbone %q", where, r.bb.Name)
+	}
+	return sites
+}
+
+// claimSites gives each site at most one edit of each kind: the host would apply
+// two, and their order would be the plan's accident; one expression says it.
+func (r *resolver) claimSites(where string, edit int, kind string, sites []Site) {
+	for _, s := range sites {
+		k := siteKey{s.Name, kind}
+		if j, dup := r.claimed[k]; dup {
+			r.addf("%s: site %s already has a %s edit from edit %d; combine them in one expression", where, s.Name, kind, j)
+			continue
+		}
+		r.claimed[k] = edit
+	}
+}
+
+// checkNames sorts the identifiers of e into plan parameters and the site
+// variables an edit of kind sees, and reports the rest. It returns the parameters e
+// uses and whether every name was known.
+func (r *resolver) checkNames(where, kind string, e expr.Expr) (uses []string, known bool) {
+	known = true
+	for _, id := range expr.Idents(e) {
+		if _, isParam := r.specOf(id); isParam {
+			uses = append(uses, id)
+			r.used[id] = true
+			continue
+		}
+		if slices.Contains(siteVars[kind], id) {
+			continue
+		}
+		known = false
+		if isSiteVar(id) {
+			r.addf("%s: %s is not available in a %s edit, which sees %s and the plan's parameters",
+				where, id, kind, strings.Join(siteVars[kind], ", "))
 		} else {
-			var wrong []string
-			for _, s := range bb.Sites {
-				if !g.Match(s.Name) {
-					continue
-				}
-				if okKind && s.Kind != wantKind {
-					wrong = append(wrong, s.Name)
-					continue
-				}
-				sites = append(sites, s)
-			}
-			switch {
-			case len(wrong) > 0:
-				v.addf("%s: matches %d %s site(s) such as %s, but %s edits apply to %s sites",
-					where, len(wrong), otherKind(wantKind), wrong[0], ed.Kind, wantKind)
-			case len(sites) == 0:
-				v.addf("%s: pattern matches no site of backbone %q", where, bb.Name)
-			}
-		}
-		for _, s := range sites {
-			k := siteKey{s.Name, ed.Kind}
-			if j, dup := claimed[k]; dup {
-				v.addf("%s: site %s already has a %s edit from edit %d; combine them in one expression", where, s.Name, ed.Kind, j)
-				continue
-			}
-			claimed[k] = i
-		}
-		e, err := expr.Parse(ed.Expr)
-		if err != nil {
-			v.addf("%s: expression %q: %v", where, ed.Expr, err)
-			unparsed = true
-			continue
-		}
-		var uses []string
-		ok := true
-		for _, id := range expr.Idents(e) {
-			if _, isParam := specOf(id); isParam {
-				uses = append(uses, id)
-				used[id] = true
-				continue
-			}
-			if slices.Contains(siteVars[ed.Kind], id) {
-				continue
-			}
-			ok = false
-			if isSiteVar(id) {
-				v.addf("%s: %s is not available in a %s edit, which sees %s and the plan's parameters",
-					where, id, ed.Kind, strings.Join(siteVars[ed.Kind], ", "))
-			} else {
-				v.addf("%s: %s is not a parameter of the plan", where, id)
-			}
-		}
-		parsed[i] = parsedEdit{e: e, sites: sites, uses: uses}
-		for _, name := range uses {
-			if ps, _ := specOf(name); ps.Scope == PerLayer {
-				if layersOf[name] == nil {
-					layersOf[name] = map[int]bool{}
-				}
-				for _, s := range sites {
-					layersOf[name][s.Layer] = true
-				}
-			}
-		}
-		if !ok || !okKind {
-			continue
-		}
-		// Sites with equal sizes give equal shapes: check each size once.
-		checked := map[[3]int]bool{}
-		for _, s := range sites {
-			key := [3]int{s.In, s.Out, s.Dim}
-			if checked[key] {
-				continue
-			}
-			checked[key] = true
-			vars := map[string]expr.Shape{}
-			for _, name := range uses {
-				ps, _ := specOf(name)
-				vars[name] = ps.Shape
-			}
-			consts := map[string]float64{}
-			var want expr.Shape
-			if ed.Kind == ModuleAfter {
-				vars["h"] = expr.Shape{expr.Any, s.Dim}
-				consts["dim"] = float64(s.Dim)
-				want = expr.Shape{expr.Any, s.Dim}
-			} else {
-				vars["W"] = expr.Shape{s.Out, s.In}
-				vars["b"] = expr.Shape{s.Out}
-				consts["in"], consts["out"] = float64(s.In), float64(s.Out)
-				switch ed.Kind {
-				case WeightDelta:
-					want = expr.Shape{s.Out, s.In}
-				case BiasDelta:
-					want = expr.Shape{s.Out}
-				case OutputBranch:
-					vars["x"] = expr.Shape{expr.Any, s.In}
-					want = expr.Shape{expr.Any, s.Out}
-				}
-			}
-			got, err := expr.Infer(e, vars, consts)
-			if err != nil {
-				v.addf("%s: at site %s: %v in %q", where, s.Name, err, ed.Expr)
-				continue
-			}
-			if !got.Equal(want) {
-				v.addf("%s: at site %s the expression has shape %v; a %s must be %v", where, s.Name, got, ed.Kind, want)
-			}
+			r.addf("%s: %s is not a parameter of the plan", where, id)
 		}
 	}
-	for i, ps := range p.Params {
-		// An expression that did not parse may be the one using it: say nothing.
-		if specs[ps.Name] == i+1 && !used[ps.Name] && !unparsed && validName(ps.Name) {
-			v.addf("param %d (%q): no edit uses it", i, ps.Name)
-		}
-	}
+	return uses, known
+}
 
-	// Instances, and their names against each other and the backbone's.
+// recordLayers notes the blocks in which each per-layer parameter is used: the host
+// creates one instance per such block and no more.
+func (r *resolver) recordLayers(uses []string, sites []Site) {
+	for _, name := range uses {
+		if ps, _ := r.specOf(name); ps.Scope == PerLayer {
+			if r.layersOf[name] == nil {
+				r.layersOf[name] = map[int]bool{}
+			}
+			for _, s := range sites {
+				r.layersOf[name][s.Layer] = true
+			}
+		}
+	}
+}
+
+// checkShapes infers e's shape at each site and compares it with what an edit of
+// its kind must produce there, so that a wrong plan fails here, with the site
+// named, and never during training.
+func (r *resolver) checkShapes(where string, ed Edit, e expr.Expr, uses []string, sites []Site) {
+	// Sites with equal sizes give equal shapes: check each size once.
+	checked := map[[3]int]bool{}
+	for _, s := range sites {
+		key := [3]int{s.In, s.Out, s.Dim}
+		if checked[key] {
+			continue
+		}
+		checked[key] = true
+		vars := map[string]expr.Shape{}
+		for _, name := range uses {
+			ps, _ := r.specOf(name)
+			vars[name] = ps.Shape
+		}
+		want := siteShapes(ed.Kind, s, vars)
+		got, err := expr.Infer(e, vars, siteConsts(ed.Kind, s))
+		if err != nil {
+			r.addf("%s: at site %s: %v in %q", where, s.Name, err, ed.Expr)
+			continue
+		}
+		if !got.Equal(want) {
+			r.addf("%s: at site %s the expression has shape %v; a %s must be %v", where, s.Name, got, ed.Kind, want)
+		}
+	}
+}
+
+// siteShapes adds to vars the shapes of the site variables an edit of kind sees at
+// s (Any standing for the activations' rows) and returns the shape the edit's
+// expression must have.
+func siteShapes(kind string, s Site, vars map[string]expr.Shape) (want expr.Shape) {
+	if kind == ModuleAfter {
+		vars["h"] = expr.Shape{expr.Any, s.Dim}
+		return expr.Shape{expr.Any, s.Dim}
+	}
+	vars["W"] = expr.Shape{s.Out, s.In}
+	vars["b"] = expr.Shape{s.Out}
+	switch kind {
+	case WeightDelta:
+		want = expr.Shape{s.Out, s.In}
+	case BiasDelta:
+		want = expr.Shape{s.Out}
+	case OutputBranch:
+		vars["x"] = expr.Shape{expr.Any, s.In}
+		want = expr.Shape{expr.Any, s.Out}
+	}
+	return want
+}
+
+// siteConsts are the integer constants an edit of kind sees at s.
+func siteConsts(kind string, s Site) map[string]float64 {
+	if kind == ModuleAfter {
+		return map[string]float64{"dim": float64(s.Dim)}
+	}
+	return map[string]float64{"in": float64(s.In), "out": float64(s.Out)}
+}
+
+// checkUnused reports parameters no edit uses: a plugin that declares one has a
+// bug, and the host would train a tensor that changes nothing.
+func (r *resolver) checkUnused() {
+	for i, ps := range r.p.Params {
+		// An expression that did not parse may be the one using it: say nothing.
+		if r.specs[ps.Name] == i+1 && !r.used[ps.Name] && !r.unparsed && validName(ps.Name) {
+			r.addf("param %d (%q): no edit uses it", i, ps.Name)
+		}
+	}
+}
+
+// instances lists the tensors to create, a shared parameter once and a per-layer
+// one per block that uses it, and checks that their names collide neither with each
+// other nor with the backbone's, since the checkpoint holds them side by side.
+func (r *resolver) instances() []Instance {
 	var instances []Instance
 	owner := map[string]string{}
 	claim := func(name, by string) {
-		if bbParams[name] {
-			v.addf("%s: instance %s has a backbone parameter's name", by, name)
+		if r.bbParams[name] {
+			r.addf("%s: instance %s has a backbone parameter's name", by, name)
 		} else if prev, dup := owner[name]; dup && prev != by {
-			v.addf("%s: instance %s has the same name as an instance of %s", by, name, prev)
+			r.addf("%s: instance %s has the same name as an instance of %s", by, name, prev)
 		}
 		owner[name] = by
 	}
-	for i, ps := range p.Params {
-		if specs[ps.Name] != i+1 || !used[ps.Name] {
+	for i, ps := range r.p.Params {
+		if r.specs[ps.Name] != i+1 || !r.used[ps.Name] {
 			continue
 		}
 		by := fmt.Sprintf("param %d (%q)", i, ps.Name)
@@ -535,7 +651,7 @@ func Resolve(p Plan, bb Backbone) (*Resolved, error) {
 			continue
 		}
 		var layers []int
-		for l := range layersOf[ps.Name] {
+		for l := range r.layersOf[ps.Name] {
 			layers = append(layers, l)
 		}
 		sort.Ints(layers)
@@ -545,34 +661,29 @@ func Resolve(p Plan, bb Backbone) (*Resolved, error) {
 			claim(name, by)
 		}
 	}
+	return instances
+}
 
-	trainable := v.trainable(p.Trainable, bb)
-	v.checkBudget(instances, trainable, bb, budget)
-
-	if len(v.problems) > 0 {
-		return nil, &ValidationError{Method: method, Problems: v.problems}
-	}
-
-	r := &Resolved{Instances: instances, Trainable: trainable}
-	for i, ed := range p.Edits {
-		pe := parsed[i]
+// siteEdits expands the valid plan's edits to one per site, with the site's
+// constants substituted and each parameter bound to its instance there, so that the
+// host compiles them without interpreting globs or scopes.
+func (r *resolver) siteEdits() []SiteEdit {
+	var out []SiteEdit
+	for i, ed := range r.p.Edits {
+		pe := r.edits[i]
 		for _, s := range pe.sites {
-			consts := map[string]float64{"in": float64(s.In), "out": float64(s.Out)}
-			if ed.Kind == ModuleAfter {
-				consts = map[string]float64{"dim": float64(s.Dim)}
-			}
 			bind := map[string]string{}
 			for _, name := range pe.uses {
-				if ps, _ := specOf(name); ps.Scope == PerLayer {
+				if ps, _ := r.specOf(name); ps.Scope == PerLayer {
 					bind[name] = fmt.Sprintf("blocks.%d.%s", s.Layer, name)
 				} else {
 					bind[name] = name
 				}
 			}
-			r.Edits = append(r.Edits, SiteEdit{Site: s, Kind: ed.Kind, Edit: i, Expr: expr.Subst(pe.e, consts), Bind: bind})
+			out = append(out, SiteEdit{Site: s, Kind: ed.Kind, Edit: i, Expr: expr.Subst(pe.e, siteConsts(ed.Kind, s)), Bind: bind})
 		}
 	}
-	return r, nil
+	return out
 }
 
 // checkBudget adds a problem when the plan's new parameters or their memory exceed
