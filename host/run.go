@@ -475,33 +475,22 @@ func cacheFeatures(b core.Backend, v *backbones.Vision, task train.Task, batch i
 		if d == nil {
 			return nil, nil
 		}
-		n := d.Len()
 		shape := d.Shape()
-		per := 1
-		for _, s := range shape {
-			per *= s
-		}
 		out := &train.MemData{}
-		x := make([]float32, batch*per)
 		tp := autograd.NewTape(b)
 		tp.SetGradEnabled(false)
-		for start := 0; start < n; start += batch {
-			end := min(start+batch, n)
-			idx := make([]int, end-start)
-			for i := range idx {
-				idx[i] = start + i
-			}
-			labels := make([][]int, len(idx))
-			if err := d.Fetch(idx, x[:len(idx)*per], labels); err != nil {
-				return nil, err
-			}
-			emb := v.Forward(tp, tp.Input(x[:len(idx)*per], append([]int{len(idx)}, shape...)...)).Embeds
+		err := train.FetchChunks(context.Background(), d, batch, func(_ int, x []float32, labels [][]int) error {
+			emb := v.Forward(tp, tp.Input(x, append([]int{len(labels)}, shape...)...)).Embeds
 			f := make([]float32, emb.Value.Size())
 			b.Download(f, emb.Value)
 			out.X = append(out.X, f...)
 			out.Labels = append(out.Labels, labels...)
 			out.ExShape = []int{emb.Shape()[1]}
 			tp.Reset()
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 		return out, nil
 	}

@@ -1,8 +1,12 @@
 package train
 
 import (
+	"context"
+	"fmt"
 	"math/rand/v2"
 	"sync"
+
+	"github.com/kadapt/kadapt/core"
 )
 
 // fetched is one prefetched batch; done hands its buffers back.
@@ -84,4 +88,34 @@ func prefetch(d Data, order []int, batch, per, skip int) (<-chan fetched, func()
 func permutation(n int, seed uint64, epoch int) []int {
 	rng := rand.New(rand.NewPCG(seed, uint64(epoch)+0x9e3779b9))
 	return rng.Perm(n)
+}
+
+// FetchChunks fetches every example of d in index order, chunk at a time, and hands
+// each chunk to use: off is the index of its first example, x its values and labels
+// its labels. x is overwritten by the next chunk, so use must copy what it keeps;
+// labels are the chunk's own. Between chunks it gives up once ctx is cancelled.
+func FetchChunks(ctx context.Context, d Data, chunk int, use func(off int, x []float32, labels [][]int) error) error {
+	if chunk <= 0 {
+		return fmt.Errorf("fetching examples %d at a time: the chunk size must be positive", chunk)
+	}
+	n, per := d.Len(), core.Shape(d.Shape()).Size()
+	x := make([]float32, min(chunk, n)*per)
+	for off := 0; off < n; off += chunk {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		cnt := min(chunk, n-off)
+		idx := make([]int, cnt)
+		for i := range idx {
+			idx[i] = off + i
+		}
+		labels := make([][]int, cnt)
+		if err := d.Fetch(idx, x[:cnt*per], labels); err != nil {
+			return err
+		}
+		if err := use(off, x[:cnt*per], labels); err != nil {
+			return err
+		}
+	}
+	return nil
 }

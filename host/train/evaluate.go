@@ -83,34 +83,22 @@ func predict(ctx context.Context, b core.Backend, m Model, d Data, batch int) ([
 	tp.Training = false
 	tp.SetGradEnabled(false)
 	shape := d.Shape()
-	per := 1
-	for _, s := range shape {
-		per *= s
-	}
-	n := d.Len()
-	x := make([]float32, batch*per)
 	var logits [][]float32
-	labels := make([][]int, n)
-	for start := 0; start < n; start += batch {
-		if ctx.Err() != nil {
-			return nil, nil, context.Cause(ctx)
-		}
-		end := min(start+batch, n)
-		idx := make([]int, end-start)
-		for i := range idx {
-			idx[i] = start + i
-		}
-		if err := d.Fetch(idx, x[:len(idx)*per], labels[start:end]); err != nil {
-			return nil, nil, err
-		}
-		out := m.Head().Forward(tp, m.Features(tp, tp.Input(x[:len(idx)*per], append([]int{len(idx)}, shape...)...)))
+	labels := make([][]int, 0, d.Len())
+	err := FetchChunks(ctx, d, batch, func(_ int, x []float32, l [][]int) error {
+		out := m.Head().Forward(tp, m.Features(tp, tp.Input(x, append([]int{len(l)}, shape...)...)))
 		c := out.Shape()[1]
-		flat := make([]float32, len(idx)*c)
+		flat := make([]float32, len(l)*c)
 		b.Download(flat, out.Value)
-		for i := range idx {
+		for i := range l {
 			logits = append(logits, flat[i*c:(i+1)*c])
 		}
+		labels = append(labels, l...)
 		tp.Reset()
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return logits, labels, nil
 }

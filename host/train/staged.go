@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/kadapt/kadapt/core"
@@ -57,26 +58,18 @@ func shouldStage(b core.Backend, mode Staging, n, per int) bool {
 // stage fetches every example of d once, chunk by chunk, into one backend tensor.
 func stage(b core.Backend, d Data, chunk int) (*stagedSet, error) {
 	n, shape := d.Len(), d.Shape()
-	per := 1
-	for _, s := range shape {
-		per *= s
-	}
 	s := &stagedSet{b: b, x: core.AllocUninit(b, append(core.Shape{n}, shape...)), labels: make([][]int, n)}
-	buf := make([]float32, chunk*per)
-	for off := 0; off < n; off += chunk {
-		cnt := min(chunk, n-off)
-		idx := make([]int, cnt)
-		for i := range idx {
-			idx[i] = off + i
-		}
-		if err := d.Fetch(idx, buf[:cnt*per], s.labels[off:off+cnt]); err != nil {
-			b.Release(s.x)
-			return nil, fmt.Errorf("staging the training split on %s: %w", b.Name(), err)
-		}
-		part := b.Alloc(append(core.Shape{cnt}, shape...))
-		b.Upload(part, buf[:cnt*per])
-		b.CopyAlong(s.x, part, 0, off, 0, cnt, false)
+	err := FetchChunks(context.Background(), d, chunk, func(off int, x []float32, labels [][]int) error {
+		copy(s.labels[off:], labels)
+		part := b.Alloc(append(core.Shape{len(labels)}, shape...))
+		b.Upload(part, x)
+		b.CopyAlong(s.x, part, 0, off, 0, len(labels), false)
 		b.Release(part)
+		return nil
+	})
+	if err != nil {
+		b.Release(s.x)
+		return nil, fmt.Errorf("staging the training split on %s: %w", b.Name(), err)
 	}
 	return s, nil
 }
