@@ -50,7 +50,7 @@ func restoreRun(dir string) (*restoredRun, error) {
 	if r.adapted, err = adapt.CompileWithin(r.model.Vision, r.plan, r.rc.Train.Seed, r.rc.Limits.budget()); err != nil {
 		return nil, err
 	}
-	ckpt := filepath.Join(dir, "checkpoint.safetensors")
+	ckpt := train.CheckpointPath(dir)
 	f, err := safetensors.Open(ckpt)
 	if err != nil {
 		return nil, err

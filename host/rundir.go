@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/kadapt/kadapt/host/runlock"
+	"github.com/kadapt/kadapt/host/train"
 	"github.com/kadapt/kadapt/plugins"
 )
 
@@ -72,7 +73,7 @@ func removeTempFiles(dir string) error {
 	return nil
 }
 
-func hasCheckpoint(dir string) bool { return fileExists(filepath.Join(dir, "checkpoint.safetensors")) }
+func hasCheckpoint(dir string) bool { return fileExists(train.CheckpointPath(dir)) }
 
 // readRunConfig reads the configuration a run directory was started with.
 func readRunConfig(dir string) (RunConfig, error) {

@@ -25,6 +25,7 @@ import (
 	"github.com/kadapt/kadapt/host/atomicfile"
 	"github.com/kadapt/kadapt/host/lifecycle"
 	"github.com/kadapt/kadapt/host/runlock"
+	"github.com/kadapt/kadapt/host/train"
 )
 
 func init() {
@@ -350,7 +351,7 @@ func statusOf(runsDir string, p sweepPoint) pointState {
 		st.Detail = "its writer died (" + lk.Why + ")"
 	}
 	if hasCheckpoint(dir) {
-		if raw, err := os.ReadFile(filepath.Join(dir, "metrics.jsonl")); err == nil {
+		if raw, err := os.ReadFile(train.MetricsPath(dir)); err == nil {
 			st.Detail = strings.TrimPrefix(st.Detail+"; ", "; ") + fmt.Sprintf("resumes after epoch %d", bytes.Count(raw, []byte("\n")))
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +17,10 @@ import (
 	"github.com/kadapt/kadapt/core/optim"
 	"github.com/kadapt/kadapt/host/jsondiff"
 )
+
+// CheckpointPath is where the run directory runDir keeps its checkpoint: the loop
+// writes it there, and resume, export and a sweep's status look for it there.
+func CheckpointPath(runDir string) string { return filepath.Join(runDir, "checkpoint.safetensors") }
 
 // checkpoint layout: every trainable parameter under its name, BatchNorm running
 // statistics, the optimizer's state under "optim.", and the loop state in metadata.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/kadapt/kadapt/core"
@@ -38,8 +37,8 @@ func Run(b core.Backend, m Model, task Task, cfg Config, opt Options) (*Result, 
 			return nil, err
 		}
 	}
-	metricsPath := filepath.Join(opt.Dir, "metrics.jsonl")
-	ckptPath := filepath.Join(opt.Dir, "checkpoint.safetensors")
+	metricsPath := MetricsPath(opt.Dir)
+	ckptPath := CheckpointPath(opt.Dir)
 	if opt.Resume {
 		if err := loadCheckpoint(ckptPath, m, o, &st, cfg, batches); err != nil {
 			return nil, err

@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 
 	"github.com/kadapt/kadapt/host/atomicfile"
 )
+
+// MetricsPath is the run directory's metrics.jsonl, one line per finished epoch.
+func MetricsPath(runDir string) string { return filepath.Join(runDir, "metrics.jsonl") }
 
 func appendMetrics(path string, em EpochMetrics) error {
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
