@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -275,4 +276,24 @@ func (s *state) check(cfg Config, batches int) error {
 		return fmt.Errorf("metadata \"selected\": epoch %d is outside 1..%d", s.selected.Epoch, s.epoch)
 	}
 	return nil
+}
+
+// checkpointEpoch writes the checkpoint every CheckpointEvery epochs and after the
+// last one (an early stop's included).
+func (r *runner) checkpointEpoch(epoch int) error {
+	last := epoch+1 == r.cfg.Epochs || r.patienceSpent()
+	if last || (r.cfg.CheckpointEvery > 0 && (epoch+1)%r.cfg.CheckpointEvery == 0) {
+		return saveCheckpoint(r.ckptPath, r.m, r.o, &r.st)
+	}
+	return nil
+}
+
+// stopAt checkpoints the run after batch steps of ep's epoch, because the run's
+// context was cancelled, and says so.
+func (r *runner) stopAt(ep *epochRun, batch int) error {
+	r.st.epoch, r.st.step, r.st.batch, r.st.epochLoss = ep.epoch, r.steps, batch, ep.lossSum
+	if err := saveCheckpoint(r.ckptPath, r.m, r.o, &r.st); err != nil {
+		return fmt.Errorf("%w; the checkpoint could not be written: %v", context.Cause(r.ctx), err)
+	}
+	return &StoppedError{Epoch: ep.epoch + 1, Epochs: r.cfg.Epochs, Batch: batch, Batches: r.batches, Cause: context.Cause(r.ctx)}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
@@ -101,4 +102,47 @@ func predict(ctx context.Context, b core.Backend, m Model, d Data, batch int) ([
 		return nil, nil, err
 	}
 	return logits, labels, nil
+}
+
+// evaluateEpoch scores the epoch just trained on the validation split.
+func (r *runner) evaluateEpoch(ep *epochRun) (EpochMetrics, error) {
+	elapsed := time.Since(ep.start).Seconds()
+	em := EpochMetrics{Epoch: ep.epoch + 1, Step: r.steps, LR: float64(r.sched.LR(max(r.steps-1, 0))),
+		TrainLoss: ep.lossSum / float64(r.batches), Seconds: elapsed, ImagesPS: float64(r.n) / elapsed,
+		Val: math.NaN(), ValLoss: math.NaN(), Test: math.NaN()}
+	var err error
+	if r.task.Val != nil {
+		em.Val, em.ValLoss, err = evaluate(r.ctx, r.b, r.m, r.task.Val, r.task, r.cfg.BatchSize)
+	}
+	// best-test-epoch needs the test score of every epoch; otherwise the selected
+	// epoch's weights are kept aside and the test split is scored once at the end.
+	// Few-shot test sets are thousands of images, so that is most of the run saved.
+	if err == nil && r.cfg.Select == "best-test-epoch" && r.task.Test != nil {
+		em.Test, _, err = evaluate(r.ctx, r.b, r.m, r.task.Test, r.task, r.cfg.BatchSize)
+	}
+	if err != nil && r.ctx.Err() != nil {
+		return em, r.stopAt(ep, r.batches)
+	}
+	return em, err
+}
+
+// testSelected scores the selected epoch's weights on the test split, unless every
+// epoch was tested already, and returns the run's result.
+func (r *runner) testSelected() (*Result, error) {
+	movement := r.moves.result() // the last step's weights, before the selected epoch's are restored
+	if r.cfg.Select != "best-test-epoch" && r.task.Test != nil {
+		r.st.restore(r.m)
+		test, _, err := evaluate(r.ctx, r.b, r.m, r.task.Test, r.task, r.cfg.BatchSize)
+		if err != nil && r.ctx.Err() != nil {
+			// The last epoch's checkpoint is written: a resume goes straight here.
+			return nil, &StoppedError{Epoch: r.st.epoch, Epochs: r.cfg.Epochs, Batch: r.batches, Batches: r.batches, Cause: context.Cause(r.ctx), FinalTest: true}
+		}
+		if err != nil {
+			return nil, err
+		}
+		r.st.setSelectedTest(test)
+	}
+	res := r.st.result(r.task.Metric, r.cfg.Select)
+	res.Movement = movement
+	return res, nil
 }

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/core/optim"
 )
@@ -37,4 +38,12 @@ func schedule(cfg Config, batches int) optim.Schedule {
 		return optim.StepDecay{Base: float32(cfg.LR), Gamma: float32(gamma), Every: every * batches}
 	}
 	return optim.Constant{Rate: float32(cfg.LR)}
+}
+
+func newOptimizer(b core.Backend, params []*autograd.Var, cfg Config) optim.Optimizer {
+	groups := ParamGroups(params, float32(cfg.WeightDecay))
+	if cfg.Optimizer == "sgd" {
+		return optim.NewSGD(b, groups, optim.SGDConfig{Momentum: float32(cfg.Momentum), Nesterov: cfg.Nesterov})
+	}
+	return optim.NewAdamW(b, groups, optim.AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})
 }

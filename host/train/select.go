@@ -97,3 +97,23 @@ func (s *state) result(metric, sel string) *Result {
 	return &Result{Metric: metric, Score: s.selected.Test, Epoch: s.selected.Epoch, Selection: label,
 		Val: s.selected.Val, History: s.history}
 }
+
+// selectEpoch keeps the epoch's weights aside if it is the best so far and marks the
+// epoch done.
+func (r *runner) selectEpoch(em EpochMetrics) {
+	if r.st.improves(em) {
+		r.st.snapshot(r.m)
+	}
+	r.st.record(em, r.cfg.Select)
+	r.st.epoch, r.st.step, r.st.batch, r.st.epochLoss = em.Epoch, r.steps, 0, 0
+}
+
+// setSelectedTest fills in the test score of the selected epoch, scored after training.
+func (s *state) setSelectedTest(test float64) {
+	s.selected.Test = test
+	for i := range s.history {
+		if s.history[i].Epoch == s.selected.Epoch {
+			s.history[i].Test = test
+		}
+	}
+}

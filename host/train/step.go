@@ -1,8 +1,13 @@
 package train
 
 import (
+	"fmt"
+	"math"
+	"time"
+
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
+	"github.com/kadapt/kadapt/core/optim"
 )
 
 // countCorrect counts the rows whose highest logit is the label.
@@ -44,4 +49,68 @@ func targetTensor(b core.Backend, labels [][]int, task Task) *core.Tensor {
 	}
 	b.Upload(t, v)
 	return t
+}
+
+// step trains on one batch: forward, loss, backward, clip, optimizer step.
+func (r *runner) step(ep *epochRun, fb fetched) error {
+	if fb.err != nil {
+		return fb.err
+	}
+	b, tp, idx, labels := r.b, r.tp, fb.idx, fb.labels[:len(fb.idx)]
+	tp.Training = true
+	tp.SetSeed((r.cfg.Seed+1)*0x9E3779B97F4A7C15 + uint64(r.steps)<<20) // 2²⁰ dropout calls per step before masks could repeat
+	var x *autograd.Var
+	var xs *core.Tensor // the staged batch, released with the step's tensors
+	if r.staged != nil {
+		xs = r.staged.batch(idx)
+		x = tp.Const(xs)
+	} else {
+		x = tp.Input(fb.x[:len(idx)*r.per], append([]int{len(idx)}, r.shape...)...)
+	}
+	logits := r.m.Head().Forward(tp, r.m.Features(tp, x))
+	target := targetTensor(b, labels, r.task)
+	var loss *autograd.Var
+	if r.task.MultiLabel {
+		loss = tp.BCEWithLogits(logits, target)
+	} else {
+		loss = tp.CrossEntropy(logits, target, float32(r.cfg.LabelSmoothing))
+	}
+	tp.Backward(loss)
+	r.moves.afterBackward()
+	if r.cfg.ClipGrad > 0 {
+		optim.ClipGradNorm(b, r.params, float32(r.cfg.ClipGrad))
+	}
+	r.o.Step(r.sched.LR(r.steps))
+	r.o.ZeroGrad()
+	var l [1]float32
+	b.Download(l[:], loss.Value)
+	if r.opt.Progress != nil && !r.task.MultiLabel {
+		ep.correct += countCorrect(b, logits, labels)
+		ep.seen += len(idx)
+	}
+	tp.Reset()
+	b.Release(target)
+	if xs != nil {
+		b.Release(xs)
+	}
+	if math.IsNaN(float64(l[0])) || math.IsInf(float64(l[0]), 0) {
+		return fmt.Errorf("%w (epoch %d, step %d, loss %v)", ErrDiverged, ep.epoch+1, r.steps+1, l[0])
+	}
+	ep.lossSum += float64(l[0])
+	r.steps++
+	r.showStep(ep, float64(l[0]))
+	fb.done()
+	return nil
+}
+
+func (r *runner) showStep(ep *epochRun, loss float64) {
+	if r.opt.Progress == nil {
+		return
+	}
+	acc := math.NaN()
+	if !r.task.MultiLabel {
+		acc = float64(ep.correct) / float64(max(ep.seen, 1))
+	}
+	imagesPerSec := float64((ep.batch+1)*r.cfg.BatchSize) / time.Since(ep.start).Seconds()
+	r.opt.Progress.Step(ep.epoch+1, r.cfg.Epochs, ep.batch+1, r.batches, loss, acc, imagesPerSec)
 }
