@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
 
 	"github.com/kadapt/kadapt/backbones"
 	"github.com/kadapt/kadapt/core"
@@ -21,7 +21,7 @@ import (
 )
 
 func init() {
-	register("bench", "measure training-step and inference throughput and peak memory (random weights)", cmdBench)
+	addCommand(newBenchCmd)
 }
 
 // profiled is implemented by backends that can time their kernels (cuda with
@@ -38,21 +38,44 @@ type deviceMemory interface {
 	ResetPeak()
 }
 
-func cmdBench(args []string) error {
-	fs := newFlags("bench", "bench [--device cpu|cuda] [--backbone clip-vit-b32] [--plugin lora] [--batch 8] [--steps 3] [--cpuprofile FILE]")
-	device := fs.String("device", "cpu", "cpu, cuda or cuda:N")
-	backbone := fs.String("backbone", "clip-vit-b32", "architecture preset ("+presetNames()+")")
-	pluginName := fs.String("plugin", "lora", "method plugin")
-	batch := fs.Int("batch", 8, "images per step")
-	steps := fs.Int("steps", 3, "timed steps after two warm-up steps")
-	classes := fs.Int("classes", 10, "head size")
-	precision := fs.String("precision", "fp32", "fp32, tf32 or bf16 (GPU backends)")
-	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the measured steps (warm-up included) to this file, for `go tool pprof`")
-	profile := fs.Bool("profile", false, "time each kernel (waits after every launch, so throughput drops) and print where the time goes (GPU backends)")
-	if err := fs.Parse(args); err != nil {
-		return err
+// benchOptions are the flags of `host bench` (newBenchCmd).
+type benchOptions struct {
+	device     string
+	backbone   string
+	pluginName string
+	batch      int
+	steps      int
+	classes    int
+	precision  string
+	cpuProfile string
+	profile    bool
+}
+
+func newBenchCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench [--device cpu|cuda] [--backbone clip-vit-b32] [--plugin lora] [--batch 8] [--steps 3] [--cpuprofile FILE]",
+		Short: "measure training-step and inference throughput and peak memory (random weights)",
+		Args:  noArgs,
 	}
-	dev := *device
+	fs := cmd.Flags()
+	var o benchOptions
+	fs.StringVar(&o.device, "device", "cpu", "cpu, cuda or cuda:N")
+	fs.StringVar(&o.backbone, "backbone", "clip-vit-b32", "architecture preset ("+presetNames()+")")
+	fs.StringVar(&o.pluginName, "plugin", "lora", "method plugin")
+	fs.IntVar(&o.batch, "batch", 8, "images per step")
+	fs.IntVar(&o.steps, "steps", 3, "timed steps after two warm-up steps")
+	fs.IntVar(&o.classes, "classes", 10, "head size")
+	fs.StringVar(&o.precision, "precision", "fp32", "fp32, tf32 or bf16 (GPU backends)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the measured steps (warm-up included) to this file, for `go tool pprof`")
+	fs.BoolVar(&o.profile, "profile", false, "time each kernel (waits after every launch, so throughput drops) and print where the time goes (GPU backends)")
+	cmd.RunE = func(*cobra.Command, []string) error {
+		return bench(o)
+	}
+	return cmd
+}
+
+func bench(opt benchOptions) error {
+	dev := opt.device
 	addOption := func(kv string) {
 		sep := "?"
 		if strings.Contains(dev, "?") {
@@ -60,22 +83,22 @@ func cmdBench(args []string) error {
 		}
 		dev += sep + kv
 	}
-	if *precision != "fp32" {
-		addOption("precision=" + *precision)
+	if opt.precision != "fp32" {
+		addOption("precision=" + opt.precision)
 	}
-	if *profile {
+	if opt.profile {
 		addOption("profile=1")
 	}
 	b, err := core.OpenBackend(dev)
 	if err != nil {
 		return err
 	}
-	cfg, err := backbones.Preset(*backbone)
+	cfg, err := backbones.Preset(opt.backbone)
 	if err != nil {
 		return err
 	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "bench", Output: os.Stderr, Level: hclog.Warn})
-	rc := RunConfig{Plugin: *pluginName, HP: map[string]string{}}
+	log := newLogger("bench")
+	rc := RunConfig{Plugin: opt.pluginName, HP: map[string]string{}}
 	if err := resolvePlugin(&rc, "", ""); err != nil {
 		return err
 	}
@@ -101,7 +124,7 @@ func cmdBench(args []string) error {
 	if feat == 0 {
 		feat = cfg.Width
 	}
-	head := train.NewHead(b, feat, *classes)
+	head := train.NewHead(b, feat, opt.classes)
 	head.InitRandom(1)
 	m := &adaptedModel{vision: v, head: head, trainable: a.Trainable}
 	params := m.Trainable()
@@ -110,17 +133,17 @@ func cmdBench(args []string) error {
 	rng := rand.New(rand.NewPCG(1, 2))
 	// The images stay on the device across steps, as the PyTorch script's do, so both
 	// time the model and not the host-to-device copy.
-	px := make([]float32, *batch*cfg.Channels*cfg.ImageSize*cfg.ImageSize)
+	px := make([]float32, opt.batch*cfg.Channels*cfg.ImageSize*cfg.ImageSize)
 	for i := range px {
 		px[i] = float32(rng.NormFloat64())
 	}
-	pixels := b.Alloc(core.Shape{*batch, cfg.Channels, cfg.ImageSize, cfg.ImageSize})
+	pixels := b.Alloc(core.Shape{opt.batch, cfg.Channels, cfg.ImageSize, cfg.ImageSize})
 	b.Upload(pixels, px)
-	lab := make([]float32, *batch)
+	lab := make([]float32, opt.batch)
 	for i := range lab {
-		lab[i] = float32(rng.IntN(*classes))
+		lab[i] = float32(rng.IntN(opt.classes))
 	}
-	labels := b.Alloc(core.Shape{*batch})
+	labels := b.Alloc(core.Shape{opt.batch})
 	b.Upload(labels, lab)
 	tp := autograd.NewTape(b)
 	step := func() error {
@@ -159,13 +182,13 @@ func cmdBench(args []string) error {
 			prof.ResetProfile()
 		}
 		start := time.Now()
-		for i := 0; i < *steps; i++ {
+		for i := 0; i < opt.steps; i++ {
 			if err := f(); err != nil {
 				return err
 			}
 		}
-		ips := float64(*batch**steps) / time.Since(start).Seconds()
-		line := fmt.Sprintf("RESULT impl=kadapt mode=%s plugin=%s precision=%s batch=%d images_per_s=%.3g device=%s", mode, *pluginName, *precision, *batch, ips, *device)
+		ips := float64(opt.batch*opt.steps) / time.Since(start).Seconds()
+		line := fmt.Sprintf("RESULT impl=kadapt mode=%s plugin=%s precision=%s batch=%d images_per_s=%.3g device=%s", mode, opt.pluginName, opt.precision, opt.batch, ips, opt.device)
 		if mem != nil {
 			line += fmt.Sprintf(" peak_alloc_gib=%.2f peak_reserved_gib=%.2f", float64(mem.PeakInUseBytes())/(1<<30), float64(mem.PeakBytes())/(1<<30))
 		} else {
@@ -176,7 +199,7 @@ func cmdBench(args []string) error {
 		fmt.Println(line)
 		if prof != nil {
 			if rep := prof.ProfileReport(); rep != "" {
-				fmt.Printf("profile of %d %s steps:\n%s", *steps, mode, rep)
+				fmt.Printf("profile of %d %s steps:\n%s", opt.steps, mode, rep)
 			}
 		}
 		return nil
@@ -185,15 +208,15 @@ func cmdBench(args []string) error {
 	if devName == "cpu" {
 		devName += " (gemm " + cpu.GEMM() + ")"
 	}
-	fmt.Printf("device %s  backbone %s  plugin %s  batch %d  precision %s  trainable %d\n", devName, cfg.Name, *pluginName, *batch, *precision, a.Count+int64(feat+1)*int64(*classes))
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	fmt.Printf("device %s  backbone %s  plugin %s  batch %d  precision %s  trainable %d\n", devName, cfg.Name, opt.pluginName, opt.batch, opt.precision, a.Count+int64(feat+1)*int64(opt.classes))
+	if opt.cpuProfile != "" {
+		f, err := os.Create(opt.cpuProfile)
 		if err != nil {
 			return fmt.Errorf("--cpuprofile: %w", err)
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("--cpuprofile %s: %w", *cpuProfile, err)
+			return fmt.Errorf("--cpuprofile %s: %w", opt.cpuProfile, err)
 		}
 		defer pprof.StopCPUProfile()
 	}

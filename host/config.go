@@ -13,6 +13,7 @@ import (
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/providers/posflag"
 	"github.com/knadh/koanf/v2"
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/kadapt/kadapt/host/train"
@@ -182,6 +183,8 @@ func loadRunConfig(fs *pflag.FlagSet) (RunConfig, *koanf.Koanf, error) {
 			return "", nil // discovery reads KADAPT_PLUGIN_PATH itself, in addition to plugin_path
 		case "gemm":
 			return "", nil // the CPU backend's kernel choice, read by core/backend/cpu/gemm
+		case "log_level":
+			return "", nil // every command's log level (setLogLevel)
 		}
 		return strings.ReplaceAll(key, "__", "."), v
 	}}), nil)
@@ -272,34 +275,43 @@ func isRunKey(key string) bool {
 }
 
 func init() {
-	register("config", "show the effective configuration (defaults < --config YAML < KADAPT_* env < flags)", func(args []string) error {
-		if len(args) == 0 || args[0] != "show" {
-			return usageErr("want `host config show [run flags]`")
+	addCommand(func() *cobra.Command {
+		show := &cobra.Command{
+			Use:   "show [run flags]",
+			Short: "print the effective configuration of `host run` with these flags, as YAML",
+			Args:  noArgs,
 		}
-		fs := newFlags("config show", "config show [run flags]")
-		addRunFlags(fs)
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
+		addRunFlags(show.Flags())
+		jsonOut := show.Flags().Bool("json", false, "print it as one JSON object instead of YAML")
+		show.RunE = func(cmd *cobra.Command, _ []string) error {
+			return showConfig(cmd.Flags(), *jsonOut)
 		}
-		rc, _, err := loadRunConfig(fs)
-		if err != nil {
-			return err
-		}
-		// Through the typed struct, so values show as what they parsed to
-		// (KADAPT_TRAIN__EPOCHS=7 is the number 7, not the string "7").
-		raw, err := json.Marshal(rc)
-		if err != nil {
-			return err
-		}
-		var m map[string]any
-		if err := json.Unmarshal(raw, &m); err != nil {
-			return err
-		}
-		out, err := yaml.Parser().Marshal(m)
-		if err != nil {
-			return err
-		}
-		_, err = os.Stdout.Write(out)
-		return err
+		return newGroupCmd("config", "show the effective configuration (defaults < --config YAML < KADAPT_* env < flags)", show)
 	})
+}
+
+func showConfig(fs *pflag.FlagSet, jsonOut bool) error {
+	rc, _, err := loadRunConfig(fs)
+	if err != nil {
+		return err
+	}
+	if jsonOut {
+		return writeJSON(rc)
+	}
+	// Through the typed struct, so values show as what they parsed to
+	// (KADAPT_TRAIN__EPOCHS=7 is the number 7, not the string "7").
+	raw, err := json.Marshal(rc)
+	if err != nil {
+		return err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return err
+	}
+	out, err := yaml.Parser().Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(out)
+	return err
 }

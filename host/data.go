@@ -6,47 +6,82 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/spf13/cobra"
 
 	"github.com/kadapt/kadapt/datasets"
 )
 
 func init() {
-	register("data", "`data list` the ELEVATER registry; `data fetch NAME --root DIR` download a dataset", cmdData)
+	addCommand(func() *cobra.Command {
+		return newGroupCmd("data", "`data list` the ELEVATER registry; `data fetch NAME --root DIR` download a dataset",
+			newDataListCmd(), newDataFetchCmd())
+	})
 }
 
-func cmdData(args []string) error {
-	if len(args) == 0 {
-		return usageErr("want `data list` or `data fetch NAME --root DIR`")
+func newDataListCmd() *cobra.Command {
+	var jsonOut bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "list the ELEVATER datasets kadapt knows (classes, split sizes, metric)",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if jsonOut {
+				type row struct {
+					Name       string `json:"name"`
+					Classes    int    `json:"classes"`
+					Train      int    `json:"train"`
+					Test       int    `json:"test"`
+					Metric     string `json:"metric"`
+					MultiLabel bool   `json:"multi_label"`
+				}
+				var rows []row
+				for _, i := range datasets.Registry() {
+					rows = append(rows, row{i.Name, i.NumClasses, i.TrainSize(), i.TestSize(), i.Metric, i.MultiLabel})
+				}
+				return writeJSON(rows)
+			}
+			w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "NAME\tCLASSES\tTRAIN\tTEST\tMETRIC")
+			for _, i := range datasets.Registry() {
+				fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\n", i.Name, i.NumClasses, i.TrainSize(), i.TestSize(), i.Metric)
+			}
+			return w.Flush()
+		},
 	}
-	switch args[0] {
-	case "list":
-		w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "NAME\tCLASSES\tTRAIN\tTEST\tMETRIC")
-		for _, i := range datasets.Registry() {
-			fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\n", i.Name, i.NumClasses, i.TrainSize(), i.TestSize(), i.Metric)
-		}
-		return w.Flush()
-	case "fetch":
-	default:
-		return usageErr("unknown data command %q", args[0])
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the registry as one JSON array")
+	return cmd
+}
+
+func newDataFetchCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "fetch NAME --root DIR [--base-url URL] [--files a.zip,b.txt]",
+		Short: "download a dataset to ROOT/NAME, checking sizes and SHA-256 sums",
+		Args:  cobra.ExactArgs(1),
 	}
-	fs := newFlags("data fetch", "data fetch NAME --root DIR [--base-url URL] [--files a.zip,b.txt]")
-	root := fs.String("root", "", "download root; the dataset goes to ROOT/NAME")
+	fs := cmd.Flags()
+	root := fs.String("root", "", "download root (required); the dataset goes to ROOT/NAME")
 	base := fs.String("base-url", datasets.DefaultBaseURL, "where datasets are served: BASE/NAME/FILE")
 	files := fs.String("files", "", "comma-separated files to fetch, each PATH or PATH:SIZE:SHA256 (default: the server's NAME/MANIFEST)")
 	insecure := fs.Bool("insecure", false, "allow plain http (without it only https is fetched, redirects included)")
 	maxBytes := fs.Int64("max-bytes", datasets.DefaultMaxBytes, "largest download accepted for a file whose size is not given")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
+	jsonOut := fs.Bool("json", false, "print the dataset and where it is as one JSON object")
+	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		return fetchData(args[0], *root, *base, *files, *insecure, *maxBytes, *jsonOut)
 	}
-	if fs.NArg() != 1 || *root == "" {
-		return usageErr("want `data fetch NAME --root DIR`")
+	return cmd
+}
+
+func fetchData(name, root, base, files string, insecure bool, maxBytes int64, jsonOut bool) error {
+	if root == "" {
+		return usageErr("--root is required: the dataset goes to ROOT/NAME")
 	}
-	opt := datasets.FetchOptions{BaseURL: *base, Progress: os.Stderr, Insecure: *insecure, MaxBytes: *maxBytes}
-	for _, spec := range splitList(*files) {
+	opt := datasets.FetchOptions{BaseURL: base, Progress: os.Stderr, Insecure: insecure, MaxBytes: maxBytes}
+	for _, spec := range splitList(files) {
 		parts := strings.Split(spec, ":")
 		f := datasets.File{Path: parts[0]}
 		if len(parts) > 1 {
@@ -66,9 +101,12 @@ func cmdData(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := datasets.Fetch(ctx, fs.Arg(0), *root, opt); err != nil {
+	if err := datasets.Fetch(ctx, name, root, opt); err != nil {
 		return err
 	}
-	fmt.Printf("%s is in %s\n", fs.Arg(0), *root)
+	if jsonOut {
+		return writeJSON(map[string]string{"dataset": name, "root": root, "dir": filepath.Join(root, name)})
+	}
+	fmt.Printf("%s is in %s\n", name, root)
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/spf13/cobra"
+
 	"github.com/kadapt/kadapt/backbones"
 	"github.com/kadapt/kadapt/backbones/preprocess"
 	"github.com/kadapt/kadapt/backbones/safetensors"
@@ -14,10 +16,9 @@ import (
 )
 
 func init() {
-	register("embed", "write image embeddings of a model for images or preprocessed pixels", cmdEmbed)
-	register("preprocess", "write pixel_values exactly as a model sees them", cmdPreprocess)
-	register("zeroshot", "classify images zero-shot with a CLIP model's text tower", cmdZeroshot)
-
+	addCommand(newEmbedCmd)
+	addCommand(newPreprocessCmd)
+	addCommand(newZeroshotCmd)
 }
 
 // modelFlags are shared by the commands that load a model.
@@ -104,17 +105,33 @@ func loadImages(paths []string, cfg preprocess.Config) ([]float32, []int, error)
 	return out, []int{len(paths), 3, cfg.CropHeight, cfg.CropWidth}, nil
 }
 
-func cmdPreprocess(args []string) error {
-	fs := newFlags("preprocess", "preprocess --images FILE... [--model PATH] --out FILE.safetensors")
+// preprocessOptions are the flags of `host preprocess` (newPreprocessCmd).
+type preprocessOptions struct {
+	images []string
+	out    string
+}
+
+func newPreprocessCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "preprocess --images FILE... [--model PATH] --out FILE.safetensors",
+		Short: "write pixel_values exactly as a model sees them",
+		Args:  cobra.ArbitraryArgs, // image files, as --images
+	}
+	fs := cmd.Flags()
+	var o preprocessOptions
 	var mf modelFlags
 	addModelFlags(fs, &mf)
-	images := fs.StringSlice("images", nil, "image files (JPEG, PNG, GIF, BMP, TIFF, WebP)")
-	out := fs.String("out", "", "output .safetensors file")
-	if err := fs.Parse(args); err != nil {
-		return err
+	fs.StringSliceVar(&o.images, "images", nil, "image files (JPEG, PNG, GIF, BMP, TIFF, WebP)")
+	fs.StringVar(&o.out, "out", "", "output .safetensors file")
+	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		return preprocessImages(mf, o, args)
 	}
-	*images = append(*images, fs.Args()...)
-	if len(*images) == 0 || *out == "" {
+	return cmd
+}
+
+func preprocessImages(mf modelFlags, o preprocessOptions, args []string) error {
+	o.images = append(o.images, args...)
+	if len(o.images) == 0 || o.out == "" {
 		return usageErr("--images and --out are required")
 	}
 	var m *backbones.Model
@@ -128,26 +145,44 @@ func cmdPreprocess(args []string) error {
 	if err != nil {
 		return err
 	}
-	px, shape, err := loadImages(*images, cfg)
+	px, shape, err := loadImages(o.images, cfg)
 	if err != nil {
 		return err
 	}
-	return safetensors.WriteFile(*out, map[string]safetensors.Tensor{"pixel_values": {Shape: shape, Data: px}}, nil)
+	return safetensors.WriteFile(o.out, map[string]safetensors.Tensor{"pixel_values": {Shape: shape, Data: px}}, nil)
 }
 
-func cmdEmbed(args []string) error {
-	fs := newFlags("embed", "embed --model PATH [--config config.json] (--images FILE... | --pixels FILE.safetensors) --out FILE.safetensors")
+// embedOptions are the flags of `host embed` (newEmbedCmd).
+type embedOptions struct {
+	images []string
+	pixels string
+	out    string
+	batch  int
+}
+
+func newEmbedCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "embed --model PATH [--config config.json] (--images FILE... | --pixels FILE.safetensors) --out FILE.safetensors",
+		Short: "write image embeddings of a model for images or preprocessed pixels",
+		Args:  cobra.ArbitraryArgs, // image files, as --images
+	}
+	fs := cmd.Flags()
+	var o embedOptions
 	var mf modelFlags
 	addModelFlags(fs, &mf)
-	images := fs.StringSlice("images", nil, "image files")
-	pixels := fs.String("pixels", "", "a .safetensors file with pixel_values [N,3,H,W], already preprocessed")
-	out := fs.String("out", "", "output .safetensors file")
-	batch := fs.Int("batch", 32, "images per forward pass")
-	if err := fs.Parse(args); err != nil {
-		return err
+	fs.StringSliceVar(&o.images, "images", nil, "image files")
+	fs.StringVar(&o.pixels, "pixels", "", "a .safetensors file with pixel_values [N,3,H,W], already preprocessed")
+	fs.StringVar(&o.out, "out", "", "output .safetensors file")
+	fs.IntVar(&o.batch, "batch", 32, "images per forward pass")
+	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		return embed(mf, o, args)
 	}
-	*images = append(*images, fs.Args()...)
-	if (len(*images) == 0) == (*pixels == "") || *out == "" {
+	return cmd
+}
+
+func embed(mf modelFlags, o embedOptions, args []string) error {
+	o.images = append(o.images, args...)
+	if (len(o.images) == 0) == (o.pixels == "") || o.out == "" {
 		return usageErr("give --out and exactly one of --images or --pixels")
 	}
 	b, m, err := mf.open(false)
@@ -156,15 +191,15 @@ func cmdEmbed(args []string) error {
 	}
 	var px []float32
 	var shape []int
-	if *pixels != "" {
-		f, err := safetensors.Open(*pixels)
+	if o.pixels != "" {
+		f, err := safetensors.Open(o.pixels)
 		if err != nil {
 			return err
 		}
 		info, ok := f.Info("pixel_values")
 		if !ok {
 			f.Close()
-			return fmt.Errorf("%s: no tensor \"pixel_values\"", *pixels)
+			return fmt.Errorf("%s: no tensor \"pixel_values\"", o.pixels)
 		}
 		shape = info.Shape
 		px, err = f.Float32s("pixel_values")
@@ -173,27 +208,27 @@ func cmdEmbed(args []string) error {
 			return err
 		}
 		if j := core.FirstNonFinite(px); j >= 0 {
-			return fmt.Errorf("%s: pixel_values element %d is %v", *pixels, j, px[j])
+			return fmt.Errorf("%s: pixel_values element %d is %v", o.pixels, j, px[j])
 		}
 		vc := m.Vision.Cfg
 		if len(shape) != 4 || shape[1] != vc.Channels || shape[2] != vc.ImageSize || shape[3] != vc.ImageSize {
-			return fmt.Errorf("%s: pixel_values has shape %v, the model wants [N,%d,%d,%d]", *pixels, shape, vc.Channels, vc.ImageSize, vc.ImageSize)
+			return fmt.Errorf("%s: pixel_values has shape %v, the model wants [N,%d,%d,%d]", o.pixels, shape, vc.Channels, vc.ImageSize, vc.ImageSize)
 		}
 	} else {
 		cfg, err := preprocessConfig(m)
 		if err != nil {
 			return err
 		}
-		if px, shape, err = loadImages(*images, cfg); err != nil {
+		if px, shape, err = loadImages(o.images, cfg); err != nil {
 			return err
 		}
 	}
-	embeds, pooled, err := embedAll(b, m.Vision, px, shape, *batch)
+	embeds, pooled, err := embedAll(b, m.Vision, px, shape, o.batch)
 	if err != nil {
 		return err
 	}
 	n := shape[0]
-	return safetensors.WriteFile(*out, map[string]safetensors.Tensor{
+	return safetensors.WriteFile(o.out, map[string]safetensors.Tensor{
 		"image_embeds": {Shape: []int{n, len(embeds) / n}, Data: embeds},
 		"pooled":       {Shape: []int{n, len(pooled) / n}, Data: pooled},
 	}, nil)

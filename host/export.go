@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/kadapt/kadapt/backbones"
 	"github.com/kadapt/kadapt/backbones/safetensors"
 	"github.com/kadapt/kadapt/core"
@@ -17,7 +19,7 @@ import (
 )
 
 func init() {
-	register("export", "write a run's trained adaptation (safetensors + JSON; LoRA also in peft's format; --merged: full weights)", cmdExport)
+	addCommand(newExportCmd)
 }
 
 // restoredRun is a finished run rebuilt from its directory.
@@ -88,21 +90,37 @@ func restoreRun(dir string) (*restoredRun, error) {
 	return &r, nil
 }
 
-func cmdExport(args []string) error {
-	fs := newFlags("export", "export RUN_DIR --out DIR [--merged]")
-	out := fs.String("out", "", "output folder")
-	merged := fs.Bool("merged", false, "also write the full backbone with every weight delta merged in")
-	if err := fs.Parse(args); err != nil {
-		return err
+// exportOptions are the flags of `host export` (newExportCmd).
+type exportOptions struct {
+	out    string
+	merged bool
+}
+
+func newExportCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "export RUN_DIR --out DIR [--merged]",
+		Short: "write a run's trained adaptation (safetensors + JSON; LoRA also in peft's format; --merged: full weights)",
+		Args:  cobra.ArbitraryArgs, // checked below, naming what is missing
 	}
-	if fs.NArg() != 1 || *out == "" {
+	fs := cmd.Flags()
+	var o exportOptions
+	fs.StringVar(&o.out, "out", "", "output folder")
+	fs.BoolVar(&o.merged, "merged", false, "also write the full backbone with every weight delta merged in")
+	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		return export(o, args)
+	}
+	return cmd
+}
+
+func export(o exportOptions, args []string) error {
+	if len(args) != 1 || o.out == "" {
 		return usageErr("want RUN_DIR and --out")
 	}
-	r, err := restoreRun(fs.Arg(0))
+	r, err := restoreRun(args[0])
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
 	}
 	tensors := map[string]safetensors.Tensor{}
@@ -113,30 +131,30 @@ func cmdExport(args []string) error {
 	}
 	planJSON, _ := json.Marshal(r.plan)
 	meta := map[string]string{"kadapt.plan": string(planJSON), "kadapt.plugin": r.rc.Plugin}
-	if err := safetensors.WriteFile(filepath.Join(*out, "adaptation.safetensors"), tensors, meta); err != nil {
+	if err := safetensors.WriteFile(filepath.Join(o.out, "adaptation.safetensors"), tensors, meta); err != nil {
 		return err
 	}
-	if err := atomicfile.WriteJSON(filepath.Join(*out, "adaptation.json"), map[string]any{"plugin": r.rc.Plugin, "plan": r.plan,
+	if err := atomicfile.WriteJSON(filepath.Join(o.out, "adaptation.json"), map[string]any{"plugin": r.rc.Plugin, "plan": r.plan,
 		"config": r.rc, "trainable_params": r.adapted.Count}); err != nil {
 		return err
 	}
-	fmt.Printf("wrote %s/adaptation.{safetensors,json}\n", *out)
+	fmt.Printf("wrote %s/adaptation.{safetensors,json}\n", o.out)
 	if r.plan.Method == "lora" {
-		if err := exportPeft(r, *out); err != nil {
+		if err := exportPeft(r, o.out); err != nil {
 			return err
 		}
-		fmt.Printf("wrote %s/adapter_model.safetensors and adapter_config.json (peft LoRA)\n", *out)
+		fmt.Printf("wrote %s/adapter_model.safetensors and adapter_config.json (peft LoRA)\n", o.out)
 	}
-	if *merged {
+	if o.merged {
 		if err := r.adapted.Merge(); err != nil {
 			return err
 		}
 		cfgJSON, _ := json.Marshal(r.model.Vision.Cfg)
-		if err := backbones.SaveVision(r.model.Vision, filepath.Join(*out, "merged.safetensors"),
+		if err := backbones.SaveVision(r.model.Vision, filepath.Join(o.out, "merged.safetensors"),
 			map[string]string{"kadapt.config": string(cfgJSON), "kadapt.note": "backbone with the " + r.rc.Plugin + " adaptation merged in"}); err != nil {
 			return err
 		}
-		fmt.Printf("wrote %s/merged.safetensors\n", *out)
+		fmt.Printf("wrote %s/merged.safetensors\n", o.out)
 	}
 	return nil
 }

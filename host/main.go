@@ -9,11 +9,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
 
-	"github.com/spf13/pflag"
+	"github.com/spf13/cobra"
 
 	"github.com/kadapt/kadapt/host/lifecycle"
 	"github.com/kadapt/kadapt/plugins"
@@ -21,26 +20,16 @@ import (
 	_ "github.com/kadapt/kadapt/core/backend/cpu" // the default backend registers itself
 )
 
-// command is one subcommand. run returns an error; usage errors wrap errUsage so main
-// can print the command's flags.
-type command struct {
-	summary string
-	run     func(ctx context.Context, args []string) error
-}
+// commandMakers build the subcommands; each command's file adds its own in init.
+// runMain builds a fresh tree each time, so flag values never carry over from one
+// in-process call (a test's) to the next.
+var commandMakers []func() *cobra.Command
 
-var commands = map[string]command{}
+func addCommand(make func() *cobra.Command) {
+	commandMakers = append(commandMakers, make)
+}
 
 var errUsage = errors.New("usage")
-
-func register(name, summary string, run func(args []string) error) {
-	commands[name] = command{summary: summary, run: func(_ context.Context, args []string) error { return run(args) }}
-}
-
-// registerStoppable registers a command that stops cleanly on SIGINT or SIGTERM: its
-// context is cancelled by the first one (host/lifecycle), and it returns the cause.
-func registerStoppable(name, summary string, run func(ctx context.Context, args []string) error) {
-	commands[name] = command{summary: summary, run: run}
-}
 
 func main() {
 	os.Exit(runMain(os.Args[1:]))
@@ -60,61 +49,151 @@ func runMain(args []string) int {
 		os.Exit(lifecycle.ForcedExitCode(s))
 	})
 	defer stop()
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		printHelp()
+	root := newRootCmd()
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
 		return 0
 	}
-	if args[0] == "--version" {
-		args[0] = "version"
-	}
-	cmd, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprintf(os.Stderr, "host: unknown command %q\n\n", args[0])
-		printHelp()
+	fmt.Fprintf(os.Stderr, "%s: %v\n", cmd.CommandPath(), err)
+	var exit *exitError
+	switch {
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(os.Stderr, "Run `%s --help` for usage.\n", cmd.CommandPath())
 		return 2
+	case errors.As(err, &exit):
+		return exit.code
+	case lifecycle.IsInterrupted(err):
+		return lifecycle.ExitInterrupted
 	}
-	if err := cmd.run(ctx, args[1:]); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(os.Stderr, "host %s: %v\n", args[0], err)
-		var exit *exitError
-		switch {
-		case errors.Is(err, errUsage):
-			return 2
-		case errors.As(err, &exit):
-			return exit.code
-		case lifecycle.IsInterrupted(err):
-			return lifecycle.ExitInterrupted
-		}
-		return 1
-	}
-	return 0
+	return 1
 }
 
-func printHelp() {
-	fmt.Println("host — kadapt: parameter-efficient adaptation of vision transformers")
-	fmt.Println()
-	fmt.Println("Usage: host <command> [flags]   (host <command> --help for its flags)")
-	fmt.Println()
-	var names []string
-	for n := range commands {
-		names = append(names, n)
+// newRootCmd is the command tree: every subcommand, help, completion, --version and
+// the persistent --log-level.
+func newRootCmd() *cobra.Command {
+	var version bool
+	root := &cobra.Command{
+		Use:   "host",
+		Short: "kadapt: parameter-efficient adaptation of vision transformers",
+		Long: `host — kadapt: parameter-efficient adaptation of vision transformers
+
+The host owns training, evaluation, checkpoints and the tensor backends; each
+adaptation method is a plugin binary (host plugins lists them).`,
+		Args:              unknownCommand,
+		SilenceErrors:     true, // runMain prints the error and picks the exit status
+		SilenceUsage:      true,
+		PersistentPreRunE: setLogLevel,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if version {
+				return printVersion(false)
+			}
+			return cmd.Help()
+		},
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Printf("  %-11s %s\n", n, commands[n].summary)
+	root.Flags().BoolVar(&version, "version", false, "print the version, as host version does")
+	root.PersistentFlags().String("log-level", "", "log level: "+strings.Join(logLevels, ", ")+" (default info, or $"+logLevelEnv+")")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	})
+	root.SetHelpCommand(newHelpCmd())
+	for _, mk := range commandMakers {
+		root.AddCommand(mk())
+	}
+	var settle func(c *cobra.Command)
+	settle = func(c *cobra.Command) {
+		c.Flags().SortFlags = false // in declaration order: related flags stay together
+		if c.Args != nil {
+			c.Args = usageArgs(c.Args)
+		}
+		for _, sub := range c.Commands() {
+			settle(sub)
+		}
+	}
+	settle(root)
+	return root
+}
+
+// usageArgs marks the errors of an argument check as usage mistakes (exit 2).
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		err := check(cmd, args)
+		if err != nil && !errors.Is(err, errUsage) {
+			err = fmt.Errorf("%w: %v", errUsage, err)
+		}
+		return err
 	}
 }
 
-// newFlags makes a flag set whose errors name the command.
-func newFlags(name, usage string) *pflag.FlagSet {
-	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	fs.SortFlags = false
-	fs.Usage = func() {
-		fmt.Fprintf(os.Stderr, "Usage: host %s\n\nFlags:\n%s", usage, fs.FlagUsages())
+// unknownCommand rejects arguments to a command that only groups subcommands.
+func unknownCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
 	}
-	return fs
+	hint := ""
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		hint = fmt.Sprintf(" (did you mean %s?)", strings.Join(s, " or "))
+	}
+	return usageErr("unknown command %q for %q%s", args[0], cmd.CommandPath(), hint)
+}
+
+// noArgs rejects positional arguments; cobra.NoArgs would call them unknown commands.
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErr("unexpected argument %q", args[0])
+	}
+	return nil
+}
+
+// newGroupCmd is a command that only holds subcommands: alone it is a usage error
+// naming them.
+func newGroupCmd(use, short string, subs ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  unknownCommand,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var names []string
+			for _, s := range cmd.Commands() {
+				names = append(names, s.Name())
+			}
+			return usageErr("want a subcommand: %s", strings.Join(names, ", "))
+		},
+	}
+	c.AddCommand(subs...)
+	return c
+}
+
+// newHelpCmd replaces cobra's help command, which prints the root's usage and exits 0
+// for a command that does not exist.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "help about any command",
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err == nil && len(rest) > 0 {
+				err = unknownCommand(cmd, rest)
+			}
+			if err != nil {
+				return err
+			}
+			return cmd.Help()
+		},
+		ValidArgsFunction: func(c *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			cmd, _, err := c.Root().Find(args)
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var out []cobra.Completion
+			for _, s := range cmd.Commands() {
+				if s.IsAvailableCommand() && strings.HasPrefix(s.Name(), toComplete) {
+					out = append(out, cobra.CompletionWithDesc(s.Name(), s.Short))
+				}
+			}
+			return out, cobra.ShellCompDirectiveNoFileComp
+		},
+	}
 }
 
 // usageErr marks an error as a usage mistake.

@@ -8,12 +8,13 @@ import (
 	"text/tabwriter"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
 
 	"github.com/kadapt/kadapt/plugins"
 )
 
 func init() {
-	register("plugins", "list method plugins (name, version, summary, path); `plugins show NAME` documents one", cmdPlugins)
+	addCommand(newPluginsCmd)
 }
 
 // pluginDirs is the search path: configured directories, $KADAPT_PLUGIN_PATH, then
@@ -32,48 +33,78 @@ func openMethod(rc RunConfig, log hclog.Logger) (method, error) {
 	return plugins.Open(rc.PluginBinary, plugins.OpenOptions{Logger: log, SHA256: rc.PluginSHA256})
 }
 
-func cmdPlugins(args []string) error {
-	fs := newFlags("plugins", "plugins [show NAME] [--plugin-path DIRS]")
-	dirsFlag := fs.String("plugin-path", "", "extra plugin directories, colon-separated")
-	if err := fs.Parse(args); err != nil {
+func newPluginsCmd() *cobra.Command {
+	var dirs string
+	var jsonOut bool
+	list := &cobra.Command{
+		Use:   "plugins [show NAME] [--plugin-path DIRS]",
+		Short: "list method plugins (name, version, summary, path); `plugins show NAME` documents one",
+		Args:  unknownCommand,
+		RunE: func(*cobra.Command, []string) error {
+			return listPlugins(pluginDirs(dirs), jsonOut)
+		},
+	}
+	show := &cobra.Command{
+		Use:   "show NAME",
+		Short: "a plugin's description and hyperparameters (name, type, default, help)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return showPlugin(args[0], pluginDirs(dirs), jsonOut)
+		},
+	}
+	list.PersistentFlags().StringVar(&dirs, "plugin-path", "", "extra plugin directories, colon-separated (searched before $KADAPT_PLUGIN_PATH and bin/plugins)")
+	list.PersistentFlags().BoolVar(&jsonOut, "json", false, "print the result as one JSON document")
+	list.AddCommand(show)
+	return list
+}
+
+func showPlugin(name string, dirs []string, jsonOut bool) error {
+	log := newLogger("host")
+	path, err := plugins.Find(name, dirs)
+	if err != nil {
 		return err
 	}
-	dirs := pluginDirs(*dirsFlag)
-	log := hclog.New(&hclog.LoggerOptions{Name: "host", Output: os.Stderr, Level: hclog.Warn})
-	if fs.NArg() >= 1 && fs.Arg(0) == "show" {
-		if fs.NArg() != 2 {
-			return usageErr("want `plugins show NAME`")
-		}
-		path, err := plugins.Find(fs.Arg(1), dirs)
-		if err != nil {
-			return err
-		}
-		d, _, err := plugins.DescribeFile(path, plugins.OpenOptions{Logger: log})
-		if err != nil {
-			return err
-		}
-		fmt.Printf("%s %s — %s\npath: %s\n\nhyperparameters (set with --hp NAME=VALUE):\n", d.Name, d.Version, d.Summary, path)
-		w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-		for _, h := range d.Hyperparameters {
-			fmt.Fprintf(w, "  %s\t%s\tdefault %s\t%s\n", h.Name, h.Type, h.Default, h.Help)
-		}
-		if len(d.Hyperparameters) == 0 {
-			fmt.Fprintln(w, "  (none)")
-		}
-		return w.Flush()
+	d, _, err := plugins.DescribeFile(path, plugins.OpenOptions{Logger: log})
+	if err != nil {
+		return err
 	}
-	found, errs := plugins.Discover(dirs, plugins.OpenOptions{Logger: log})
+	if jsonOut {
+		return writeJSON(struct {
+			plugins.Description
+			Path string `json:"path"`
+		}{d, path})
+	}
+	fmt.Printf("%s %s — %s\npath: %s\n\nhyperparameters (set with --hp NAME=VALUE):\n", d.Name, d.Version, d.Summary, path)
 	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tVERSION\tSUMMARY\tPATH")
-	for _, p := range found {
-		summary := []rune(p.Summary)
-		if len(summary) > 70 {
-			summary = append(summary[:67], []rune("...")...)
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", p.Name, p.Version, string(summary), p.Path)
+	for _, h := range d.Hyperparameters {
+		fmt.Fprintf(w, "  %s\t%s\tdefault %s\t%s\n", h.Name, h.Type, h.Default, h.Help)
 	}
-	if err := w.Flush(); err != nil {
-		return err
+	if len(d.Hyperparameters) == 0 {
+		fmt.Fprintln(w, "  (none)")
+	}
+	return w.Flush()
+}
+
+func listPlugins(dirs []string, jsonOut bool) error {
+	log := newLogger("host")
+	found, errs := plugins.Discover(dirs, plugins.OpenOptions{Logger: log})
+	if jsonOut {
+		if err := writeJSON(append([]plugins.Info{}, found...)); err != nil {
+			return err
+		}
+	} else {
+		w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "NAME\tVERSION\tSUMMARY\tPATH")
+		for _, p := range found {
+			summary := []rune(p.Summary)
+			if len(summary) > 70 {
+				summary = append(summary[:67], []rune("...")...)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", p.Name, p.Version, string(summary), p.Path)
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
 	}
 	for _, e := range errs {
 		fmt.Fprintf(os.Stderr, "skipped: %v\n", e)

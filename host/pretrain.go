@@ -5,11 +5,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
 
 	"github.com/kadapt/kadapt/backbones"
 	"github.com/kadapt/kadapt/core"
@@ -20,7 +19,7 @@ import (
 )
 
 func init() {
-	register("pretrain", "pretrain the built-in demo backbone on MNIST digits 0-4 (reproducible from a seed)", cmdPretrain)
+	addCommand(newPretrainCmd)
 }
 
 // demoBackbone is the built-in backbone's architecture: a CLIP-style ViT small enough
@@ -70,9 +69,26 @@ type pretrainRecipe struct {
 	Rotations int
 }
 
-func cmdPretrain(args []string) error {
-	fs := newFlags("pretrain", "pretrain --out FILE.safetensors [--epochs N] [--seed S] | pretrain --probe FILE.safetensors")
-	out := fs.String("out", "backbones/builtin/mnist-vit.safetensors", "where to write the backbone")
+// pretrainOptions are the flags of `host pretrain` (newPretrainCmd).
+type pretrainOptions struct {
+	out        string
+	width      int
+	embedDim   int
+	patch      int
+	limit      int
+	probeSeeds int
+	probeOnly  string
+}
+
+func newPretrainCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "pretrain --out FILE.safetensors [--epochs N] [--seed S] | pretrain --probe FILE.safetensors",
+		Short: "pretrain the built-in demo backbone on MNIST digits 0-4 (reproducible from a seed)",
+		Args:  noArgs,
+	}
+	fs := cmd.Flags()
+	var o pretrainOptions
+	fs.StringVar(&o.out, "out", "backbones/builtin/mnist-vit.safetensors", "where to write the backbone")
 	// The defaults are the committed backbone's recipe: `host pretrain` alone rebuilds it.
 	r := pretrainRecipe{}
 	fs.IntVar(&r.Epochs, "epochs", 4, "passes over the training images")
@@ -92,15 +108,19 @@ func cmdPretrain(args []string) error {
 	fs.Float64Var(&r.Temperature, "temperature", 0.1, "contrastive temperature")
 	fs.Float64Var(&r.Reconstruct, "reconstruct", 0, "weight of a denoising term: a linear decoder reconstructs the clean image from each view's embedding (0 = off)")
 	fs.IntVar(&r.Rotations, "rotations", 4, "classify (digit, turn by a random multiple of 360°/N) jointly; 1 = digits only")
-	width := fs.Int("width", 0, "tower width (0 = the built-in architecture's)")
-	embedDim := fs.Int("embed-dim", 0, "embedding (projection) size (0 = the built-in architecture's)")
-	patch := fs.Int("patch-size", 0, "patch size, dividing 28 (0 = the built-in architecture's)")
-	limit := fs.Int("limit", 15000, "use only the first N of the 30,596 training images (0 = all); 15,000 was what the committed backbone's CPU budget allowed")
-	probeSeeds := fs.Int("probe-seeds", 5, "after training, score 5-shot nearest-class-mean accuracy on digits 5-9 from frozen features over this many few-shot seeds (0 = skip)")
-	probeOnly := fs.String("probe", "", "only probe this existing backbone (a .safetensors file); train nothing")
-	if err := fs.Parse(args); err != nil {
-		return err
+	fs.IntVar(&o.width, "width", 0, "tower width (0 = the built-in architecture's)")
+	fs.IntVar(&o.embedDim, "embed-dim", 0, "embedding (projection) size (0 = the built-in architecture's)")
+	fs.IntVar(&o.patch, "patch-size", 0, "patch size, dividing 28 (0 = the built-in architecture's)")
+	fs.IntVar(&o.limit, "limit", 15000, "use only the first N of the 30,596 training images (0 = all); 15,000 was what the committed backbone's CPU budget allowed")
+	fs.IntVar(&o.probeSeeds, "probe-seeds", 5, "after training, score 5-shot nearest-class-mean accuracy on digits 5-9 from frozen features over this many few-shot seeds (0 = skip)")
+	fs.StringVar(&o.probeOnly, "probe", "", "only probe this existing backbone (a .safetensors file); train nothing")
+	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		return pretrain(r, o, args)
 	}
+	return cmd
+}
+
+func pretrain(r pretrainRecipe, o pretrainOptions, args []string) error {
 	switch {
 	case r.Epochs <= 0:
 		return usageErr("--epochs must be positive, got %d", r.Epochs)
@@ -115,17 +135,17 @@ func cmdPretrain(args []string) error {
 	case r.Rotations < 1:
 		return usageErr("--rotations must be at least 1, got %d", r.Rotations)
 	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "pretrain", Output: os.Stderr, Level: hclog.Info})
+	log := newLogger("pretrain")
 	b, err := core.OpenBackend("cpu")
 	if err != nil {
 		return err
 	}
-	if *probeOnly != "" {
-		m, err := backbones.Open(b, *probeOnly, backbones.OpenOptions{NoText: true})
+	if o.probeOnly != "" {
+		m, err := backbones.Open(b, o.probeOnly, backbones.OpenOptions{NoText: true})
 		if err != nil {
 			return err
 		}
-		_, err = probeAndLog(log, m.Vision, *probeSeeds)
+		_, err = probeAndLog(log, m.Vision, o.probeSeeds)
 		return err
 	}
 	digits := []int{0, 1, 2, 3, 4}
@@ -133,8 +153,8 @@ func cmdPretrain(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *limit > 0 && *limit < trainDS.Len() {
-		trainDS = trainDS.Subset(trainDS.Samples[:*limit])
+	if o.limit > 0 && o.limit < trainDS.Len() {
+		trainDS = trainDS.Subset(trainDS.Samples[:o.limit])
 	}
 	testDS, err := mnistDigits(false, digits)
 	if err != nil {
@@ -149,14 +169,14 @@ func cmdPretrain(args []string) error {
 		return err
 	}
 	cfg := demoBackbone()
-	if *width > 0 {
-		cfg.Width, cfg.MLPDim = *width, 4**width
+	if o.width > 0 {
+		cfg.Width, cfg.MLPDim = o.width, 4*o.width
 	}
-	if *embedDim > 0 {
-		cfg.EmbedDim = *embedDim
+	if o.embedDim > 0 {
+		cfg.EmbedDim = o.embedDim
 	}
-	if *patch > 0 {
-		cfg.PatchSize = *patch
+	if o.patch > 0 {
+		cfg.PatchSize = o.patch
 	}
 	vision, err := backbones.NewVision(b, cfg)
 	if err != nil {
@@ -184,7 +204,7 @@ func cmdPretrain(args []string) error {
 	}
 	elapsed := time.Since(start).Round(time.Second)
 	log.Info("pretrained", "test_accuracy_digits_0_4", fmt.Sprintf("%.4f", acc), "elapsed", elapsed)
-	probe, err := probeAndLog(log, vision, *probeSeeds)
+	probe, err := probeAndLog(log, vision, o.probeSeeds)
 	if err != nil {
 		return err
 	}
@@ -199,7 +219,7 @@ func cmdPretrain(args []string) error {
 		"kadapt.command": "host pretrain " + strings.Join(args, " "),
 		"kadapt.note":    note,
 	}
-	return backbones.SaveVision(vision, *out, meta)
+	return backbones.SaveVision(vision, o.out, meta)
 }
 
 // pretrainLoop trains tower and head with AdamW on a warm-up + cosine schedule. Each

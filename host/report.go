@@ -15,13 +15,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"gonum.org/v1/gonum/stat"
 
 	"github.com/kadapt/kadapt/host/atomicfile"
 )
 
 func init() {
-	register("report", "the paper's table (Markdown, CSV, JSON) and accuracy-vs-parameters figure (PNG + SVG) from run directories; runs are pooled over seeds only", cmdReport)
+	addCommand(newReportCmd)
 }
 
 // How runs are grouped. Two runs are seeds of one experiment when every setting in
@@ -811,22 +812,27 @@ func groupDigits(n int64) string {
 	return string(out)
 }
 
-func cmdReport(args []string) error {
-	fs := newFlags("report", "report RUNS_DIR [--filter KEY=VALUE]... [--json] [--out PREFIX]")
+func newReportCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "report RUNS_DIR [--filter KEY=VALUE]... [--json] [--out PREFIX]",
+		Short: "the paper's table (Markdown, CSV, JSON) and accuracy-vs-parameters figure (PNG + SVG) from run directories; runs are pooled over seeds only",
+		Args:  cobra.ExactArgs(1),
+	}
+	fs := cmd.Flags()
 	out := fs.String("out", "", "output prefix for .md, .csv, .json, .png and .svg (default RUNS_DIR/report)")
 	filters := fs.StringArray("filter", nil, "keep runs whose setting KEY equals VALUE (repeatable; the same KEY twice means either value), e.g. plugin=lora, hp.r=8, train.epochs=50, dataset=mnist-demo")
-	jsonOut := fs.Bool("json", false, "print the report as JSON instead of Markdown")
-	if err := fs.Parse(args); err != nil {
-		return err
+	jsonOut := fs.Bool("json", false, "print the report as one JSON document instead of Markdown")
+	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		return writeReport(args[0], *out, *filters, *jsonOut)
 	}
-	if fs.NArg() != 1 {
-		return usageErr("want one RUNS_DIR")
+	return cmd
+}
+
+func writeReport(root, out string, filters []string, jsonOut bool) error {
+	if out == "" {
+		out = filepath.Join(root, "report")
 	}
-	root := fs.Arg(0)
-	if *out == "" {
-		*out = filepath.Join(root, "report")
-	}
-	f, err := parseFilters(*filters)
+	f, err := parseFilters(filters)
 	if err != nil {
 		return err
 	}
@@ -838,7 +844,7 @@ func cmdReport(args []string) error {
 		return err
 	}
 	if len(runs) == 0 {
-		return fmt.Errorf("%s: no run matches %s", root, strings.Join(*filters, " and "))
+		return fmt.Errorf("%s: no run matches %s", root, strings.Join(filters, " and "))
 	}
 	rep := buildReport(runs)
 	md := rep.markdown()
@@ -851,23 +857,23 @@ func cmdReport(args []string) error {
 		return err
 	}
 	for ext, data := range map[string][]byte{"md": []byte(md), "json": js, "csv": cs} {
-		if err := atomicfile.Write(*out+"."+ext, data); err != nil {
+		if err := atomicfile.Write(out+"."+ext, data); err != nil {
 			return err
 		}
 	}
 	figure := "png,svg"
-	if err := drawFigure(rep, *out); errors.Is(err, errNoFigure) {
+	if err := drawFigure(rep, out); errors.Is(err, errNoFigure) {
 		fmt.Fprintf(os.Stderr, "no figure: %v\n", err)
 		figure = ""
 	} else if err != nil {
 		return err
 	}
-	if *jsonOut {
+	if jsonOut {
 		_, err := os.Stdout.Write(js)
-		fmt.Fprintf(os.Stderr, "wrote %s.{md,csv,json%s}\n", *out, strings.TrimSuffix(","+figure, ","))
+		fmt.Fprintf(os.Stderr, "wrote %s.{md,csv,json%s}\n", out, strings.TrimSuffix(","+figure, ","))
 		return err
 	}
 	fmt.Print(md)
-	fmt.Printf("\nwrote %s.{md,csv,json%s}\n", *out, strings.TrimSuffix(","+figure, ","))
+	fmt.Printf("\nwrote %s.{md,csv,json%s}\n", out, strings.TrimSuffix(","+figure, ","))
 	return nil
 }

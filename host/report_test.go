@@ -192,8 +192,8 @@ func TestReportFilter(t *testing.T) {
 func TestReportCommandWritesEveryFormat(t *testing.T) {
 	root := mixedRuns(t)
 	out := filepath.Join(t.TempDir(), "r")
-	if err := cmdReport([]string{root, "--out", out, "--filter", "plugin=lora", "--filter", "plugin=kadaptation"}); err != nil {
-		t.Fatal(err)
+	if code := runMain([]string{"report", root, "--out", out, "--filter", "plugin=lora", "--filter", "plugin=kadaptation"}); code != 0 {
+		t.Fatalf("host report exited %d", code)
 	}
 	raw, err := os.ReadFile(out + ".json")
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kadapt/kadapt/backbones"
 	"github.com/kadapt/kadapt/core"
@@ -25,7 +27,7 @@ import (
 )
 
 func init() {
-	registerStoppable("run", "adapt a backbone with a method plugin and evaluate it (the main job)", cmdRun)
+	addCommand(newRunCmd)
 }
 
 // Summary is the outcome of a run, printed and written to final.json.
@@ -68,47 +70,61 @@ func PE(acc float64, params int64) float64 {
 	return acc * math.Exp(-math.Log10(float64(params)/1e8+1))
 }
 
-func cmdRun(ctx context.Context, args []string) error {
-	fs := newFlags("run", "run --plugin NAME [flags]")
+// runOptions are the flags of `host run` that are not configuration keys.
+type runOptions struct {
+	dryRun, jsonOut, quiet bool
+	classes                int
+	resume                 string
+}
+
+func newRunCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run --plugin NAME [flags]",
+		Short: "adapt a backbone with a method plugin and evaluate it (the main job)",
+		Args:  noArgs,
+	}
+	fs := cmd.Flags()
 	addRunFlags(fs)
-	dryRun := fs.Bool("dry-run", false, "print the plan and trainable_params without weights or data")
-	classes := fs.Int("classes", 0, "number of classes, for --dry-run")
-	jsonOut := fs.Bool("json", false, "print the result as one JSON object")
-	resume := fs.String("resume", "", "continue the run in this directory (runs/<id>)")
-	quiet := fs.Bool("quiet", false, "no progress output")
-	if err := fs.Parse(args); err != nil {
-		return err
+	var o runOptions
+	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan and trainable_params without weights or data")
+	fs.IntVar(&o.classes, "classes", 0, "number of classes, for --dry-run")
+	fs.BoolVar(&o.jsonOut, "json", false, "print the result as one JSON object")
+	fs.StringVar(&o.resume, "resume", "", "continue the run in this directory (runs/<id>)")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress output")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return cmdRun(cmd.Context(), fs, o)
 	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected argument %q", fs.Arg(0))
-	}
+	return cmd
+}
+
+func cmdRun(ctx context.Context, fs *pflag.FlagSet, o runOptions) error {
 	rc, _, err := loadRunConfig(fs)
 	if err != nil {
 		return err
 	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "host", Output: os.Stderr, Level: hclog.Info})
-	if *quiet || *jsonOut {
-		log.SetLevel(hclog.Warn)
+	log := newLogger("host")
+	if o.quiet || o.jsonOut {
+		quietDefault(log)
 	}
 	var at runAt
-	if *resume != "" {
+	if o.resume != "" {
 		if err := resumeFlagsIgnored(fs); err != nil {
 			return err
 		}
-		lock, err := lockRunDir(*resume, "host run --resume")
+		lock, err := lockRunDir(o.resume, "host run --resume")
 		if err != nil {
 			return fmt.Errorf("--resume: %w", err)
 		}
 		defer lock.Release()
-		if rc, err = readRunConfig(*resume); err != nil {
+		if rc, err = readRunConfig(o.resume); err != nil {
 			return fmt.Errorf("--resume: %w", err)
 		}
-		at = runAt{Dir: *resume, Resume: hasCheckpoint(*resume), Lock: lock}
+		at = runAt{Dir: o.resume, Resume: hasCheckpoint(o.resume), Lock: lock}
 		if !at.Resume {
-			log.Warn("no checkpoint yet: starting the run from the beginning", "dir", *resume)
+			log.Warn("no checkpoint yet: starting the run from the beginning", "dir", o.resume)
 		}
 	}
-	if !*dryRun && fs.Changed("classes") {
+	if !o.dryRun && fs.Changed("classes") {
 		return usageErr("--classes: only a --dry-run takes the class count; a run reads it from the dataset")
 	}
 	override := ""
@@ -126,14 +142,14 @@ func cmdRun(ctx context.Context, args []string) error {
 		return err
 	}
 	defer meth.Close()
-	if *dryRun {
-		return dryRunPlan(rc, meth, *classes, *jsonOut)
+	if o.dryRun {
+		return dryRunPlan(rc, meth, o.classes, o.jsonOut)
 	}
-	s, err := runJob(ctx, rc, meth, log, at, *quiet || *jsonOut)
+	s, err := runJob(ctx, rc, meth, log, at, o.quiet || o.jsonOut)
 	if err != nil {
 		return err
 	}
-	if *jsonOut {
+	if o.jsonOut {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(s)

@@ -15,10 +15,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 
@@ -29,7 +29,7 @@ import (
 )
 
 func init() {
-	registerStoppable("sweep", "run a sweep spec (a grid of runs) here, or plan, watch, submit it to Slurm or Kubernetes; `host sweep --help`", cmdSweep)
+	addCommand(newSweepCmd)
 }
 
 // allMethods are the six methods of the paper, in its table's order.
@@ -39,43 +39,44 @@ var allMethods = []string{"kadaptation", "adapter", "lora", "compacter", "finetu
 // the point (EX_CANTCREAT of sysexits.h: its run directory is someone else's).
 const exitClaimed = 73
 
-const sweepUsage = `sweep [SPEC | --demo | --datasets x,y] [--plugins a,b] [--seeds 0,1,2] [-j N] [-- run flags]
-       host sweep plan   SPEC|--demo [--json]
-       host sweep status SPEC|--demo [--json]
-       host sweep submit SPEC|--demo --executor slurm|k8s [executor flags] [--dry-run]
-       host sweep worker SPEC --index I [--no-wait]
+func newSweepCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sweep [SPEC | --demo | --datasets x,y] [--plugins a,b] [--seeds 0,1,2] [-j N] [-- run flags]",
+		Short: "run a sweep spec (a grid of runs) here, or plan, watch, submit it to Slurm or Kubernetes",
+		Long: `Run a sweep spec (a grid of runs) on this machine, jobs at a time, or plan, watch
+or submit it to Slurm or Kubernetes (the subcommands).
 
 SPEC is a YAML sweep spec (docs/sweeps.md); --demo is the bundled one. --plugins,
 --datasets, --seeds, --runs-dir and run flags after -- adjust it (or, with no spec,
-build one).`
-
-func cmdSweep(ctx context.Context, args []string) error {
-	if len(args) > 0 {
-		switch args[0] {
-		case "plan":
-			return cmdSweepPlan(args[1:])
-		case "status":
-			return cmdSweepStatus(args[1:])
-		case "submit":
-			return cmdSweepSubmit(args[1:])
-		case "worker":
-			return cmdSweepWorker(ctx, args[1:])
-		}
+build one).`,
+		Args: cobra.ArbitraryArgs, // SPEC, then run flags after --: resolve checks them
 	}
-	fs := newFlags("sweep", sweepUsage)
+	fs := cmd.Flags()
 	src := addSpecFlags(fs)
 	jobs := fs.IntP("jobs", "j", 1, "runs at once")
-	if err := fs.Parse(args); err != nil {
-		return err
+	jsonOut := fs.Bool("json", false, "when the sweep ends, print each point's state (as `sweep status --json`) as one JSON array")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *jobs < 1 {
+			return usageErr("--jobs must be at least 1")
+		}
+		sp, err := src.resolve(fs, true)
+		if err != nil {
+			return err
+		}
+		if err := runLocal(cmd.Context(), sp, *jobs); err != nil {
+			return err
+		}
+		if *jsonOut {
+			pts, err := sp.plan()
+			if err != nil {
+				return err
+			}
+			return printSweepStatus(sp, pts, true)
+		}
+		return nil
 	}
-	if *jobs < 1 {
-		return usageErr("--jobs must be at least 1")
-	}
-	sp, err := src.resolve(fs, true)
-	if err != nil {
-		return err
-	}
-	return runLocal(ctx, sp, *jobs)
+	cmd.AddCommand(newSweepPlanCmd(), newSweepStatusCmd(), newSweepSubmitCmd(), newSweepWorkerCmd())
+	return cmd
 }
 
 // specSource is how a command names its spec: a file, --demo, or shorthand flags.
@@ -188,10 +189,12 @@ func toAny(ss []string) []any {
 
 // runFlagKeys turns `host run` flags into the run keys they set.
 func runFlagKeys(args []string) (map[string]any, error) {
-	fs := newFlags("sweep -- [run flags]", "sweep ... -- [run flags]")
+	fs := pflag.NewFlagSet("sweep -- [run flags]", pflag.ContinueOnError)
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
 	addRunFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		return nil, usageErr("after --: %v", err)
 	}
 	if fs.NArg() > 0 {
 		return nil, usageErr("after --: unexpected argument %q", fs.Arg(0))
@@ -262,12 +265,9 @@ func freeze(sp *sweepSpec) (string, error) {
 
 // --- plan and status ---
 
-// points parses args, resolves the spec they name and expands it: the prologue of
-// every sweep command that looks at the points without running them.
-func (s *specSource) points(fs *pflag.FlagSet, args []string) (*sweepSpec, []sweepPoint, error) {
-	if err := fs.Parse(args); err != nil {
-		return nil, nil, err
-	}
+// points resolves the spec the arguments name and expands it: the prologue of every
+// sweep command that looks at the points without running them.
+func (s *specSource) points(fs *pflag.FlagSet) (*sweepSpec, []sweepPoint, error) {
 	sp, err := s.resolve(fs, true)
 	if err != nil {
 		return nil, nil, err
@@ -276,15 +276,27 @@ func (s *specSource) points(fs *pflag.FlagSet, args []string) (*sweepSpec, []swe
 	return sp, pts, err
 }
 
-func cmdSweepPlan(args []string) error {
-	fs := newFlags("sweep plan", "sweep plan SPEC|--demo [--json]")
-	src := addSpecFlags(fs)
-	jsonOut := fs.Bool("json", false, "the points as JSON, with each one's full run configuration")
-	sp, pts, err := src.points(fs, args)
-	if err != nil {
-		return err
+func newSweepPlanCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "plan SPEC|--demo [--json]",
+		Short: "list the runs a sweep spec expands to (index, run id, values)",
+		Args:  cobra.ArbitraryArgs, // resolve checks them
 	}
-	if *jsonOut {
+	fs := cmd.Flags()
+	src := addSpecFlags(fs)
+	jsonOut := fs.Bool("json", false, "the points as one JSON array, with each one's full run configuration")
+	cmd.RunE = func(*cobra.Command, []string) error {
+		sp, pts, err := src.points(fs)
+		if err != nil {
+			return err
+		}
+		return printSweepPlan(sp, pts, *jsonOut)
+	}
+	return cmd
+}
+
+func printSweepPlan(sp *sweepSpec, pts []sweepPoint, jsonOut bool) error {
+	if jsonOut {
 		return writeJSON(pts)
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
@@ -363,21 +375,33 @@ func lastLine(s string) string {
 	return strings.TrimSpace(lines[len(lines)-1])
 }
 
-func cmdSweepStatus(args []string) error {
-	fs := newFlags("sweep status", "sweep status SPEC|--demo [--json]")
-	src := addSpecFlags(fs)
-	jsonOut := fs.Bool("json", false, "one JSON object per point")
-	sp, pts, err := src.points(fs, args)
-	if err != nil {
-		return err
+func newSweepStatusCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status SPEC|--demo [--json]",
+		Short: "what the runs directory says about each point: pending, running, finished or failed",
+		Args:  cobra.ArbitraryArgs, // resolve checks them
 	}
+	fs := cmd.Flags()
+	src := addSpecFlags(fs)
+	jsonOut := fs.Bool("json", false, "the points' states as one JSON array")
+	cmd.RunE = func(*cobra.Command, []string) error {
+		sp, pts, err := src.points(fs)
+		if err != nil {
+			return err
+		}
+		return printSweepStatus(sp, pts, *jsonOut)
+	}
+	return cmd
+}
+
+func printSweepStatus(sp *sweepSpec, pts []sweepPoint, jsonOut bool) error {
 	states := make([]pointState, len(pts))
 	count := map[string]int{}
 	for i, p := range pts {
 		states[i] = statusOf(sp.RunsDir, p)
 		count[states[i].State]++
 	}
-	if *jsonOut {
+	if jsonOut {
 		return writeJSON(states)
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
@@ -416,7 +440,7 @@ func runLocal(ctx context.Context, sp *sweepSpec, jobs int) error {
 	if err != nil {
 		return err
 	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "sweep", Output: os.Stderr})
+	log := newLogger("sweep")
 	var mu sync.Mutex
 	var failed, elsewhere []string
 	g := new(errgroup.Group)
@@ -440,7 +464,11 @@ func runLocal(ctx context.Context, sp *sweepSpec, jobs int) error {
 			log.Info("starting", "run", p.ID, "of", fmt.Sprintf("%d/%d", p.Index+1, len(pts)))
 			// A worker stops with the sweep: SIGTERM (it checkpoints) when ctx ends, and
 			// from the kernel if the sweep itself is killed.
-			cmd := lifecycle.Command(ctx, self, "sweep", "worker", frozen, "--index", fmt.Sprint(p.Index), "--no-wait")
+			args := []string{"sweep", "worker", frozen, "--index", fmt.Sprint(p.Index), "--no-wait"}
+			if logLevelChosen {
+				args = append(args, "--log-level", logLevel.String())
+			}
+			cmd := lifecycle.Command(ctx, self, args...)
 			var out, result bytes.Buffer
 			cmd.Stdout, cmd.Stderr = io.MultiWriter(&out, &result), &out
 			err := cmd.Run()

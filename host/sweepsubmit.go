@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/spf13/cobra"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -22,8 +23,13 @@ import (
 // or one Kubernetes Indexed Job completion, per point, each running
 // `host sweep worker SPEC --index I` against a runs directory every node shares.
 
-func cmdSweepSubmit(args []string) error {
-	fs := newFlags("sweep submit", "sweep submit SPEC|--demo --executor slurm|k8s [flags] [--dry-run]")
+func newSweepSubmitCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "submit SPEC|--demo --executor slurm|k8s [flags] [--dry-run]",
+		Short: "hand the unfinished points to Slurm (a job array) or Kubernetes (an Indexed Job)",
+		Args:  cobra.ArbitraryArgs, // resolve checks them
+	}
+	fs := cmd.Flags()
 	src := addSpecFlags(fs)
 	executor := fs.String("executor", "", "slurm or k8s")
 	dryRun := fs.Bool("dry-run", false, "print the sbatch script or manifest instead of submitting it (the frozen spec it names is written)")
@@ -43,54 +49,54 @@ func cmdSweepSubmit(args []string) error {
 	parallelism := fs.Int("parallelism", 0, "k8s: pods at once (0: all points)")
 	grace := fs.Int("grace-seconds", 120, "k8s: how long a pod has after SIGTERM to checkpoint")
 	apply := fs.Bool("apply", false, "k8s: `kubectl apply -f` the manifest instead of printing it")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	sp, err := src.resolve(fs, true)
-	if err != nil {
-		return err
-	}
-	switch *executor {
-	case "slurm":
-		if *image != "" || *pvc != "" || *apply {
-			return usageErr("--image, --pvc and --apply are for --executor k8s")
-		}
-		return submitSlurm(sp, slurmOptions{HostBin: *hostBin, Partition: *partition, Gres: *gres, Time: *timeLimit,
-			ArrayLimit: *arrayLimit, Extra: *sbatchArgs, DryRun: *dryRun})
-	case "k8s":
-		if *image == "" {
-			return usageErr("--executor k8s needs --image")
-		}
-		if *pvc == "" {
-			return usageErr("--executor k8s needs --pvc: the runs directory must outlive the pods and be shared by them")
-		}
-		if *hostBin == "" {
-			*hostBin = "host"
-		}
-		objs, err := k8sManifest(sp, k8sOptions{Image: *image, HostBin: *hostBin, GPUs: *gpus, Namespace: *namespace, PVC: *pvc,
-			MountPath: *mountPath, Parallelism: *parallelism, GraceSeconds: *grace})
+	cmd.RunE = func(*cobra.Command, []string) error {
+		sp, err := src.resolve(fs, true)
 		if err != nil {
 			return err
 		}
-		manifest, err := marshalManifest(objs)
-		if err != nil {
-			return err
+		switch *executor {
+		case "slurm":
+			if *image != "" || *pvc != "" || *apply {
+				return usageErr("--image, --pvc and --apply are for --executor k8s")
+			}
+			return submitSlurm(sp, slurmOptions{HostBin: *hostBin, Partition: *partition, Gres: *gres, Time: *timeLimit,
+				ArrayLimit: *arrayLimit, Extra: *sbatchArgs, DryRun: *dryRun})
+		case "k8s":
+			if *image == "" {
+				return usageErr("--executor k8s needs --image")
+			}
+			if *pvc == "" {
+				return usageErr("--executor k8s needs --pvc: the runs directory must outlive the pods and be shared by them")
+			}
+			if *hostBin == "" {
+				*hostBin = "host"
+			}
+			objs, err := k8sManifest(sp, k8sOptions{Image: *image, HostBin: *hostBin, GPUs: *gpus, Namespace: *namespace, PVC: *pvc,
+				MountPath: *mountPath, Parallelism: *parallelism, GraceSeconds: *grace})
+			if err != nil {
+				return err
+			}
+			manifest, err := marshalManifest(objs)
+			if err != nil {
+				return err
+			}
+			if !*apply || *dryRun {
+				_, err := os.Stdout.Write(manifest)
+				return err
+			}
+			cmd := exec.Command("kubectl", "apply", "-f", "-")
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(manifest), os.Stdout, os.Stderr
+			if err := cmd.Run(); err != nil {
+				return fmt.Errorf("kubectl apply: %v", err)
+			}
+			return nil
+		case "":
+			return usageErr("give --executor slurm or --executor k8s (or run the sweep here: `host sweep SPEC -j N`)")
+		default:
+			return usageErr("--executor %q: want slurm or k8s", *executor)
 		}
-		if !*apply || *dryRun {
-			_, err := os.Stdout.Write(manifest)
-			return err
-		}
-		cmd := exec.Command("kubectl", "apply", "-f", "-")
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(manifest), os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("kubectl apply: %v", err)
-		}
-		return nil
-	case "":
-		return usageErr("give --executor slurm or --executor k8s (or run the sweep here: `host sweep SPEC -j N`)")
-	default:
-		return usageErr("--executor %q: want slurm or k8s", *executor)
 	}
+	return cmd
 }
 
 type slurmOptions struct {

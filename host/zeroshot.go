@@ -6,25 +6,45 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/spf13/cobra"
+
 	"github.com/kadapt/kadapt/backbones"
 	"github.com/kadapt/kadapt/backbones/tokenizer"
 	"github.com/kadapt/kadapt/datasets"
 )
 
-func cmdZeroshot(args []string) error {
-	fs := newFlags("zeroshot", "zeroshot --model PATH --classes a,b,c --images FILE...")
+// zeroshotOptions are the flags of `host zeroshot` (newZeroshotCmd).
+type zeroshotOptions struct {
+	classes   string
+	images    []string
+	templates []string
+	top       int
+}
+
+func newZeroshotCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "zeroshot --model PATH --classes a,b,c --images FILE...",
+		Short: "classify images zero-shot with a CLIP model's text tower",
+		Args:  cobra.ArbitraryArgs, // image files, as --images
+	}
+	fs := cmd.Flags()
+	var o zeroshotOptions
 	var mf modelFlags
 	addModelFlags(fs, &mf)
-	classes := fs.String("classes", "", "comma-separated class names")
-	images := fs.StringSlice("images", nil, "image files")
-	templates := fs.StringArray("template", nil, `prompt template with {} for the class (repeatable; default: kadapt's generic set, "a photo of a {}." and seven more)`)
-	top := fs.Int("top", 3, "classes to print per image")
-	if err := fs.Parse(args); err != nil {
-		return err
+	fs.StringVar(&o.classes, "classes", "", "comma-separated class names")
+	fs.StringSliceVar(&o.images, "images", nil, "image files")
+	fs.StringArrayVar(&o.templates, "template", nil, `prompt template with {} for the class (repeatable; default: kadapt's generic set, "a photo of a {}." and seven more)`)
+	fs.IntVar(&o.top, "top", 3, "classes to print per image")
+	cmd.RunE = func(_ *cobra.Command, args []string) error {
+		return zeroshot(mf, o, args)
 	}
-	*images = append(*images, fs.Args()...)
-	names := splitList(*classes)
-	if len(names) < 2 || len(*images) == 0 {
+	return cmd
+}
+
+func zeroshot(mf modelFlags, o zeroshotOptions, args []string) error {
+	o.images = append(o.images, args...)
+	names := splitList(o.classes)
+	if len(names) < 2 || len(o.images) == 0 {
 		return usageErr("--classes (at least two) and --images are required")
 	}
 	b, m, err := mf.open(true)
@@ -38,10 +58,10 @@ func cmdZeroshot(args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(*templates) == 0 {
-		*templates = datasets.DefaultTemplates
+	if len(o.templates) == 0 {
+		o.templates = datasets.DefaultTemplates
 	}
-	weights, err := backbones.ClassEmbeddings(m.Text, tok, names, *templates)
+	weights, err := backbones.ClassEmbeddings(m.Text, tok, names, o.templates)
 	if err != nil {
 		return err
 	}
@@ -49,7 +69,7 @@ func cmdZeroshot(args []string) error {
 	if err != nil {
 		return err
 	}
-	px, shape, err := loadImages(*images, cfg)
+	px, shape, err := loadImages(o.images, cfg)
 	if err != nil {
 		return err
 	}
@@ -58,7 +78,7 @@ func cmdZeroshot(args []string) error {
 		return err
 	}
 	d := len(weights[0])
-	for i, path := range *images {
+	for i, path := range o.images {
 		row := embeds[i*d : (i+1)*d]
 		var norm float64
 		for _, v := range row {
@@ -85,7 +105,7 @@ func cmdZeroshot(args []string) error {
 		}
 		sort.Slice(order, func(a, b int) bool { return logits[order[a]] > logits[order[b]] })
 		fmt.Printf("%s:", path)
-		for _, c := range order[:min(*top, len(order))] {
+		for _, c := range order[:min(o.top, len(order))] {
 			fmt.Printf("  %s %.1f%%", names[c], 100*math.Exp(logits[c]-maxL)/z)
 		}
 		fmt.Println()
