@@ -1,7 +1,16 @@
-// Package methods_test checks the six methods' plans against the paper's counts.
+// Package methods_test checks the six methods' plans against the paper's counts and
+// their plugins' descriptions against the ones they had before the typed SDK.
 package methods_test
 
 import (
+	"encoding/json"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/kadapt/kadapt/methods/adapter"
@@ -10,6 +19,7 @@ import (
 	"github.com/kadapt/kadapt/methods/kadaptation"
 	"github.com/kadapt/kadapt/methods/linearprobe"
 	"github.com/kadapt/kadapt/methods/lora"
+	"github.com/kadapt/kadapt/plugins"
 	"github.com/kadapt/kadapt/plugins/plan"
 )
 
@@ -31,7 +41,7 @@ func TestTrainableCountsMatchThePaper(t *testing.T) {
 		{"lora", func() (plan.Plan, error) { return lora.Plan(bb, lora.Default()) }, 147456},
 		{"compacter", func() (plan.Plan, error) { return compacter.Plan(bb, compacter.Default()) }, 48384},
 		{"finetune", func() (plan.Plan, error) { return finetune.Plan(bb, finetune.Config{}) }, 87849216},
-		{"linearprobe", func() (plan.Plan, error) { return linearprobe.Plan(bb) }, 0},
+		{"linearprobe", func() (plan.Plan, error) { return linearprobe.Plan(bb, linearprobe.Config{}) }, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := tc.plan()
@@ -52,9 +62,9 @@ func TestTrainableCountsMatchThePaper(t *testing.T) {
 func TestBadHyperparametersAreErrors(t *testing.T) {
 	bb := vitB32()
 	c := kadaptation.Default()
-	c.N = 5 // does not divide 768
+	c.N = 0
 	if _, err := kadaptation.Plan(bb, c); err == nil {
-		t.Error("kadaptation with n=5 on width 768 planned")
+		t.Error("kadaptation with n=0 planned")
 	}
 	l := lora.Default()
 	l.Targets = []string{"qkv"}
@@ -100,5 +110,112 @@ func TestKAdaptationVariants(t *testing.T) {
 				t.Fatalf("%d trainable parameters, want %d", got, tc.want)
 			}
 		})
+	}
+}
+
+// served is each method as its plugin serves it.
+func served(t *testing.T) []plugins.Method {
+	t.Helper()
+	var out []plugins.Method
+	for _, m := range []func() (plugins.Method, error){
+		func() (plugins.Method, error) { return plugins.NewMethod(adapter.Method) },
+		func() (plugins.Method, error) { return plugins.NewMethod(compacter.Method) },
+		func() (plugins.Method, error) { return plugins.NewMethod(finetune.Method) },
+		func() (plugins.Method, error) { return plugins.NewMethod(kadaptation.Method) },
+		func() (plugins.Method, error) { return plugins.NewMethod(linearprobe.Method) },
+		func() (plugins.Method, error) { return plugins.NewMethod(lora.Method) },
+	} {
+		s, err := m()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// testdata/describe.json is what the six plugins described before their
+// hyperparameters came from Config tags; `host plugins show`, the host's checks of
+// --hp values and sweep files read it, so it must not change by accident.
+func TestDescriptionsAreUnchanged(t *testing.T) {
+	raw, err := os.ReadFile("testdata/describe.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []plugins.Description
+	if err := json.Unmarshal(raw, &want); err != nil {
+		t.Fatal(err)
+	}
+	var got []plugins.Description
+	for _, m := range served(t) {
+		got = append(got, m.Describe())
+	}
+	if !reflect.DeepEqual(got, want) {
+		g, _ := json.MarshalIndent(got, "", "  ")
+		t.Fatalf("descriptions changed; got\n%s", g)
+	}
+}
+
+// A plugin run that sets no hyperparameter plans what the method's defaults plan.
+func TestServedDefaultsPlanAsTheDefaultConfig(t *testing.T) {
+	bb := vitB32()
+	direct := map[string]func() (plan.Plan, error){
+		"adapter":     func() (plan.Plan, error) { return adapter.Plan(bb, adapter.Default()) },
+		"compacter":   func() (plan.Plan, error) { return compacter.Plan(bb, compacter.Default()) },
+		"finetune":    func() (plan.Plan, error) { return finetune.Plan(bb, finetune.Config{}) },
+		"kadaptation": func() (plan.Plan, error) { return kadaptation.Plan(bb, kadaptation.Default()) },
+		"linearprobe": func() (plan.Plan, error) { return linearprobe.Plan(bb, linearprobe.Config{}) },
+		"lora":        func() (plan.Plan, error) { return lora.Plan(bb, lora.Default()) },
+	}
+	for _, m := range served(t) {
+		name := m.Describe().Name
+		hp, err := plugins.ParseValues(m.Describe(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := m.Plan(bb, hp)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want, err := direct[name]()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: served plan %+v, want %+v", name, got, want)
+		}
+	}
+}
+
+// A method is one file, methods/<m>/<m>.go, importing the standard library and
+// plugins/plan alone: no transport, no host.
+func TestAMethodIsOneFileImportingOnlyPlan(t *testing.T) {
+	files, err := filepath.Glob("*/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	methods := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		if dir, base := filepath.Split(f); base != filepath.Base(dir)+".go" {
+			t.Errorf("%s: a method's package is its one file %s.go", f, filepath.Base(dir))
+			continue
+		}
+		methods++
+		src, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range src.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			if path != "github.com/kadapt/kadapt/plugins/plan" && strings.Contains(strings.Split(path, "/")[0], ".") {
+				t.Errorf("%s imports %s; a method imports plugins/plan and the standard library only", f, path)
+			}
+		}
+	}
+	if methods != 6 {
+		t.Errorf("%d method files, want the six", methods)
 	}
 }

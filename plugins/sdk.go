@@ -169,13 +169,33 @@ func (v Values) Bool(name string) bool {
 func (v Values) String(name string) string { return v.get(name, "string") }
 
 // List splits a string hyperparameter at commas.
-func (v Values) List(name string) []string {
+func (v Values) List(name string) []string { return splitList(v.String(name)) }
+
+// splitList is how a list travels as one string: comma-separated, blanks around
+// elements and empty elements dropped.
+func splitList(s string) []string {
 	var out []string
-	for _, s := range strings.Split(v.String(name), ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
 		}
 	}
+	return out
+}
+
+// lookup returns a hyperparameter's declared type and value.
+func (v Values) lookup(name string) (typ, value string, ok bool) {
+	typ, ok = v.types[name]
+	return typ, v.values[name], ok
+}
+
+// names lists the declared hyperparameters, sorted.
+func (v Values) names() []string {
+	out := make([]string, 0, len(v.types))
+	for name := range v.types {
+		out = append(out, name)
+	}
+	sort.Strings(out)
 	return out
 }
 

@@ -71,7 +71,7 @@ func methodCases() []methodCase {
 			return compacter.Plan(bb, c)
 		}},
 		{"finetune", func(bb plan.Backbone) (plan.Plan, error) { return finetune.Plan(bb, finetune.Config{}) }},
-		{"linearprobe", func(bb plan.Backbone) (plan.Plan, error) { return linearprobe.Plan(bb) }},
+		{"linearprobe", func(bb plan.Backbone) (plan.Plan, error) { return linearprobe.Plan(bb, linearprobe.Config{}) }},
 	}
 }
 

@@ -70,7 +70,7 @@ func TestEveryMethodLearns(t *testing.T) {
 	const margin = 0.25
 	probeLoss := map[float64]float64{} // the linear probe's training loss at each learning rate
 	for _, lr := range []float64{0.01, 0.1} {
-		probe := trainTiny(t, func(bb plan.Backbone) (plan.Plan, error) { return linearprobe.Plan(bb) }, lr)
+		probe := trainTiny(t, func(bb plan.Backbone) (plan.Plan, error) { return linearprobe.Plan(bb, linearprobe.Config{}) }, lr)
 		if g := probe.res.Movement.Groups; len(g) != 1 || g[0].Group != "head" || !g[0].Moved {
 			t.Errorf("the linear probe's groups: %+v, want the head alone, moved", g)
 		}

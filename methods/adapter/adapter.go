@@ -18,12 +18,17 @@ import (
 	"github.com/kadapt/kadapt/plugins/plan"
 )
 
+// Method is the adapter as a plugin (plugins/cmd/adapter serves it).
+var Method = plan.Method[Config]{Name: "adapter", Version: "1",
+	Summary: "bottleneck adapters after each block's MLP branch: h + up(ReLU(down(LN(h))))",
+	Default: Default(), Plan: Plan}
+
 // Config is the adapter's hyperparameters.
 type Config struct {
-	Bottleneck int
-	Std        float64
-	Act        string // relu, gelu, quick_gelu, silu
-	Site       string // mlp or attn: which branch output the adapter follows
+	Bottleneck int     `hp:"bottleneck" help:"hidden width"`
+	Std        float64 `hp:"std" help:"init std of the down and up weights"`
+	Act        string  `hp:"act" help:"relu, gelu, quick_gelu or silu"`
+	Site       string  `hp:"site" help:"mlp or attn: the branch the adapter follows"`
 }
 
 // Default is the paper's setting.

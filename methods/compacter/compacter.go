@@ -19,11 +19,16 @@ import (
 	"github.com/kadapt/kadapt/plugins/plan"
 )
 
+// Method is Compacter as a plugin (plugins/cmd/compacter serves it).
+var Method = plan.Method[Config]{Name: "compacter", Version: "1",
+	Summary: "Compacter: adapters whose projections are PHM layers Σ S_i ⊗ (l_i r_iᵀ), S shared and frozen",
+	Default: Default(), Plan: Plan}
+
 // Config is Compacter's hyperparameters.
 type Config struct {
-	N          int // PHM factors; must divide the width and the bottleneck
-	Bottleneck int
-	Act        string
+	N          int    `hp:"n" help:"PHM factors; must divide the width and the bottleneck"`
+	Bottleneck int    `hp:"bottleneck" help:"hidden width"`
+	Act        string `hp:"act" help:"relu, gelu, quick_gelu or silu"`
 }
 
 // Default is the paper's setting.

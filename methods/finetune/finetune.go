@@ -8,9 +8,16 @@ import (
 	"github.com/kadapt/kadapt/plugins/plan"
 )
 
-// Config is fine-tuning's hyperparameters.
+// Method is fine-tuning as a plugin (plugins/cmd/finetune serves it). Its zero
+// Config trains everything.
+var Method = plan.Method[Config]{Name: "finetune", Version: "1",
+	Summary: "full fine-tuning: every parameter of the image tower trains", Plan: Plan}
+
+// Config is fine-tuning's hyperparameters: blocks FromLayer ≤ i < ToLayer train, with
+// everything outside the blocks.
 type Config struct {
-	FromLayer, ToLayer int // train blocks FromLayer ≤ i < ToLayer (and everything outside the blocks); ToLayer 0 = all
+	FromLayer int `hp:"from_layer" help:"first block to train"`
+	ToLayer   int `hp:"to_layer" help:"one past the last block to train; 0 = all"`
 }
 
 // Plan builds fine-tuning's plan for bb.

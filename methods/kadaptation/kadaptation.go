@@ -83,17 +83,22 @@ const (
 	paperFastStd = 0.02
 )
 
+// Method is KAdaptation as a plugin (plugins/cmd/kadaptation serves it).
+var Method = plan.Method[Config]{Name: "kadaptation", Version: "2",
+	Summary: "KAdaptation (He et al., AAAI 2023): ΔW = s·Σ (a_i b_iᵀ) ⊗ (u_i v_iᵀ), slow weights shared across layers, rank-1 fast weights per layer, initialised to learn at LoRA's rate",
+	Default: Default(), Plan: Plan}
+
 // Config is KAdaptation's hyperparameters.
 type Config struct {
-	N       int      // Kronecker factors; must divide the width
-	Scale   float64  // s
-	Targets []string // projections among q, k, v, out
-	Init    string   // InitBalanced, InitPaper or InitReleased
+	N     int     `hp:"n" help:"Kronecker factors; must divide the width (on a smaller backbone the largest divisor of the width not above n is used)"`
+	Scale float64 `hp:"scale" help:"s; 64 = α/√r makes init=balanced learn as fast as the paper's LoRA (α = 128, r = 4); the released code uses 160"`
+	Init  string  `hp:"init" help:"balanced: a, b ~ U(±√(3/n)), u ~ N(0, n·std²), v = 0, so ΔW learns at LoRA's rate; paper: a, b ~ U(±0.01), u ~ N(0, 0.02²), v = 0 (ΔW learns 1e-11 as fast); released: a, b ~ U(±0.01), u = v = 0, the released code (ΔW never learns; with scale=160 its exact setting)"`
 	// Std is σ for InitBalanced: the standard deviation of U = a ⊗ u's entries
 	// (LoRA's A has N(0, σ²) entries).
-	Std       float64
-	Kronecker bool // the Kronecker update ΔW; false keeps only the bias (the ablation)
-	Bias      bool // the per-layer bias on the first target's output
+	Std       float64  `hp:"std" help:"init=balanced: the std of a⊗u's entries, LoRA's A std"`
+	Targets   []string `hp:"targets" help:"projections among q, k, v, out"`
+	Kronecker bool     `hp:"kronecker" help:"the Kronecker update ΔW; false keeps the per-layer bias alone (the ablation)"`
+	Bias      bool     `hp:"bias" help:"a per-layer bias added to the first target's output"`
 }
 
 // Default is the paper's method with the balanced initialisation.
@@ -123,11 +128,16 @@ func (c Config) inits() (slow, fastU, fastV plan.Init, note string, err error) {
 	return slow, fastU, fastV, "", fmt.Errorf("init %q: want %s, %s or %s", c.Init, InitBalanced, InitPaper, InitReleased)
 }
 
-// Plan builds KAdaptation's plan for bb.
+// Plan builds KAdaptation's plan for bb. Where n does not divide the width, the
+// largest divisor of the width below n stands in for it, so that the paper's n = 32
+// (for ViT-B's 768) also serves smaller backbones; the plan's notes give the n used.
 func Plan(bb plan.Backbone, c Config) (plan.Plan, error) {
 	w := bb.Width
-	if c.N <= 0 || w%c.N != 0 {
-		return plan.Plan{}, fmt.Errorf("n = %d must be a positive divisor of the backbone width %d", c.N, w)
+	if c.N <= 0 {
+		return plan.Plan{}, fmt.Errorf("n = %d must be positive", c.N)
+	}
+	for w%c.N != 0 {
+		c.N--
 	}
 	if !c.Kronecker && !c.Bias {
 		return plan.Plan{}, fmt.Errorf("kronecker=false and bias=false leave nothing to adapt (that is the linearprobe plugin)")

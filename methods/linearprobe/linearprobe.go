@@ -5,8 +5,15 @@ package linearprobe
 
 import "github.com/kadapt/kadapt/plugins/plan"
 
+// Method is the linear probe as a plugin (plugins/cmd/linearprobe serves it).
+var Method = plan.Method[Config]{Name: "linearprobe", Version: "1",
+	Summary: "linear probe: only the head trains, on features computed once", Plan: Plan}
+
+// Config is the linear probe's hyperparameters: it has none.
+type Config struct{}
+
 // Plan builds the linear probe's plan.
-func Plan(bb plan.Backbone) (plan.Plan, error) {
+func Plan(bb plan.Backbone, _ Config) (plan.Plan, error) {
 	return plan.Plan{Method: "linearprobe", Version: "1", Trainable: plan.TrainableSpec{Mode: plan.TrainNone},
 		Notes: "head only; the backbone is frozen"}, nil
 }

@@ -10,15 +10,19 @@ import (
 	"github.com/kadapt/kadapt/plugins/plan"
 )
 
+// Method is LoRA as a plugin (plugins/cmd/lora serves it).
+var Method = plan.Method[Config]{Name: "lora", Version: "1",
+	Summary: "LoRA: ΔW = (α/r)·B·A on the query and value projections (A ~ N(0, 0.02²), B = 0)",
+	Default: Default(), Plan: Plan}
+
 // Config is LoRA's hyperparameters.
 type Config struct {
-	R       int      // rank
-	Alpha   float64  // scale numerator: ΔW = (Alpha/R)·B·A
-	Targets []string // projections to adapt among q, k, v, out, fc1, fc2
-	Std     float64  // A's init std
-	// Branch computes (α/r)·B·(A·x) beside the linear instead of adding ΔW to its
-	// weight: cheaper when few tokens pass through, and not mergeable.
-	Branch bool
+	R       int      `hp:"r" help:"rank"`
+	Alpha   float64  `hp:"alpha" help:"scale numerator: ΔW = (alpha/r)·B·A"`
+	Targets []string `hp:"targets" help:"comma-separated projections among q, k, v, out, fc1, fc2"`
+	Std     float64  `hp:"std" help:"A's init standard deviation (B starts at zero)"`
+	// Branch is cheaper than a weight delta when few tokens pass through the linear.
+	Branch bool `hp:"branch" help:"add (α/r)·B·(A·x) beside the linear instead of merging ΔW into its weight (not mergeable)"`
 }
 
 // Default is the paper's setting.

@@ -6,4 +6,4 @@ import (
 	"github.com/kadapt/kadapt/plugins"
 )
 
-func main() { plugins.Serve(adapter.Method{}) }
+func main() { plugins.ServeMethod(adapter.Method) }

@@ -6,4 +6,4 @@ import (
 	"github.com/kadapt/kadapt/plugins"
 )
 
-func main() { plugins.Serve(kadaptation.Method{}) }
+func main() { plugins.ServeMethod(kadaptation.Method) }

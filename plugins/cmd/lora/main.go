@@ -6,4 +6,4 @@ import (
 	"github.com/kadapt/kadapt/plugins"
 )
 
-func main() { plugins.Serve(lora.Method{}) }
+func main() { plugins.ServeMethod(lora.Method) }
