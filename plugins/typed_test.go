@@ -322,3 +322,18 @@ func TestServeMethodRefusesAtStart(t *testing.T) {
 		t.Fatalf("output does not give the reason:\n%s", out)
 	}
 }
+
+// The out-of-tree example's README shows its whole main.go; they must not drift apart.
+func TestBitFitREADMEShowsTheWholeFile(t *testing.T) {
+	src, err := os.ReadFile("../examples/bitfit/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../examples/bitfit/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "```go\n"+string(src)+"```\n") {
+		t.Fatal("examples/bitfit/README.md does not show main.go as it is: copy main.go into its go block")
+	}
+}

@@ -17,40 +17,39 @@ import (
 	"github.com/kadapt/kadapt/plugins/plan"
 )
 
-type bitfit struct{ plugins.NoEvents }
-
-func (bitfit) Describe() plugins.Description {
-	return plugins.Description{Name: "bitfit", Version: "1.0.0", Summary: "BitFit: train only the bias terms of the backbone",
-		Hyperparameters: []plugins.Hyperparameter{
-			{Name: "norms", Type: "bool", Default: "true", Help: "include LayerNorm biases (BitFit's original recipe)"},
-			{Name: "from_layer", Type: "int", Default: "0", Help: "train biases of blocks from this one on (earlier blocks stay frozen)"},
-			{Name: "all_biases", Type: "bool", Default: "false", Help: "also the attention keys' and the final layer norm's biases, which get no gradient (BitFit's recipe counts them)"},
-		}}
+// config is BitFit's hyperparameters: users set them with --hp NAME=VALUE.
+type config struct {
+	Norms     bool `hp:"norms" default:"true" help:"include LayerNorm biases (BitFit's original recipe)"`
+	FromLayer int  `hp:"from_layer" help:"train biases of blocks from this one on (earlier blocks stay frozen)"`
+	AllBiases bool `hp:"all_biases" help:"also the attention keys' and the final layer norm's biases, which get no gradient (BitFit's recipe counts them)"`
 }
+
+var bitfit = plan.Method[config]{Name: "bitfit", Version: "1.0.0",
+	Summary: "BitFit: train only the bias terms of the backbone", Plan: planBiases}
 
 // noGradient matches the biases that cannot train: the keys' and the final norm's.
 var noGradient = regexp.MustCompile(`^(blocks\.[0-9]+\.attn\.k\.bias|ln_post\.bias|norm\.bias)$`)
 
-func (bitfit) Plan(bb plan.Backbone, hp plugins.Values) (plan.Plan, error) {
+func planBiases(bb plan.Backbone, c config) (plan.Plan, error) {
 	// Every bias the backbone has, named exactly: backbones differ (CLIP has no
 	// patch-embedding bias, timm has no ln_pre), and the host rejects patterns that
 	// match nothing.
 	var names []string
 	for _, p := range bb.Params {
 		isNorm := strings.Contains(p.Name, "ln") || strings.HasPrefix(p.Name, "norm.")
-		if noGradient.MatchString(p.Name) && !hp.Bool("all_biases") {
+		if noGradient.MatchString(p.Name) && !c.AllBiases {
 			continue
 		}
-		if strings.HasSuffix(p.Name, ".bias") && (hp.Bool("norms") || !isNorm) {
+		if strings.HasSuffix(p.Name, ".bias") && (c.Norms || !isNorm) {
 			names = append(names, p.Name)
 		}
 	}
 	t := plan.TrainableSpec{Mode: plan.TrainPatterns, Patterns: names}
-	if from := hp.Int("from_layer"); from > 0 {
-		t.FromLayer, t.ToLayer = from, bb.Layers
+	if c.FromLayer > 0 {
+		t.FromLayer, t.ToLayer = c.FromLayer, bb.Layers
 	}
 	plugins.Logger().Info("planning BitFit", "backbone", bb.Name, "biases", len(names))
-	return plan.Plan{Method: "bitfit", Version: "1.0.0", Trainable: t, Notes: "only bias terms train"}, nil
+	return plan.Plan{Trainable: t, Notes: "only bias terms train"}, nil
 }
 
-func main() { plugins.Serve(bitfit{}) }
+func main() { plugins.ServeMethod(bitfit) }
