@@ -7,6 +7,8 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/kadapt/kadapt/plugins/plan"
 	"github.com/kadapt/kadapt/plugins/proto"
@@ -75,7 +77,7 @@ type grpcClient struct{ c proto.MethodClient }
 func (g *grpcClient) describe(ctx context.Context) (Description, error) {
 	r, err := g.c.Describe(ctx, &proto.DescribeRequest{})
 	if err != nil {
-		return Description{}, err
+		return Description{}, fromRPC(err)
 	}
 	d := Description{Name: r.Name, Version: r.Version, Summary: r.Summary}
 	for _, h := range r.Hyperparameters {
@@ -91,7 +93,7 @@ func (g *grpcClient) plan(ctx context.Context, bb plan.Backbone, hp map[string]s
 	}
 	r, err := g.c.Plan(ctx, &proto.PlanRequest{BackboneJson: raw, Hyperparameters: hp})
 	if err != nil {
-		return plan.Plan{}, err
+		return plan.Plan{}, fromRPC(err)
 	}
 	var p plan.Plan
 	if err := json.Unmarshal(r.PlanJson, &p); err != nil {
@@ -102,5 +104,42 @@ func (g *grpcClient) plan(ctx context.Context, bb plan.Backbone, hp map[string]s
 
 func (g *grpcClient) event(ctx context.Context, e Event) error {
 	_, err := g.c.Event(ctx, &proto.EventRequest{Kind: e.Kind, RunId: e.RunID, PayloadJson: e.Payload})
-	return err
+	return fromRPC(err)
 }
+
+// fromRPC turns a gRPC status back into the error the user should read. A method's
+// own error crosses the wire as codes.Unknown with its text as the message: that text
+// is the whole story, and "rpc error: code = Unknown desc = " in front of it is noise.
+// Transport failures say what happened to the plugin instead. The status stays
+// reachable through errors.As/status.Code (Event tells a deadline by it).
+func fromRPC(err error) error {
+	s, ok := status.FromError(err)
+	if !ok || err == nil {
+		return err
+	}
+	var msg string
+	switch s.Code() {
+	case codes.Unknown:
+		msg = s.Message()
+	case codes.Unavailable:
+		msg = "the plugin process exited or closed its connection (" + s.Message() + ")"
+	case codes.DeadlineExceeded:
+		msg = "no answer in time (" + s.Message() + ")"
+	case codes.Canceled:
+		msg = "cancelled (" + s.Message() + ")"
+	case codes.Unimplemented:
+		msg = "the plugin does not implement this call; rebuild it against this kadapt (" + s.Message() + ")"
+	default:
+		msg = s.Code().String() + ": " + s.Message()
+	}
+	return &rpcError{msg: msg, status: s}
+}
+
+// rpcError reads as the plugin's message and still answers status.Code.
+type rpcError struct {
+	msg    string
+	status *status.Status
+}
+
+func (e *rpcError) Error() string              { return e.msg }
+func (e *rpcError) GRPCStatus() *status.Status { return e.status }

@@ -60,6 +60,8 @@ func TestInProcessRoundTrip(t *testing.T) {
 	}
 	if _, err := g.plan(ctx, tiny, map[string]string{"scale": "lots"}); err == nil || !strings.Contains(err.Error(), `"scale"`) {
 		t.Fatalf("bad value: %v", err)
+	} else if strings.Contains(err.Error(), "rpc error") || strings.Contains(err.Error(), "code =") {
+		t.Fatalf("the plugin's error reached the host wrapped in gRPC's status text: %v", err)
 	}
 	if err := g.event(ctx, Event{Kind: "run_start", Payload: []byte(`{}`)}); err != nil {
 		t.Fatal(err)
@@ -152,6 +154,8 @@ func TestRealPluginProcess(t *testing.T) {
 		}
 		if _, err := c.Plan(tiny, map[string]string{"r": "13"}); err == nil || !strings.Contains(err.Error(), "unlucky") || !strings.Contains(err.Error(), "testplugin") {
 			t.Fatalf("plugin error not relayed with the plugin's name: %v", err)
+		} else if want := fmt.Sprintf("plugin %q (%s): plan: r = 13 is unlucky", "testplugin", bin); err.Error() != want {
+			t.Fatalf("plugin error reads\n  %v\nwant\n  %s", err, want)
 		}
 		if _, err := c.Plan(tiny, map[string]string{"rank": "3"}); err == nil || !strings.Contains(err.Error(), `unknown hyperparameter "rank"`) {
 			t.Fatalf("unknown hyperparameter: %v", err)
