@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/knadh/koanf/parsers/yaml"
@@ -151,15 +152,20 @@ func loadRunConfig(fs *pflag.FlagSet) (RunConfig, *koanf.Koanf, error) {
 	if err := k.Load(confmap.Provider(defaultRunConfig(), "."), nil); err != nil {
 		return RunConfig{}, nil, err
 	}
-	check := func(src string, kk *koanf.Koanf) error {
+	// origin names where each key's value came from, the last source to set it
+	// winning as in the merge, so that a bad value's error names the file and key,
+	// the environment variable or the flag to fix.
+	origin := map[string]string{}
+	check := func(kk *koanf.Koanf, name func(key string) string) error {
 		var bad []string
 		for _, key := range kk.Keys() {
 			if !isRunKey(key) {
-				bad = append(bad, key)
+				bad = append(bad, name(key))
 			}
+			origin[key] = name(key)
 		}
 		if len(bad) > 0 {
-			return fmt.Errorf("%s: unknown configuration key(s): %s (see `host config show`)", src, strings.Join(bad, ", "))
+			return fmt.Errorf("unknown configuration key(s): %s (see `host config show`)", strings.Join(bad, "; "))
 		}
 		return nil
 	}
@@ -168,7 +174,7 @@ func loadRunConfig(fs *pflag.FlagSet) (RunConfig, *koanf.Koanf, error) {
 		if err := fk.Load(file.Provider(path), yaml.Parser()); err != nil {
 			return RunConfig{}, nil, fmt.Errorf("%s: %v", path, err)
 		}
-		if err := check(path, fk); err != nil {
+		if err := check(fk, func(key string) string { return path + ", key " + key }); err != nil {
 			return RunConfig{}, nil, err
 		}
 		if err := k.Merge(fk); err != nil {
@@ -176,8 +182,9 @@ func loadRunConfig(fs *pflag.FlagSet) (RunConfig, *koanf.Koanf, error) {
 		}
 	}
 	ek := koanf.New(".")
-	err := ek.Load(env.Provider(".", env.Opt{Prefix: "KADAPT_", TransformFunc: func(key, v string) (string, any) {
-		key = strings.ToLower(strings.TrimPrefix(key, "KADAPT_"))
+	envName := map[string]string{} // key → the variable that set it, as spelt
+	err := ek.Load(env.Provider(".", env.Opt{Prefix: "KADAPT_", TransformFunc: func(name, v string) (string, any) {
+		key := strings.ToLower(strings.TrimPrefix(name, "KADAPT_"))
 		switch key {
 		case "plugin_path":
 			return "", nil // discovery reads KADAPT_PLUGIN_PATH itself, in addition to plugin_path
@@ -186,26 +193,33 @@ func loadRunConfig(fs *pflag.FlagSet) (RunConfig, *koanf.Koanf, error) {
 		case "log_level":
 			return "", nil // every command's log level (setLogLevel)
 		}
-		return strings.ReplaceAll(key, "__", "."), v
+		key = strings.ReplaceAll(key, "__", ".")
+		envName[key] = name
+		return key, v
 	}}), nil)
 	if err != nil {
 		return RunConfig{}, nil, err
 	}
-	if err := check("environment (KADAPT_…)", ek); err != nil {
+	if err := check(ek, func(key string) string { return "environment variable " + envName[key] }); err != nil {
 		return RunConfig{}, nil, err
 	}
 	if err := k.Merge(ek); err != nil {
 		return RunConfig{}, nil, err
 	}
+	flagOf := map[string]string{}
 	err = k.Load(posflag.ProviderWithFlag(fs, ".", nil, func(f *pflag.Flag) (string, any) {
 		key, ok := flagKeys[f.Name]
 		if !ok || !f.Changed {
 			return "", nil
 		}
+		flagOf[key] = "--" + f.Name
 		return key, posflag.FlagVal(fs, f)
 	}), nil)
 	if err != nil {
 		return RunConfig{}, nil, err
+	}
+	for key, flag := range flagOf {
+		origin[key] = flag
 	}
 	hps, _ := fs.GetStringArray("hp")
 	for _, hp := range hps {
@@ -217,12 +231,77 @@ func loadRunConfig(fs *pflag.FlagSet) (RunConfig, *koanf.Koanf, error) {
 			return RunConfig{}, nil, err
 		}
 	}
-	rc, err := decodeRunConfig(k)
+	rc, err := decodeRunConfig(k, func(key string) string { return origin[key] })
 	return rc, k, err
 }
 
-// decodeRunConfig turns layered keys into a checked RunConfig.
-func decodeRunConfig(k *koanf.Koanf) (RunConfig, error) {
+// decodeRunConfig turns layered keys into a checked RunConfig. When that fails, the
+// error names the key at fault and, through origin (which may be nil or answer ""),
+// where its value came from: the settings merge from several sources, and the user
+// has to know which one to fix.
+func decodeRunConfig(k *koanf.Koanf, origin func(key string) string) (RunConfig, error) {
+	rc, err := decodeChecked(k)
+	if err == nil {
+		return rc, nil
+	}
+	key, keyErr := badKey(k)
+	if key == "" {
+		return RunConfig{}, err // no single key fails alone: a combination does
+	}
+	if origin != nil && origin(key) != "" {
+		return RunConfig{}, fmt.Errorf("%s: %v", origin(key), keyErr)
+	}
+	return RunConfig{}, keyErr
+}
+
+// badKey finds the first key (sorted) whose value fails on its own over the defaults,
+// and what is wrong with it.
+func badKey(k *koanf.Koanf) (string, error) {
+	for _, key := range k.Keys() {
+		single := koanf.New(".")
+		if err := single.Load(confmap.Provider(defaultRunConfig(), "."), nil); err != nil {
+			return "", err
+		}
+		v := k.Get(key)
+		if err := single.Set(key, v); err != nil {
+			return "", err
+		}
+		var rc RunConfig
+		if err := single.UnmarshalWithConf("", &rc, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
+			return key, fmt.Errorf("%s: %s is not %s", key, quoted(v), kindOf(key))
+		}
+		if _, err := decodeChecked(single); err != nil {
+			return key, err
+		}
+	}
+	return "", nil
+}
+
+// quoted shows a value as the user wrote it: strings quoted, so an empty one shows.
+func quoted(v any) string {
+	if s, ok := v.(string); ok {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("%v", v)
+}
+
+// kindOf says what a key's value must be, from its default's type.
+func kindOf(key string) string {
+	switch defaultRunConfig()[key].(type) {
+	case int:
+		return "an integer"
+	case float64:
+		return "a number"
+	case bool:
+		return "true or false"
+	case string:
+		return "a string"
+	}
+	return "a value of the right kind"
+}
+
+// decodeChecked decodes and checks without saying where a bad value came from.
+func decodeChecked(k *koanf.Koanf) (RunConfig, error) {
 	var rc RunConfig
 	if err := k.UnmarshalWithConf("", &rc, koanf.UnmarshalConf{Tag: "koanf", FlatPaths: false}); err != nil {
 		return RunConfig{}, fmt.Errorf("configuration: %v", err)

@@ -279,7 +279,19 @@ func (sp *sweepSpec) plan() ([]sweepPoint, error) {
 							return nil, err
 						}
 					}
-					rc, err := decodeRunConfig(k)
+					rc, err := decodeRunConfig(k, func(key string) string {
+						switch {
+						case h[key] != nil:
+							return fmt.Sprintf("methods[%d].grid", mi)
+						case g[key] != nil:
+							return "grid"
+						case m.Fixed[key] != nil:
+							return fmt.Sprintf("methods[%d].fixed", mi)
+						case sp.Fixed[key] != nil:
+							return "fixed"
+						}
+						return ""
+					})
 					if err != nil {
 						return nil, fmt.Errorf("%s: methods[%d] (%s) at %s: %v", sp.Source, mi, m.Name, describeValues(values), err)
 					}
