@@ -2,6 +2,7 @@ package backbones
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +27,56 @@ type OpenOptions struct {
 	Preset   string // a preset name, used when there is no config
 	NoText   bool   // skip the text tower even when the checkpoint has one
 	NoStrict bool   // tolerate unexpected keys
+}
+
+// WeightsNames are the weights files a model folder may hold, in the order looked for.
+var WeightsNames = []string{"model.safetensors", "open_clip_model.safetensors", "weights.safetensors"}
+
+// FolderContents says what Open and the commands around it read from a model folder;
+// errors about a missing or incomplete folder quote it, so a newcomer learns the
+// layout from the first mistake.
+const FolderContents = "a model folder holds its weights as model.safetensors (or open_clip_model.safetensors, weights.safetensors); " +
+	"config.json, the architecture (Hugging Face's; optional for OpenAI CLIP weights and kadapt's own exports, whose shapes say it); " +
+	"for a CLIP model's text tower, the tokenizer as vocab.json and merges.txt, or tokenizer.json; " +
+	"and optionally preprocessor_config.json (image size, crop and normalisation; the architecture's defaults otherwise). " +
+	"A Hugging Face CLIP folder such as openai/clip-vit-base-patch32 has all of these"
+
+// lfsPointer starts a Git LFS pointer file: what a clone without `git lfs` leaves in
+// place of the weights.
+const lfsPointer = "version https://git-lfs.github.com/spec/"
+
+// checkNotPointer refuses a weights file that is a Git LFS pointer, which would
+// otherwise fail later as a malformed safetensors header.
+func checkNotPointer(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("model %s: %w", path, err)
+	}
+	defer f.Close()
+	head := make([]byte, len(lfsPointer))
+	if n, _ := io.ReadFull(f, head); n == len(head) && string(head) == lfsPointer {
+		return fmt.Errorf("model %s is a Git LFS pointer, not the weights: run `git lfs pull` in its folder (or download the file itself)", path)
+	}
+	return nil
+}
+
+// incompleteFolder explains a model folder without weights, listing what it holds.
+func incompleteFolder(dir string) error {
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	converted := ""
+	for _, e := range entries {
+		names = append(names, e.Name())
+		switch filepath.Ext(e.Name()) {
+		case ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack":
+			converted = fmt.Sprintf(" (%s is a PyTorch/TF/Flax checkpoint: convert it to safetensors first)", e.Name())
+		}
+	}
+	have := "it is empty"
+	if len(names) > 0 {
+		have = "it holds " + strings.Join(names, ", ")
+	}
+	return fmt.Errorf("model folder %s has no weights: %s%s; %s", dir, have, converted, FolderContents)
 }
 
 // Open loads a model from a Hugging Face folder or a .safetensors file onto b.
@@ -171,5 +222,5 @@ func InferConfig(path string) (Config, *TextConfig, error) {
 		}
 		return vc, tc, nil
 	}
-	return Config{}, nil, fmt.Errorf("%s: a %s checkpoint needs a config.json (--config) or a --backbone preset", path, naming)
+	return Config{}, nil, fmt.Errorf("%s: a %s checkpoint does not say its architecture: put its config.json beside it, or name one (--model-config; --config in embed, preprocess and zeroshot) or a --backbone preset; %s", path, naming, FolderContents)
 }

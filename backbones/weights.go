@@ -3,6 +3,7 @@ package backbones
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -242,23 +243,26 @@ func (t *Text) textSources(naming Naming, specs shapeList) (map[string]source, [
 	return nil, nil, fmt.Errorf("a %s checkpoint has no CLIP text tower", naming)
 }
 
-// ResolveWeightsPath accepts a .safetensors file or a model folder holding
-// model.safetensors.
+// ResolveWeightsPath accepts a .safetensors file or a model folder holding one of
+// WeightsNames. Its errors say what a model folder must hold (FolderContents).
 func ResolveWeightsPath(path string) (string, error) {
 	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("model %s: no such file or folder; --model takes a .safetensors file or a model folder: %s", path, FolderContents)
+	}
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("model %s: %w", path, err)
 	}
 	if !st.IsDir() {
-		return path, nil
+		return path, checkNotPointer(path)
 	}
-	for _, name := range []string{"model.safetensors", "open_clip_model.safetensors", "weights.safetensors"} {
+	for _, name := range WeightsNames {
 		p := filepath.Join(path, name)
 		if _, err := os.Stat(p); err == nil {
-			return p, nil
+			return p, checkNotPointer(p)
 		}
 	}
-	return "", fmt.Errorf("%s: no model.safetensors in this folder (PyTorch .bin checkpoints must be converted to safetensors first)", path)
+	return "", incompleteFolder(path)
 }
 
 // LoadOptions controls a weights load.

@@ -113,11 +113,15 @@ func zeroshot(mf modelFlags, o zeroshotOptions, args []string) error {
 	return nil
 }
 
-// loadTokenizer reads vocab.json and merges.txt beside the model.
+// loadTokenizer reads vocab.json and merges.txt (or tokenizer.json) beside the model.
 func loadTokenizer(m *backbones.Model) (*tokenizer.Tokenizer, error) {
 	dir := m.Dir
 	if dir == "" {
 		dir = filepath.Dir(m.Weights)
 	}
-	return tokenizer.LoadDir(dir)
+	tok, err := tokenizer.LoadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%v; %s", err, backbones.FolderContents)
+	}
+	return tok, nil
 }
