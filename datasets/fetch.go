@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -99,6 +100,9 @@ func Fetch(ctx context.Context, name, root string, opt FetchOptions) error {
 		mopt := opt
 		mopt.MaxBytes = maxManifestBytes
 		if err := FetchFile(ctx, u.JoinPath(name, ManifestName).String(), manifest, File{}, mopt); err != nil {
+			if errors.Is(err, ErrUnreachable) {
+				return err // the server never answered: what it serves is not the question
+			}
 			return fmt.Errorf("%w (kadapt has no built-in file list for %s: give the files explicitly, or serve a %s)", err, name, ManifestName)
 		}
 		if files, err = ReadManifest(manifest); err != nil {
@@ -186,9 +190,6 @@ func FetchFile(ctx context.Context, rawURL, dest string, want File, opt FetchOpt
 		}
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
-		return fmt.Errorf("datasets: %w", err)
-	}
 	client := opt.Client
 	if client == nil {
 		client = http.DefaultClient
@@ -242,14 +243,101 @@ func FetchFile(ctx context.Context, rawURL, dest string, want File, opt FetchOpt
 		}
 	}
 	d.progress.finish(err == nil)
+	if err == nil {
+		err = d.verify()
+	}
+	if err == nil {
+		if err = os.Rename(d.part, dest); err != nil {
+			err = fmt.Errorf("datasets: %w", err)
+		}
+	}
 	if err != nil {
-		return err
+		d.cleanUp()
+		var ue *unreachableError
+		if errors.As(err, &ue) {
+			ue.attempts = attempts
+		}
 	}
-	if err := d.verify(); err != nil {
-		return err
+	return err
+}
+
+// ErrUnreachable marks a download that failed because the server could not be
+// reached at all: no route, no such host, connection refused or timed out.
+var ErrUnreachable = errors.New("network unreachable")
+
+// unreachableError names the host that could not be reached; it is ErrUnreachable.
+type unreachableError struct {
+	host, url string
+	err       error
+	attempts  int // 0 until FetchFile has given up
+}
+
+func (e *unreachableError) Error() string {
+	msg := fmt.Sprintf("datasets: cannot reach %s (the network is unreachable, or the host unknown or refusing connections) to fetch %s: %v",
+		e.host, e.url, e.err)
+	if e.attempts > 0 {
+		msg += fmt.Sprintf("; %d attempts failed. Check the network connection (and HTTPS_PROXY if one is needed), or fetch from a reachable mirror with --base-url", e.attempts)
 	}
-	if err := os.Rename(d.part, dest); err != nil {
+	return msg
+}
+
+func (e *unreachableError) Is(target error) bool { return target == ErrUnreachable }
+func (e *unreachableError) Unwrap() error        { return e.err }
+
+// unreachable turns a request's transport error into an unreachableError when no
+// answer came back, so that the message names the host and says what to check.
+func unreachable(shown string, err error) error {
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	var netErr net.Error
+	if !errors.As(err, &dnsErr) && !(errors.As(err, &opErr) && opErr.Op == "dial") && !(errors.As(err, &netErr) && netErr.Timeout()) {
+		return fmt.Errorf("datasets: %s: %w", shown, redactErr(err))
+	}
+	host := shown
+	if u, perr := url.Parse(shown); perr == nil {
+		host = u.Host
+	}
+	return &unreachableError{host: host, url: shown, err: redactErr(err)}
+}
+
+// cleanUp, after a failed download, removes what holds nothing: an empty .part and
+// the folders this download created that are still empty. A folder left empty by a
+// failed fetch would be taken for the dataset by later runs (LoadELEVATER prefers
+// root/<name> to any other match); a .part with bytes is kept for the next try to
+// resume, and nothing else is touched.
+func (d *download) cleanUp() {
+	if fi, err := os.Stat(d.part); err == nil && fi.Size() == 0 {
+		os.Remove(d.part)
+	}
+	if d.madeDir == "" {
+		return
+	}
+	for dir := filepath.Dir(d.part); ; dir = filepath.Dir(dir) {
+		if os.Remove(dir) != nil || dir == d.madeDir {
+			return // not empty, or the top of what this download made
+		}
+	}
+}
+
+// makeDir creates the .part file's folder and its missing parents, remembering the
+// topmost one it made for cleanUp.
+func (d *download) makeDir() error {
+	dir := filepath.Dir(d.part)
+	top := ""
+	for p := dir; ; p = filepath.Dir(p) {
+		if _, err := os.Stat(p); err == nil {
+			break
+		}
+		top = p
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("datasets: %w", err)
+	}
+	if d.madeDir == "" {
+		d.madeDir = top
 	}
 	return nil
 }
@@ -267,6 +355,7 @@ type download struct {
 	limit    int64 // the most bytes the file may have
 	total    int64 // -1 while unknown
 	progress *progress
+	madeDir  string // the topmost folder this download created, "" if none
 }
 
 // attempt requests the rest of the file after what .part already holds and
@@ -295,7 +384,7 @@ func (d *download) attempt() (progressed bool, err error) {
 	}
 	resp, err := d.client.Do(req)
 	if err != nil {
-		return false, fmt.Errorf("datasets: %s: %w", d.shown, redactErr(err))
+		return false, unreachable(d.shown, err)
 	}
 	defer resp.Body.Close()
 
@@ -341,6 +430,11 @@ func (d *download) attempt() (progressed bool, err error) {
 	}
 	if d.total < 0 && d.want.Size > 0 {
 		d.total = d.want.Size
+	}
+	// The folder is made only once the server has answered with data, so a fetch
+	// that never reached it leaves nothing behind.
+	if err := d.makeDir(); err != nil {
+		return false, err
 	}
 	f, err := os.OpenFile(d.part, flags, 0o644)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -253,10 +254,9 @@ func TestFetchFailures(t *testing.T) {
 	wantErr(t, err, "canceled")
 }
 
-// TestFetchWithManifest fetches a registered dataset whose server lists its files in
-// base/<name>/MANIFEST, checking sizes and checksums from it, and then loads what
-// arrived with LoadELEVATER.
-func TestFetchWithManifest(t *testing.T) {
+// tinyELEVATER is a two-image test split in ELEVATER's layout: data/images.zip and
+// its index, labels 1 and 0 of "negative", "positive".
+func tinyELEVATER(t *testing.T) (zipData, index []byte) {
 	var zipBuf bytes.Buffer
 	zw := zip.NewWriter(&zipBuf)
 	for i, member := range []string{"p/0.png", "p/1.png"} {
@@ -269,8 +269,72 @@ func TestFetchWithManifest(t *testing.T) {
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	zipData := zipBuf.Bytes()
-	index := []byte("data/images.zip@p/0.png 1\ndata/images.zip@p/1.png 0\n")
+	return zipBuf.Bytes(), []byte("data/images.zip@p/0.png 1\ndata/images.zip@p/1.png 0\n")
+}
+
+// TestFetchUnreachable: with no network, a fetch says the server could not be
+// reached and names its host, and leaves no folder behind — an empty rendered-sst2/
+// would hide the copy a user already has as rendered_sst2/ from every later run.
+// What is already there is kept.
+func TestFetchUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "https://" + ln.Addr().String() // nothing listens here once closed
+	ln.Close()
+
+	root := t.TempDir()
+	zipData, index := tinyELEVATER(t)
+	have := filepath.Join(root, "rendered_sst2")
+	writeFile(t, filepath.Join(have, "labels.txt"), []byte("negative\npositive\n"))
+	writeFile(t, filepath.Join(have, "test.txt"), index)
+	writeFile(t, filepath.Join(have, "data", "images.zip"), zipData)
+	for _, opt := range []FetchOptions{
+		{BaseURL: dead, Attempts: 2},                                      // the MANIFEST first
+		{BaseURL: dead, Attempts: 1, Files: []File{{Path: "data/x.zip"}}}, // a nested file
+	} {
+		err := Fetch(context.Background(), "rendered-sst2", root, opt)
+		wantErr(t, err, "cannot reach "+ln.Addr().String(), dead+"/rendered-sst2/", "attempts failed", "Check the network")
+		if !errors.Is(err, ErrUnreachable) {
+			t.Errorf("%v is not ErrUnreachable", err)
+		}
+		if strings.Contains(err.Error(), "no built-in file list") {
+			t.Errorf("%v blames the file list for a network failure", err)
+		}
+		if _, err := os.Stat(filepath.Join(root, "rendered-sst2")); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("a failed fetch left rendered-sst2/ behind (%v)", err)
+		}
+	}
+	d, err := LoadELEVATER(root, "rendered-sst2", TestSplit)
+	if err != nil {
+		t.Fatalf("the copy already there no longer loads: %v", err)
+	}
+	d.Close()
+
+	// A fetch that failed after data arrived keeps what arrived and prunes only the
+	// folders it made that stayed empty.
+	data := randomBytes(4096, 5)
+	srv := &blobServer{files: map[string][]byte{"/rendered-sst2/a/b.bin": data, "/rendered-sst2/c.bin": data}}
+	ts := httptest.NewTLSServer(srv)
+	defer ts.Close()
+	root = t.TempDir()
+	err = Fetch(context.Background(), "rendered-sst2", root, FetchOptions{Client: ts.Client(), BaseURL: ts.URL,
+		Files: []File{{Path: "c.bin"}, {Path: "a/b.bin", SHA256: sha([]byte("other"))}}})
+	wantErr(t, err, "SHA-256")
+	if got, err := os.ReadFile(filepath.Join(root, "rendered-sst2", "c.bin")); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("c.bin, fetched before the failure: %d bytes, %v", len(got), err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "rendered-sst2", "a")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the failed file's empty folder a/ is left (%v)", err)
+	}
+}
+
+// TestFetchWithManifest fetches a registered dataset whose server lists its files in
+// base/<name>/MANIFEST, checking sizes and checksums from it, and then loads what
+// arrived with LoadELEVATER.
+func TestFetchWithManifest(t *testing.T) {
+	zipData, index := tinyELEVATER(t)
 	srv := &blobServer{files: map[string][]byte{
 		"/rendered-sst2/MANIFEST": []byte("# files\nlabels.txt\ntest.txt " + fmt.Sprint(len(index)) + "\n" +
 			"data/images.zip " + fmt.Sprint(len(zipData)) + " " + sha(zipData) + "\n"),
