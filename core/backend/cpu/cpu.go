@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/kadapt/kadapt/core"
 )
@@ -31,6 +32,10 @@ type Backend struct {
 
 	scratchMu sync.Mutex
 	scratch   []*[]float64
+
+	// packedBytes is the memory held by packed weights (matmul.go), bounded by
+	// packCacheLimit.
+	packedBytes atomic.Int64
 }
 
 // New returns a CPU backend with an empty pool.
@@ -52,6 +57,13 @@ type buffer struct {
 	// released guards against handing the same buffer to the pool twice, which would
 	// give it to two later Allocs at once.
 	released bool
+
+	// version counts the ops that may have written data (f32 bumps it; read-only
+	// accessors do not), so a packed copy of data (packs, matmul.go) knows when it is
+	// stale. Ops reading the same tensor may run concurrently, hence atomic.
+	version atomic.Uint64
+	packMu  sync.Mutex
+	packs   [2]packEntry // indexed by transB
 }
 
 func (s *buffer) Len() int { return len(s.data) }
@@ -109,6 +121,7 @@ func (b *Backend) alloc(shape core.Shape, zero bool) *core.Tensor {
 		buf = &buffer{data: make([]float32, capacity), class: class}
 	} else {
 		buf.released = false
+		buf.version.Add(1)
 		if zero {
 			fill(buf.data[:n], 0)
 		}
@@ -133,6 +146,7 @@ func (b *Backend) Release(t *core.Tensor) {
 		panic(fmt.Sprintf("cpu: Release: storage of %v was already released", t.Shape()))
 	}
 	buf.released = true
+	buf.dropPacks()
 	b.free[buf.class] = append(b.free[buf.class], buf)
 	b.pooled += len(buf.data)
 }
@@ -167,8 +181,17 @@ func (b *Backend) buf(t *core.Tensor, op string) *buffer {
 	return buf
 }
 
-// f32 returns the elements of t.
+// f32 returns the elements of t for an op that may write them: any packed copy of t
+// made before is stale from now on.
 func (b *Backend) f32(t *core.Tensor, op string) []float32 {
+	buf := b.buf(t, op)
+	buf.version.Add(1)
+	return buf.data[:t.Size()]
+}
+
+// in returns the elements of t for an op that only reads them. Every other access
+// goes through f32, so that an op which writes can never leave a packed copy current.
+func (b *Backend) in(t *core.Tensor, op string) []float32 {
 	return b.buf(t, op).data[:t.Size()]
 }
 
@@ -217,7 +240,7 @@ func (b *Backend) Upload(dst *core.Tensor, src []float32) {
 
 // Download copies src into dst.
 func (b *Backend) Download(dst []float32, src *core.Tensor) {
-	s := b.f32(src, "Download")
+	s := b.in(src, "Download")
 	if len(dst) != len(s) {
 		panic(fmt.Sprintf("cpu: Download: %d values for a tensor of shape %v (%d elements)", len(dst), src.Shape(), len(s)))
 	}

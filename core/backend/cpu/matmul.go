@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"runtime"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
@@ -67,7 +68,7 @@ func (b *Backend) MatMul(dst, a, bt *core.Tensor, transA, transB bool, alpha, be
 		panic(fmt.Sprintf("cpu: MatMul: batch axes of a %v and b %v must match dst %v or be absent", as, bs, ds))
 	}
 	d := b.f32(dst, "MatMul")
-	ad, bd := b.f32(a, "MatMul"), b.f32(bt, "MatMul")
+	ad, bd := b.in(a, "MatMul"), b.in(bt, "MatMul")
 	if len(d) == 0 {
 		return
 	}
@@ -111,6 +112,12 @@ func (b *Backend) MatMul(dst, a, bt *core.Tensor, transA, transB bool, alpha, be
 		if transB {
 			ldb = g.k
 		}
+		if batch == 1 || g.bStep == 0 {
+			if pb := b.packedB(b.buf(bt, "MatMul"), transB, g.k, g.n, bd, ldb); pb != nil {
+				gemm.SgemmPacked(transA, g.m, alpha, ad, lda, g.aStep, pb, beta, d, g.n, g.m*g.n, batch)
+				return
+			}
+		}
 		gemm.SgemmStrided(transA, transB, g.m, g.n, g.k, alpha, ad, lda, g.aStep, bd, ldb, g.bStep, beta, d, g.n, g.m*g.n, batch)
 		return
 	}
@@ -150,4 +157,64 @@ func (g gemmBatch) run(lo, hi int) {
 		c := blas32.General{Rows: g.m, Cols: g.n, Stride: g.n, Data: g.c[i*mn : (i+1)*mn]}
 		blas32.Gemm(g.tA, g.tB, g.alpha, a, b, g.beta, c)
 	}
+}
+
+// packCacheLimit bounds the memory a backend spends on packed weights. A frozen
+// ViT-B/32 backbone needs about 0.7 GiB (its linear weights packed once for x·Wᵀ and
+// once for the backward pass's dy·W).
+var packCacheLimit int64 = 2 << 30
+
+// packEntry is what a buffer remembers of its last use as a shared right-hand operand
+// in one orientation: the shape and version it was seen at and, once it has been seen
+// twice at the same version, its packed copy.
+type packEntry struct {
+	seen    bool
+	k, n    int
+	version uint64
+	packed  *gemm.PackedB
+}
+
+// packedB returns op(B) packed, or nil to have the product pack B itself. The backend
+// is not told which tensors are frozen; it sees it: a buffer gets a packed copy when
+// it is multiplied a second time with no write in between (buffer.version), which a
+// frozen weight is in every step after the first, and a trainable weight (updated in
+// place between its uses in consecutive steps) never is, except across the batches of
+// an evaluation pass. Every op that may write a buffer bumps its version, so a copy
+// is never used stale, and one that goes stale is dropped at its next use.
+func (b *Backend) packedB(buf *buffer, transB bool, k, n int, data []float32, ldb int) *gemm.PackedB {
+	v := buf.version.Load()
+	slot := 0
+	if transB {
+		slot = 1
+	}
+	buf.packMu.Lock()
+	defer buf.packMu.Unlock()
+	e := &buf.packs[slot]
+	if !e.seen || e.version != v || e.k != k || e.n != n {
+		*e = packEntry{seen: true, k: k, n: n, version: v}
+		return nil
+	}
+	if e.packed != nil && e.packed.Current() {
+		return e.packed
+	}
+	e.packed = nil
+	if b.packedBytes.Load()+4*int64(k)*int64(n+64) > packCacheLimit {
+		return nil
+	}
+	pb := gemm.PackB(transB, k, n, data, ldb)
+	size := int64(pb.Bytes())
+	b.packedBytes.Add(size)
+	// Copies dropped for staleness or with a released buffer count until the garbage
+	// collector has actually freed them, and so do those of buffers never released.
+	runtime.AddCleanup(pb, func(size int64) { b.packedBytes.Add(-size) }, size)
+	e.packed = pb
+	return pb
+}
+
+// dropPacks forgets buf's packed copies: it is being released, and its next owner will
+// write other values.
+func (buf *buffer) dropPacks() {
+	buf.packMu.Lock()
+	buf.packs = [2]packEntry{}
+	buf.packMu.Unlock()
 }

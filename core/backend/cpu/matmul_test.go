@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"gonum.org/v1/gonum/blas"
@@ -145,4 +146,150 @@ func TestMatMulEdgeSizes(t *testing.T) {
 	expectPanic(t, "batch axes", func() {
 		b.MatMul(b.Alloc(core.Shape{3, 2, 2}), b.Alloc(core.Shape{2, 2, 2}), b.Alloc(core.Shape{2, 2}), false, false, 1, 0)
 	})
+}
+
+// TestMatMulPackedWeights multiplies by the same weight repeatedly, as a frozen layer
+// is, and checks that the backend starts serving it packed from its second use, and
+// that every way of writing the weight (each op that has it as its destination, a
+// write through a reshaped view, a release and reuse of its storage, another kernel)
+// makes the next product use the new values: a stale packed copy would give the old
+// ones.
+func TestMatMulPackedWeights(t *testing.T) {
+	if gemm.Kernel() == "" {
+		t.Skip("no gemm kernel on this CPU: products go through gonum, which packs nothing")
+	}
+	saved := gemm.Kernel()
+	defer func() {
+		if err := gemm.SetKernel(saved); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	const m, n, k = 37, 45, 29
+	rng := rand.New(rand.NewPCG(3, 3))
+	for _, tB := range []bool{true, false} {
+		b := newBackend()
+		wShape := core.Shape{k, n}
+		slot := 0
+		if tB {
+			wShape, slot = core.Shape{n, k}, 1
+		}
+		wv := randn(rng, wShape.Size())
+		w := upload(b, wShape, wv)
+		other := upload(b, wShape, randn(rng, wShape.Size()))
+		// product multiplies a fresh x [2, m, k] (folded into one product) by w and
+		// checks the result against the float64 reference for the values w holds now.
+		product := func(what string) {
+			t.Helper()
+			xv := randn(rng, 2*m*k)
+			x, dst := upload(b, core.Shape{2, m, k}, xv), b.Alloc(core.Shape{2, m, n})
+			b.MatMul(dst, x, w, false, tB, 1, 0)
+			wNow := download(b, w)
+			want := refMatMul(xv, wNow, make([]float32, 2*m*n), 2, m, n, k, false, true, false, tB, 1, 0)
+			closeTo(t, fmt.Sprintf("transB %v, %s", tB, what), download(b, dst), want, 1e-4, 1e-4)
+			b.Release(x)
+			b.Release(dst)
+		}
+		packed := func() *gemm.PackedB {
+			buf := b.buf(w, "test")
+			buf.packMu.Lock()
+			defer buf.packMu.Unlock()
+			return buf.packs[slot].packed
+		}
+		warm := func(what string) {
+			t.Helper()
+			product(what + ", first use")
+			product(what + ", second use")
+			first := packed()
+			if first == nil {
+				t.Fatalf("transB %v, %s: a weight used twice unchanged was not packed", tB, what)
+			}
+			product(what + ", third use")
+			if packed() != first {
+				t.Fatalf("transB %v, %s: an unchanged weight was packed again", tB, what)
+			}
+		}
+		g := b.Alloc(wShape)
+		b.Upload(g, randn(rng, wShape.Size()))
+		mom, vel := b.Alloc(wShape), b.Alloc(wShape)
+		step := 0
+		writes := []struct {
+			name  string
+			write func()
+		}{
+			{"Upload", func() { b.Upload(w, randn(rng, wShape.Size())) }},
+			{"AdamWStep", func() { step++; b.AdamWStep(w, g, mom, vel, 0.1, 0.9, 0.999, 1e-8, 0.01, step) }},
+			{"SGDStep", func() { b.SGDStep(w, g, nil, 0.5, 0, 0, false, true) }},
+			{"Axpby", func() { b.Axpby(w, 1, other, 0.5) }},
+			{"Copy", func() { b.Copy(w, other) }},
+			{"Unary", func() { b.Unary(core.Neg, w, w) }},
+			{"Binary", func() { b.Binary(core.Add, w, other, g) }},
+			{"Fill through a view", func() { b.Fill(w.Reshape(-1), 0.25) }},
+			{"MatMul into it", func() {
+				b.MatMul(w.Reshape(1, wShape.Size()), upload(b, core.Shape{1, 1}, []float32{2}), other.Reshape(1, wShape.Size()), false, false, 1, 0)
+			}},
+		}
+		for _, wr := range writes {
+			warm("before " + wr.name)
+			wr.write()
+			product("after " + wr.name)
+			if packed() != nil {
+				t.Fatalf("transB %v: the packed copy survived %s", tB, wr.name)
+			}
+		}
+		// Released and handed out again: the same storage, other values.
+		warm("before release")
+		b.Release(w)
+		w = b.Alloc(wShape)
+		b.Upload(w, randn(rng, wShape.Size()))
+		product("after release and reuse")
+		// Another kernel packs with other panel widths.
+		warm("before switching kernels")
+		for _, name := range gemm.Kernels() {
+			if err := gemm.SetKernel(name); err != nil {
+				t.Fatal(err)
+			}
+			product("kernel " + name)
+			product("kernel " + name + " again")
+		}
+		if err := gemm.SetKernel(saved); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestMatMulPackedWeightsConcurrent multiplies by one weight from several goroutines
+// at once, which the backend allows for tensors nobody writes: the first goroutines to
+// see it packed race to pack it (run under -race).
+func TestMatMulPackedWeightsConcurrent(t *testing.T) {
+	if gemm.Kernel() == "" {
+		t.Skip("no gemm kernel on this CPU")
+	}
+	const m, n, k = 23, 40, 31
+	b := newBackend()
+	rng := rand.New(rand.NewPCG(4, 4))
+	wv := randn(rng, n*k)
+	w := upload(b, core.Shape{n, k}, wv)
+	xs := make([][]float32, 6)
+	for i := range xs {
+		xs[i] = randn(rng, m*k)
+	}
+	var wg sync.WaitGroup
+	got := make([][]float32, len(xs))
+	for g := range xs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			x := upload(b, core.Shape{m, k}, xs[g])
+			dst := b.Alloc(core.Shape{m, n})
+			for range 4 {
+				b.MatMul(dst, x, w, false, true, 1, 0)
+			}
+			got[g] = download(b, dst)
+		}()
+	}
+	wg.Wait()
+	for g := range xs {
+		want := refMatMul(xs[g], wv, make([]float32, m*n), 1, m, n, k, false, true, false, true, 1, 0)
+		closeTo(t, fmt.Sprintf("goroutine %d", g), got[g], want, 1e-4, 1e-4)
+	}
 }

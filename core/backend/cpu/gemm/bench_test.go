@@ -3,7 +3,9 @@ package gemm
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,10 +18,12 @@ import (
 type contender struct {
 	name string
 	run  func(tA, tB bool, m, n, k int, a, b, c []float32, batch int)
+	// unbatched contenders only take single products.
+	unbatched bool
 }
 
 func blasContender(name string, impl blas.Float32Level3) contender {
-	return contender{name, func(tA, tB bool, m, n, k int, a, b, c []float32, batch int) {
+	return contender{name: name, run: func(tA, tB bool, m, n, k int, a, b, c []float32, batch int) {
 		ta, tb := blas.NoTrans, blas.NoTrans
 		lda, ldb := k, n
 		if tA {
@@ -35,12 +39,33 @@ func blasContender(name string, impl blas.Float32Level3) contender {
 }
 
 // contenders are this package's kernels, gonum's pure-Go Sgemm and, in a build with
-// -tags openblas, OpenBLAS (openblas_bench_test.go).
+// -tags openblas, OpenBLAS (openblas_bench_test.go); KADAPT_BENCH_GEMM=name,name keeps
+// only those, in that order. Two-thread comparisons need it: OpenBLAS's worker
+// thread spins for a while after each of its products and takes the second core from
+// whatever runs next in the same process, so tools/bench/gemm.sh times each
+// contender in a process of its own.
 func contenders() []contender {
+	all := allContenders()
+	only := os.Getenv("KADAPT_BENCH_GEMM")
+	if only == "" {
+		return all
+	}
+	var cs []contender
+	for _, name := range strings.Split(only, ",") {
+		for _, c := range all {
+			if c.name == name {
+				cs = append(cs, c)
+			}
+		}
+	}
+	return cs
+}
+
+func allContenders() []contender {
 	var cs []contender
 	for _, k := range available {
 		k := k
-		cs = append(cs, contender{"kadapt-" + k.name, func(tA, tB bool, m, n, k2 int, a, b, c []float32, batch int) {
+		cs = append(cs, contender{name: "kadapt-" + k.name, run: func(tA, tB bool, m, n, k2 int, a, b, c []float32, batch int) {
 			saved := active
 			active = k
 			lda, ldb := k2, n
@@ -51,6 +76,29 @@ func contenders() []contender {
 				ldb = k2
 			}
 			SgemmStrided(tA, tB, m, n, k2, 1, a, lda, m*k2, b, ldb, k2*n, 0, c, n, m*n, batch)
+			active = saved
+		}})
+	}
+	if len(available) > 0 {
+		// The first kernel with B packed once, as the CPU backend serves a frozen weight:
+		// the difference to the plain kernel is what packing B costs per product.
+		k := available[0]
+		var pb *PackedB
+		cs = append(cs, contender{name: "kadapt-" + k.name + "-packedB", unbatched: true, run: func(tA, tB bool, m, n, k2 int, a, b, c []float32, batch int) {
+			saved := active
+			active = k
+			if pb == nil || !pb.Current() {
+				ldb := n
+				if tB {
+					ldb = k2
+				}
+				pb = PackB(tB, k2, n, b, ldb)
+			}
+			lda := k2
+			if tA {
+				lda = m
+			}
+			SgemmPacked(tA, m, 1, a, lda, 0, pb, 0, c, n, 0, 1)
 			active = saved
 		}})
 	}
@@ -95,7 +143,15 @@ func BenchmarkViTB32(b *testing.B) {
 				a := randSlice(rng, s.batch*s.m*s.k)
 				bb := randSlice(rng, s.batch*s.k*s.n)
 				c := make([]float32, s.batch*s.m*s.n)
-				cs := contenders()
+				var cs []contender
+				for _, c := range contenders() {
+					if s.batch == 1 || !c.unbatched {
+						cs = append(cs, c)
+					}
+				}
+				if len(cs) == 0 {
+					b.Skipf("KADAPT_BENCH_GEMM=%s names no contender this build has", os.Getenv("KADAPT_BENCH_GEMM"))
+				}
 				spent := make([]time.Duration, len(cs))
 				cpuSpent := make([]time.Duration, len(cs))
 				for _, ct := range cs { // warm up: pools, pages, workers

@@ -123,11 +123,18 @@ func SgemmStrided(transA, transB bool, m, n, k int, alpha float32,
 		pr: product{kern: kern, tA: transA, tB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta, lda: lda, ldb: ldb, ldc: ldc},
 		a:  a, b: b, c: c, strideA: strideA, strideB: strideB, strideC: strideC,
 	}
+	bp.run(batch)
+}
+
+// run computes the batch: small products in parallel across it, large ones one after
+// another, each across all threads.
+func (bp *batched) run(batch int) {
+	m, n, k := bp.pr.m, bp.pr.n, bp.pr.k
 	p, macs := threads(), m*n*k
 	if p > 1 && batch > 1 && macs < 16*parallelMinMACs && batch*macs >= parallelMinMACs {
 		// Products too small to split well (attention's heads) split across the batch.
 		// Only this branch's copy is captured, so the serial path allocates nothing.
-		shared := bp
+		shared := *bp
 		parallelFor(p, batch, func(i int) {
 			q := shared.at(i)
 			q.serial()
@@ -153,7 +160,10 @@ type batched struct {
 
 func (bp *batched) at(i int) product {
 	q := bp.pr
-	q.a, q.b, q.c = bp.a[i*bp.strideA:], bp.b[i*bp.strideB:], bp.c[i*bp.strideC:]
+	q.a, q.c = bp.a[i*bp.strideA:], bp.c[i*bp.strideC:]
+	if q.pb == nil {
+		q.b = bp.b[i*bp.strideB:]
+	}
 	return q
 }
 
@@ -179,6 +189,8 @@ type product struct {
 	alpha, beta   float32
 	a, b, c       []float32
 	lda, ldb, ldc int
+	// pb, when set, is op(B) already packed: b and ldb are unused.
+	pb *PackedB
 }
 
 // workspace holds packed panels. Workspaces are kept on a free list for the life of
@@ -251,13 +263,19 @@ func (p *product) serial() {
 		nc := min(blockN, p.n-jc)
 		for pc := 0; pc < p.k; pc += blockK {
 			kc := min(blockK, p.k-pc)
-			ws.b = grow(ws.b, roundUp(nc, nr)*kc)
-			p.packB(ws.b, pc, kc, jc, nc)
+			var bp []float32
+			if p.pb != nil {
+				bp = p.pb.block(jc, nc, pc, kc)
+			} else {
+				ws.b = grow(ws.b, roundUp(nc, nr)*kc)
+				p.packB(ws.b, pc, kc, jc, nc)
+				bp = ws.b
+			}
 			for ic := 0; ic < p.m; ic += mc {
 				mcur := min(mc, p.m-ic)
 				ws.a = grow(ws.a, roundUp(mcur, mr)*kc)
 				p.packA(ws.a, ic, mcur, pc, kc)
-				p.macro(ws.a, ws.b, ic, ic, ic+mcur, jc, jc, jc+nc, kc, pc == 0)
+				p.macro(ws.a, bp, ic, ic, ic+mcur, jc, jc, jc+nc, kc, pc == 0)
 			}
 		}
 	}
@@ -291,14 +309,22 @@ func (pr *product) parallel(threads int) {
 		bPanels := (nc + nr - 1) / nr
 		bPer := max(1, 8192/(nr*blockK))
 		bTasks := (bPanels + bPer - 1) / bPer
+		if p.pb != nil {
+			bTasks = 0
+		}
 		// Enough column chunks that every thread gets eight tiles or so: with fewer,
 		// the last tile to finish leaves the other threads idle for a large fraction.
 		nChunks := min(max(1, (8*threads+mBlocks-1)/mBlocks), bPanels)
 		for pc := 0; pc < p.k; pc += blockK {
 			kc := min(blockK, p.k-pc)
 			ws.a = grow(ws.a, aPanels*mr*kc)
-			ws.b = grow(ws.b, bPanels*nr*kc)
-			ap, bp := ws.a, ws.b
+			ap, bp := ws.a, []float32(nil)
+			if p.pb != nil {
+				bp = p.pb.block(jc, nc, pc, kc)
+			} else {
+				ws.b = grow(ws.b, bPanels*nr*kc)
+				bp = ws.b
+			}
 			parallelFor(threads, aTasks+bTasks, func(t int) {
 				if t < aTasks {
 					lo := t * aPer * mr

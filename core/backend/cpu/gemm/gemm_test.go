@@ -20,6 +20,8 @@ type shape struct {
 	batch       int
 	extra       int
 	shareB      bool
+	// packB multiplies through PackB and SgemmPacked (B is then shared).
+	packB bool
 }
 
 // check runs one product with the active kernel and compares it element by element
@@ -46,7 +48,7 @@ func checkQuiet(rng *rand.Rand, s shape) string {
 	}
 	lda, ldb, ldc := ac+s.extra, bc+s.extra, s.n+s.extra
 	sa, sb, sc := ar*lda+s.extra, br*ldb, s.m*ldc+s.extra
-	if s.shareB {
+	if s.shareB || s.packB {
 		sb = 0
 	}
 	a := randSlice(rng, (batch-1)*sa+ar*lda)
@@ -58,7 +60,16 @@ func checkQuiet(rng *rand.Rand, s shape) string {
 		}
 	}
 	orig := append([]float32(nil), c...)
-	SgemmStrided(s.tA, s.tB, s.m, s.n, s.k, s.alpha, a, lda, sa, b, ldb, sb, s.beta, c, ldc, sc, batch)
+	if s.packB {
+		pb := PackB(s.tB, s.k, s.n, b, ldb)
+		// The packed copy must not depend on B afterwards.
+		saved := append([]float32(nil), b...)
+		clear(b)
+		SgemmPacked(s.tA, s.m, s.alpha, a, lda, sa, pb, s.beta, c, ldc, sc, batch)
+		copy(b, saved)
+	} else {
+		SgemmStrided(s.tA, s.tB, s.m, s.n, s.k, s.alpha, a, lda, sa, b, ldb, sb, s.beta, c, ldc, sc, batch)
+	}
 
 	ta, tb := blas.NoTrans, blas.NoTrans
 	if s.tA {
@@ -246,6 +257,64 @@ func TestSgemmBatched(t *testing.T) {
 				check(t, rng, shape{m: 70, n: 90, k: 80, tA: tr[0], tB: tr[1], alpha: 1, batch: 3, shareB: true})
 			}
 		}
+	})
+}
+
+// TestSgemmPacked runs products with a pre-packed B across every block boundary, on the
+// serial, parallel and batch-parallel paths, and checks that a packed B gives exactly
+// the bits that packing it on every product gives.
+func TestSgemmPacked(t *testing.T) {
+	forEachKernel(t, func(t *testing.T) {
+		mr, nr := active.mr, active.nr
+		for _, procs := range []int{1, 3} {
+			t.Run(fmt.Sprintf("procs%d", procs), func(t *testing.T) {
+				withBlocks(t, 24, 2*mr, 3*nr, procs)
+				rng := rand.New(rand.NewPCG(12, 13))
+				for _, tr := range transposes() {
+					for _, s := range []shape{
+						{m: 2*mr*3 + 1, n: 3*nr*2 + 5, k: 24*3 + 7, alpha: 1},
+						{m: 101, n: 97, k: 89, alpha: 0.5, beta: 1, extra: 3},
+						{m: 1, n: 1, k: 1, alpha: 1},
+						{m: 7, n: 3*nr + 1, k: 24, alpha: -1, beta: 0.25, batch: 5},
+						{m: 67, n: 131, k: 71, alpha: 1, batch: 2},
+					} {
+						s.tA, s.tB, s.packB = tr[0], tr[1], true
+						check(t, rng, s)
+					}
+				}
+				m, n, k := 53, 4*nr+3, 61
+				a, b := randSlice(rng, m*k), randSlice(rng, k*n)
+				want, got := make([]float32, m*n), make([]float32, m*n)
+				Sgemm(false, true, m, n, k, 1, a, k, b, k, 0, want, n)
+				SgemmPacked(false, m, 1, a, k, 0, PackB(true, k, n, b, k), 0, got, n, 0, 1)
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("C[%d] = %v with a packed B, %v without", i, got[i], want[i])
+					}
+				}
+			})
+		}
+	})
+}
+
+// TestPackedBCurrent checks that a PackedB is refused once the kernel or the blocks it
+// was packed for have changed.
+func TestPackedBCurrent(t *testing.T) {
+	forEachKernel(t, func(t *testing.T) {
+		pb := PackB(false, 3, 4, make([]float32, 12), 4)
+		if !pb.Current() {
+			t.Fatal("a fresh PackedB is not current")
+		}
+		withBlocks(t, 2*blockK, blockM, blockN, 1)
+		if pb.Current() {
+			t.Fatal("a PackedB is current after KC changed")
+		}
+		defer func() {
+			if recover() == nil {
+				t.Fatal("SgemmPacked accepted a stale PackedB")
+			}
+		}()
+		SgemmPacked(false, 2, 1, make([]float32, 6), 3, 0, pb, 0, make([]float32, 8), 4, 0, 1)
 	})
 }
 
