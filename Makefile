@@ -9,7 +9,7 @@ CUDA_HOME ?= $(shell if [ -d /usr/local/cuda/include ]; then echo /usr/local/cud
 CUDA_LIB  := $(shell if [ -d $(CUDA_HOME)/lib64 ]; then echo $(CUDA_HOME)/lib64; else echo $(CUDA_HOME)/lib; fi)
 CUDA_ENV  := CGO_ENABLED=1 CGO_CFLAGS="-I$(abspath tools/cudacompat) -I$(CUDA_HOME)/include" CGO_LDFLAGS="-L$(CUDA_LIB)"
 
-.PHONY: all build run test fuzz-smoke bench lint cuda cuda-check clean
+.PHONY: all build run test fuzz-smoke bench bench-gemm lint cuda cuda-check clean
 
 all: build
 
@@ -31,17 +31,16 @@ test:
 fuzz-smoke:
 	GO=$(GO) tools/fuzz-smoke.sh
 
-# GEMM comparisons build with -tags openblas where the library is installed
-# (apt-get install libopenblas-dev), so OpenBLAS runs beside kadapt's kernels and gonum.
-OPENBLAS  := $(shell ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so ' && echo 1)
-GEMM_TAGS := $(if $(OPENBLAS),-tags openblas,)
-GEMM_ENV  := $(if $(OPENBLAS),CGO_ENABLED=1 CGO_LDFLAGS=-lopenblas,)
-
+# `go test -bench` over the core packages, then kadapt's GEMM against gonum and (where
+# libopenblas-dev is installed) OpenBLAS on ViT-B/32's shapes: tools/bench/gemm.sh,
+# which times two-thread runs in separate processes.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2x $$($(GO) list ./core/... ./backbones/... | grep -v /gemm$$)
-	@echo "== GEMM on ViT-B/32's shapes, contenders alternating: GFLOP/s each and kadapt's speedup over the others$(if $(OPENBLAS),, (OpenBLAS not installed))"
-	$(GEMM_ENV) OPENBLAS_NUM_THREADS=1 $(GO) test $(GEMM_TAGS) -run '^$$' -bench 'ViTB32/.*/threads1' -benchtime 3x ./core/backend/cpu/gemm
-	$(GEMM_ENV) OPENBLAS_NUM_THREADS=2 $(GO) test $(GEMM_TAGS) -run '^$$' -bench 'ViTB32/.*/threads2' -benchtime 3x ./core/backend/cpu/gemm
+	GO=$(GO) tools/bench/gemm.sh
+
+# Only the GEMM comparison (ROUNDS, BENCHTIME, SHAPES: see the script).
+bench-gemm:
+	GO=$(GO) tools/bench/gemm.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
