@@ -54,14 +54,15 @@ type Ops[T any] interface {
 // Eval evaluates e with the tensors in env. Named constants are not looked up: bind
 // them first with Subst. Subtrees made only of literals are folded into one Scalar.
 func Eval[T any](e Expr, env map[string]T, ops Ops[T]) (T, error) {
-	ev := evaluator[T]{env: env, ops: ops}
+	ev := evaluator[T]{env: env, ops: ops, builtins: builtins[T]()}
 	v, _, err := ev.eval(e)
 	return v, err
 }
 
 type evaluator[T any] struct {
-	env map[string]T
-	ops Ops[T]
+	env      map[string]T
+	ops      Ops[T]
+	builtins []builtin[T]
 }
 
 func isConst(e Expr) bool {
@@ -145,12 +146,16 @@ func (ev *evaluator[T]) eval(e Expr) (T, Shape, error) {
 
 func (ev *evaluator[T]) call(n *Call) (T, Shape, error) {
 	var zero T
-	b := builtins[n.Func]
+	i, err := lookup(n)
+	if err != nil {
+		return zero, nil, err
+	}
+	b := &ev.builtins[i]
 	var args []T
 	var shapes []Shape
 	var consts []float64
-	for i, a := range n.Args {
-		if i >= b.constFrom {
+	for j, a := range n.Args {
+		if j >= b.constFrom {
 			v, err := constValue(a, nil)
 			if err != nil {
 				return zero, nil, err
@@ -165,63 +170,12 @@ func (ev *evaluator[T]) call(n *Call) (T, Shape, error) {
 		args = append(args, v)
 		shapes = append(shapes, s)
 	}
-	r, err := callShape(n.Func, shapes, consts)
+	r, err := b.applyShape(shapes, consts, n.Column)
 	if err != nil {
-		return zero, nil, errorf(n.Column, "%s: %v", n.Func, err)
+		return zero, nil, err
 	}
-	o := ev.ops
-	var v T
-	var name string
-	switch n.Func {
-	case "matmul":
-		name = "MatMul"
-		v, err = o.MatMul(args[0], args[1])
-	case "kron":
-		name = "Kron"
-		v, err = o.Kron(args[0], args[1])
-	case "kron_sum":
-		name = "KronSum"
-		v, err = o.KronSum(args[0], args[1])
-	case "outer":
-		name = "Outer"
-		v, err = o.Outer(args[0], args[1])
-	case "sum":
-		name = "Sum"
-		v, err = o.Sum(args[0], r.axis)
-	case "transpose":
-		name = "Transpose"
-		v, err = o.Transpose(args[0])
-	case "reshape":
-		name = "Reshape"
-		v, err = o.Reshape(args[0], r.dims)
-	case "relu":
-		name = "ReLU"
-		v, err = o.ReLU(args[0])
-	case "gelu":
-		name = "GELU"
-		v, err = o.GELU(args[0])
-	case "quick_gelu":
-		name = "QuickGELU"
-		v, err = o.QuickGELU(args[0])
-	case "silu":
-		name = "SiLU"
-		v, err = o.SiLU(args[0])
-	case "tanh":
-		name = "Tanh"
-		v, err = o.Tanh(args[0])
-	case "sigmoid":
-		name = "Sigmoid"
-		v, err = o.Sigmoid(args[0])
-	case "layer_norm":
-		name = "LayerNorm"
-		v, err = o.LayerNorm(args[0], args[1], args[2], r.eps)
-	case "linear":
-		name = "Linear"
-		v, err = o.Linear(args[0], args[1], args[2])
-	default:
-		return zero, nil, errorf(n.Column, "unknown function %s", n.Func)
-	}
-	return ev.check(n.Column, name, v, err, r.shape)
+	v, err := b.eval(ev.ops, args, r)
+	return ev.check(n.Column, b.op, v, err, r.shape)
 }
 
 // check wraps an Ops error with its place and verifies the returned shape, so a

@@ -11,39 +11,6 @@ const (
 	MaxDepth = 64   // nesting of calls, parentheses and operators
 )
 
-// builtin describes a function's arity. Arguments at or after constFrom are constant
-// expressions (an axis, dimensions, eps), not tensors.
-type builtin struct {
-	minArgs, maxArgs int
-	constFrom        int
-}
-
-const maxRank = 8
-
-var builtins = map[string]builtin{
-	"matmul":     {2, 2, 2},
-	"kron":       {2, 2, 2},
-	"kron_sum":   {2, 2, 2},
-	"outer":      {2, 2, 2},
-	"sum":        {2, 2, 1},
-	"transpose":  {1, 1, 1},
-	"reshape":    {2, 1 + maxRank, 1},
-	"relu":       {1, 1, 1},
-	"gelu":       {1, 1, 1},
-	"quick_gelu": {1, 1, 1},
-	"silu":       {1, 1, 1},
-	"tanh":       {1, 1, 1},
-	"sigmoid":    {1, 1, 1},
-	"layer_norm": {3, 4, 3},
-	"linear":     {3, 3, 3},
-}
-
-// IsBuiltin reports whether name is a function of the language.
-func IsBuiltin(name string) bool {
-	_, ok := builtins[name]
-	return ok
-}
-
 type tokKind uint8
 
 const (
@@ -297,7 +264,7 @@ func (p *parser) parsePrimary() (Expr, error) {
 
 // parseCall parses the argument list of a call of name; the current token is '('.
 func (p *parser) parseCall(name token) (Expr, error) {
-	b, ok := builtins[name.text]
+	i, ok := builtinIndex[name.text]
 	if !ok {
 		return nil, errorf(name.col, "unknown function %s", name.text)
 	}
@@ -331,12 +298,8 @@ func (p *parser) parseCall(name token) (Expr, error) {
 	if err := p.next(); err != nil {
 		return nil, err
 	}
-	if n := len(call.Args); n < b.minArgs || n > b.maxArgs {
-		want := strconv.Itoa(b.minArgs)
-		if b.maxArgs != b.minArgs {
-			want += " to " + strconv.Itoa(b.maxArgs)
-		}
-		return nil, errorf(name.col, "%s takes %s arguments, got %d", name.text, want, n)
+	if err := language[i].check(name.text, len(call.Args), name.col); err != nil {
+		return nil, err
 	}
 	return call, nil
 }

@@ -103,203 +103,6 @@ func broadcast(a, b Shape) (Shape, error) {
 	return out, nil
 }
 
-// callResult is what the shape rule of a call resolves: its shape and its constant
-// arguments in the form the Ops method takes.
-type callResult struct {
-	shape Shape
-	axis  int     // sum
-	dims  []int   // reshape, with -1 resolved
-	eps   float64 // layer_norm
-}
-
-// DefaultEps is layer_norm's epsilon when the expression gives none (CLIP's value).
-const DefaultEps = 1e-5
-
-// callShape applies the shape rule of builtin fn to the shapes of its tensor
-// arguments and the values of its constant ones.
-func callShape(fn string, args []Shape, consts []float64) (callResult, error) {
-	var r callResult
-	switch fn {
-	case "matmul":
-		a, b := args[0], args[1]
-		if len(a) < 2 || len(a) > 3 || len(b) < 2 || len(b) > 3 {
-			return r, fmt.Errorf("operands must be 2-D or 3-D, got %v and %v", a, b)
-		}
-		if b.hasAny() {
-			return r, fmt.Errorf("the right operand %v has the batch dimension *; put the activation on the left", b)
-		}
-		if a.hasAny() && (len(a) != 2 || a[1] == Any || len(b) != 2) {
-			return r, fmt.Errorf("an activation operand must be [*, k] with a 2-D right operand, got %v and %v", a, b)
-		}
-		if a[len(a)-1] != b[len(b)-2] {
-			return r, fmt.Errorf("inner dimensions differ: %v · %v", a, b)
-		}
-		m, n := a[len(a)-2], b[len(b)-1]
-		switch {
-		case len(a) == 3 && len(b) == 3:
-			if a[0] != b[0] {
-				return r, fmt.Errorf("batch dimensions differ: %v · %v", a, b)
-			}
-			r.shape = Shape{a[0], m, n}
-		case len(a) == 3:
-			r.shape = Shape{a[0], m, n}
-		case len(b) == 3:
-			r.shape = Shape{b[0], m, n}
-		default:
-			r.shape = Shape{m, n}
-		}
-	case "kron", "kron_sum":
-		a, b := args[0], args[1]
-		if a.hasAny() || b.hasAny() {
-			return r, fmt.Errorf("operands %v and %v cannot involve activations", a, b)
-		}
-		switch {
-		case fn == "kron" && len(a) == 2 && len(b) == 2:
-			r.shape = Shape{a[0] * b[0], a[1] * b[1]}
-		case len(a) == 3 && len(b) == 3:
-			if a[0] != b[0] {
-				return r, fmt.Errorf("stack sizes differ: %v and %v", a, b)
-			}
-			if a[1] > MaxElements/b[1] || a[2] > MaxElements/b[2] {
-				return r, fmt.Errorf("result of %v and %v is too large", a, b)
-			}
-			if fn == "kron" {
-				r.shape = Shape{a[0], a[1] * b[1], a[2] * b[2]}
-			} else {
-				r.shape = Shape{a[1] * b[1], a[2] * b[2]}
-			}
-		case fn == "kron":
-			return r, fmt.Errorf("operands must both be 2-D or both 3-D, got %v and %v", a, b)
-		default:
-			return r, fmt.Errorf("operands must be stacks [n, p, q] and [n, r, s], got %v and %v", a, b)
-		}
-	case "outer":
-		a, b := args[0], args[1]
-		if a.hasAny() || b.hasAny() {
-			return r, fmt.Errorf("operands %v and %v cannot involve activations", a, b)
-		}
-		switch {
-		case len(a) == 1 && len(b) == 1:
-			r.shape = Shape{a[0], b[0]}
-		case len(a) == 2 && len(b) == 2 && a[0] == b[0]:
-			r.shape = Shape{a[0], a[1], b[1]}
-		default:
-			return r, fmt.Errorf("operands must be vectors, or stacks [n, p] and [n, q], got %v and %v", a, b)
-		}
-	case "sum":
-		x := args[0]
-		ax, err := toInt(consts[0])
-		if err != nil {
-			return r, fmt.Errorf("axis: %v", err)
-		}
-		if ax < -len(x) || ax >= len(x) {
-			return r, fmt.Errorf("axis %d is out of range for %v", ax, x)
-		}
-		if ax < 0 {
-			ax += len(x)
-		}
-		if x[ax] == Any {
-			return r, fmt.Errorf("cannot sum over the batch dimension of %v", x)
-		}
-		r.axis = ax
-		r.shape = append(append(Shape{}, x[:ax]...), x[ax+1:]...)
-	case "transpose":
-		x := args[0]
-		if len(x) < 2 {
-			return r, fmt.Errorf("needs at least 2 axes, got %v", x)
-		}
-		if x[len(x)-1] == Any || x[len(x)-2] == Any {
-			return r, fmt.Errorf("cannot move the batch dimension of %v", x)
-		}
-		r.shape = append(Shape{}, x...)
-		r.shape[len(x)-1], r.shape[len(x)-2] = x[len(x)-2], x[len(x)-1]
-	case "reshape":
-		x := args[0]
-		if x.hasAny() {
-			return r, fmt.Errorf("cannot reshape %v: it has the batch dimension *", x)
-		}
-		size := 1
-		for _, d := range x {
-			size *= d
-		}
-		dims := make([]int, len(consts))
-		free, known := -1, 1
-		for i, c := range consts {
-			d, err := toInt(c)
-			if err != nil {
-				return r, fmt.Errorf("dimension %d: %v", i+1, err)
-			}
-			switch {
-			case d == -1 && free < 0:
-				free = i
-			case d == -1:
-				return r, fmt.Errorf("more than one dimension is -1")
-			case d <= 0:
-				return r, fmt.Errorf("dimension %d is %d; dimensions must be positive or -1", i+1, d)
-			case known > MaxElements/d:
-				return r, fmt.Errorf("dimensions are too large")
-			default:
-				known *= d
-			}
-			dims[i] = d
-		}
-		if free >= 0 {
-			if size%known != 0 {
-				return r, fmt.Errorf("cannot reshape %v (%d elements) to %v", x, size, dims)
-			}
-			dims[free] = size / known
-		} else if known != size {
-			return r, fmt.Errorf("cannot reshape %v (%d elements) to %v (%d elements)", x, size, dims, known)
-		}
-		r.dims = dims
-		r.shape = Shape(dims)
-	case "relu", "gelu", "quick_gelu", "silu", "tanh", "sigmoid":
-		r.shape = args[0]
-	case "layer_norm":
-		x, g, b := args[0], args[1], args[2]
-		if len(x) == 0 || x[len(x)-1] == Any {
-			return r, fmt.Errorf("input %v needs a known last axis", x)
-		}
-		d := x[len(x)-1]
-		if !g.Equal(Shape{d}) || !b.Equal(Shape{d}) {
-			return r, fmt.Errorf("gamma %v and beta %v must both be [%d] for input %v", g, b, d, x)
-		}
-		r.eps = DefaultEps
-		if len(consts) > 0 {
-			r.eps = consts[0]
-			if !(r.eps > 0) || math.IsInf(r.eps, 0) {
-				return r, fmt.Errorf("eps must be positive and finite, got %g", r.eps)
-			}
-		}
-		r.shape = x
-	case "linear":
-		x, w, b := args[0], args[1], args[2]
-		if len(w) != 2 || w.hasAny() {
-			return r, fmt.Errorf("weight must be a matrix [out, in], got %v", w)
-		}
-		if len(x) == 0 || x[len(x)-1] != w[1] {
-			return r, fmt.Errorf("input %v does not end in the weight's in dimension %d", x, w[1])
-		}
-		if !b.Equal(Shape{w[0]}) {
-			return r, fmt.Errorf("bias %v must be [%d] for weight %v", b, w[0], w)
-		}
-		r.shape = append(append(Shape{}, x[:len(x)-1]...), w[0])
-	default:
-		return r, fmt.Errorf("unknown function %s", fn)
-	}
-	if err := checkSize(r.shape); err != nil {
-		return r, err
-	}
-	return r, nil
-}
-
-func toInt(v float64) (int, error) {
-	if v != math.Trunc(v) || math.Abs(v) > 1<<31 {
-		return 0, fmt.Errorf("%g is not an integer", v)
-	}
-	return int(v), nil
-}
-
 // constIn reports whether e is arithmetic over literals and the named constants.
 func constIn(e Expr, consts map[string]float64) bool {
 	switch n := e.(type) {
@@ -415,11 +218,15 @@ func infer(e Expr, vars map[string]Shape, consts map[string]float64) (Shape, err
 		}
 		return s, nil
 	case *Call:
-		b := builtins[n.Func]
+		i, err := lookup(n)
+		if err != nil {
+			return nil, err
+		}
+		b := &language[i]
 		var args []Shape
 		var cs []float64
-		for i, a := range n.Args {
-			if i >= b.constFrom {
+		for j, a := range n.Args {
+			if j >= b.constFrom {
 				v, err := constValue(a, consts)
 				if err != nil {
 					return nil, err
@@ -433,9 +240,9 @@ func infer(e Expr, vars map[string]Shape, consts map[string]float64) (Shape, err
 			}
 			args = append(args, s)
 		}
-		r, err := callShape(n.Func, args, cs)
+		r, err := b.applyShape(args, cs, n.Column)
 		if err != nil {
-			return nil, errorf(n.Column, "%s: %v", n.Func, err)
+			return nil, err
 		}
 		return r.shape, nil
 	}
