@@ -8,8 +8,9 @@ import (
 
 // builtin is one function of the language, all of it in one place: the arity Parse
 // checks, the shape rule Infer and Eval apply, and the evaluation Eval performs over
-// values of type T. Adding a function is adding an entry to builtins (and the Ops
-// method it calls, and its line in the package documentation, which a test checks).
+// values of type T. Adding a function is adding an entry to builtins, besides the Ops
+// method it calls (the compiler then finds every Ops to extend), its line in doc.go
+// and its case in builtinCases (the tests fail until both are there).
 type builtin[T any] struct {
 	name string
 	arity
