@@ -13,6 +13,14 @@
 // alpha·acc + beta·C once. Tiles cut by C's edge run the same kernel into a local
 // buffer and copy the valid part out, so the kernel has no edge cases.
 //
+// The kernel takes each operand's k-step stride as an argument, so an operand that
+// already holds one k step's values contiguously (a plain B, a transposed A) is read in
+// place when it is small (at most 64 KiB, attention's 50×64 heads): packing costs
+// about as much as the arithmetic there, and a small operand stays in cache anyway.
+// Large operands are always packed, because a strided walk touches a new cache set and
+// often a new page at every k step. A frozen weight can also be packed once for many
+// products (PackB, SgemmPacked).
+//
 // Two kernels are written, chosen at run time with golang.org/x/sys/cpu:
 //
 //   - AVX-512: 14×32, 28 ZMM accumulators, two for B and two alternating broadcast

@@ -257,28 +257,64 @@ func (p *product) serial() {
 	}
 	mr, nr := p.kern.mr, p.kern.nr
 	mc := max(blockM/mr, 1) * mr
+	directA := p.tA && p.inPlace(p.a, p.lda, p.m, mr)
+	directB := !p.tB && p.pb == nil && p.inPlace(p.b, p.ldb, p.n, nr)
 	ws := getWorkspace()
 	defer putWorkspace(ws)
 	for jc := 0; jc < p.n; jc += blockN {
 		nc := min(blockN, p.n-jc)
 		for pc := 0; pc < p.k; pc += blockK {
 			kc := min(blockK, p.k-pc)
-			var bp []float32
-			if p.pb != nil {
-				bp = p.pb.block(jc, nc, pc, kc)
-			} else {
+			var bv panels
+			switch {
+			case p.pb != nil:
+				bv = panels{p.pb.block(jc, nc, pc, kc), nr * kc, nr}
+			case directB:
+				bv = panels{p.b[pc*p.ldb+jc:], nr, p.ldb}
+			default:
 				ws.b = grow(ws.b, roundUp(nc, nr)*kc)
 				p.packB(ws.b, pc, kc, jc, nc)
-				bp = ws.b
+				bv = panels{ws.b, nr * kc, nr}
 			}
 			for ic := 0; ic < p.m; ic += mc {
 				mcur := min(mc, p.m-ic)
-				ws.a = grow(ws.a, roundUp(mcur, mr)*kc)
-				p.packA(ws.a, ic, mcur, pc, kc)
-				p.macro(ws.a, bp, ic, ic, ic+mcur, jc, jc, jc+nc, kc, pc == 0)
+				var av panels
+				if directA {
+					av = panels{p.a[pc*p.lda+ic:], mr, p.lda}
+				} else {
+					ws.a = grow(ws.a, roundUp(mcur, mr)*kc)
+					p.packA(ws.a, ic, mcur, pc, kc)
+					av = panels{ws.a, mr * kc, mr}
+				}
+				p.macro(av, bv, ic, ic, ic+mcur, jc, jc, jc+nc, kc, pc == 0)
 			}
 		}
 	}
+}
+
+// inPlaceMax bounds, in elements, the operands that serial reads in place instead of
+// packing: 64 KiB stays in L1 and L2 across the product, whereas a strided read of a
+// large operand touches a new cache set (and often a new page) every k step, where
+// packing streams it once.
+const inPlaceMax = 1 << 14
+
+// inPlace reports whether serial may read an operand in place: it holds each k step's
+// values contiguously (k rows of ld elements, cols of them used), it is small, and the
+// kernel's reads stay inside the slice. The last panel is read at full width, past the
+// last used row or column into whatever follows; those values reach only the rows or
+// columns of an edge tile that are never copied out.
+func (p *product) inPlace(s []float32, ld, cols, width int) bool {
+	return p.k*ld <= inPlaceMax && (p.k-1)*ld+roundUp(cols, width) <= len(s)
+}
+
+// panels is where the microkernel finds one operand in a macro sweep: the panel of
+// rows (or columns) q·width onwards starts at s[q·step] and holds one k step's width
+// values contiguously every stride elements. Packed panels have step width·kc and
+// stride width; an operand read in place has step width and its leading dimension as
+// the stride.
+type panels struct {
+	s            []float32
+	step, stride int
 }
 
 // parallel is serial's loop nest with each KC slice split into two phases across
@@ -344,17 +380,17 @@ func (pr *product) parallel(threads int) {
 				i1 := min(i0+mc, p.m)
 				q0, q1 := jb*bPanels/nChunks, (jb+1)*bPanels/nChunks
 				j0, j1 := jc+q0*nr, min(jc+q1*nr, jc+nc)
-				p.macro(ap[i0*kc:], bp[q0*nr*kc:], i0, i0, i1, j0, j0, j1, kc, first)
+				p.macro(panels{ap[i0*kc:], mr * kc, mr}, panels{bp[q0*nr*kc:], nr * kc, nr}, i0, i0, i1, j0, j0, j1, kc, first)
 			})
 		}
 	}
 }
 
-// macro sweeps the microkernel over rows [i0, i1) and columns [j0, j1) of C, with ap
-// packed from row ia and bp from column jb onwards. The B micro-panel is the outer loop
+// macro sweeps the microkernel over rows [i0, i1) and columns [j0, j1) of C, with av's
+// panels from row ia and bv's from column jb onwards. The B micro-panel is the outer loop
 // so it stays in L1 while A's micro-panels stream from L2. Tiles cut by the matrix edge
 // go through a local buffer.
-func (p *product) macro(ap, bp []float32, ia, i0, i1, jb, j0, j1, kc int, first bool) {
+func (p *product) macro(av, bv panels, ia, i0, i1, jb, j0, j1, kc int, first bool) {
 	kern := p.kern
 	mr, nr := kern.mr, kern.nr
 	beta, accumulate := p.beta, 1
@@ -365,17 +401,17 @@ func (p *product) macro(ap, bp []float32, ia, i0, i1, jb, j0, j1, kc int, first 
 	}
 	ldc := p.ldc
 	for j := j0; j < j1; j += nr {
-		bpan := bp[(j-jb)/nr*nr*kc:]
+		bpan := &bv.s[(j-jb)/nr*bv.step]
 		nn := min(nr, j1-j)
 		for i := i0; i < i1; i += mr {
-			apan := ap[(i-ia)/mr*mr*kc:]
+			apan := &av.s[(i-ia)/mr*av.step]
 			mm := min(mr, i1-i)
 			if mm == mr && nn == nr {
-				kern.call(kc, &apan[0], &bpan[0], &p.c[i*ldc+j], ldc, p.alpha, beta, accumulate)
+				kern.call(kc, apan, av.stride, bpan, bv.stride, &p.c[i*ldc+j], ldc, p.alpha, beta, accumulate)
 				continue
 			}
 			var tile [maxTile]float32
-			kern.call(kc, &apan[0], &bpan[0], &tile[0], nr, p.alpha, 0, 0)
+			kern.call(kc, apan, av.stride, bpan, bv.stride, &tile[0], nr, p.alpha, 0, 0)
 			for r := 0; r < mm; r++ {
 				dst := p.c[(i+r)*ldc+j : (i+r)*ldc+j+nn]
 				src := tile[r*nr : r*nr+nn]

@@ -22,6 +22,10 @@ type shape struct {
 	shareB      bool
 	// packB multiplies through PackB and SgemmPacked (B is then shared).
 	packB bool
+	// nanPad fills A's and B's padding columns with NaN and gives each a tail of NaN
+	// beyond its last entry, which the in-place reads of small operands (serial) run
+	// into at the matrix edge: none may reach C.
+	nanPad bool
 }
 
 // check runs one product with the active kernel and compares it element by element
@@ -53,6 +57,10 @@ func checkQuiet(rng *rand.Rand, s shape) string {
 	}
 	a := randSlice(rng, (batch-1)*sa+ar*lda)
 	b := randSlice(rng, (batch-1)*sb+br*ldb)
+	if s.nanPad {
+		a = nanPadded(a, ar, ac, lda, sa)
+		b = nanPadded(b, br, bc, ldb, sb)
+	}
 	c := randSlice(rng, (batch-1)*sc+s.m*ldc)
 	if s.beta == 0 {
 		for i := range c {
@@ -108,6 +116,25 @@ func checkQuiet(rng *rand.Rand, s shape) string {
 		}
 	}
 	return ""
+}
+
+// nanPadded sets every element of s that is not one of the rows×cols entries of a
+// batch entry (ld apart, entries stride apart) to NaN and appends 64 more.
+func nanPadded(s []float32, rows, cols, ld, stride int) []float32 {
+	nan := float32(math.NaN())
+	for i := range s {
+		off := i
+		if stride > 0 {
+			off = i % stride
+		}
+		if off/ld >= rows || off%ld >= cols {
+			s[i] = nan
+		}
+	}
+	for range 64 {
+		s = append(s, nan)
+	}
+	return s
 }
 
 func randSlice(rng *rand.Rand, n int) []float32 {
@@ -315,6 +342,30 @@ func TestPackedBCurrent(t *testing.T) {
 			}
 		}()
 		SgemmPacked(false, 2, 1, make([]float32, 6), 3, 0, pb, 0, make([]float32, 8), 4, 0, 1)
+	})
+}
+
+// TestSgemmInPlace runs small products whose transposed A or plain B the serial path
+// reads in place, with NaN in every padding column and past the end of each operand,
+// which the kernel reads at the edge tiles: sizes around the kernel's tile, batched
+// and single, with and without padding.
+func TestSgemmInPlace(t *testing.T) {
+	forEachKernel(t, func(t *testing.T) {
+		withBlocks(t, blockK, blockM, blockN, 1)
+		rng := rand.New(rand.NewPCG(14, 15))
+		mr, nr := active.mr, active.nr
+		for _, tr := range transposes() {
+			for _, s := range []shape{
+				{m: 50, n: 64, k: 50, alpha: 1, batch: 4},
+				{m: 50, n: 50, k: 64, alpha: 0.125, batch: 3, extra: 5},
+				{m: mr + 1, n: nr - 1, k: 3, alpha: 1, beta: 1, extra: 1},
+				{m: 2*mr - 1, n: 2*nr + 1, k: 37, alpha: -2, beta: 0.5, batch: 2, extra: 2},
+				{m: 1, n: 1, k: 1, alpha: 1},
+			} {
+				s.tA, s.tB, s.nanPad = tr[0], tr[1], true
+				check(t, rng, s)
+			}
+		}
 	})
 }
 

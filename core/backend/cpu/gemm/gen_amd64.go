@@ -41,13 +41,15 @@ func main() {
 
 // emit writes
 //
-//	func name(kc int, a, b, c *float32, ldc int, alpha, beta float32, accumulate int)
+//	func name(kc int, a *float32, aStride int, b *float32, bStride int, c *float32, ldc int, alpha, beta float32, accumulate int)
 //
-// which computes the mr×(nv·lanes) block acc = Σ_p a[p·mr+i]·b[p·nr+j] over kc ≥ 1
-// steps of the packed panels and stores c[i·ldc+j] = alpha·acc + beta·c[i·ldc+j], or
-// alpha·acc without reading c when accumulate is 0 (BLAS's beta = 0: NaN in c ignored).
+// which computes the mr×(nv·lanes) block acc = Σ_p a[p·aStride+i]·b[p·bStride+j] over
+// kc ≥ 1 steps and stores c[i·ldc+j] = alpha·acc + beta·c[i·ldc+j], or alpha·acc
+// without reading c when accumulate is 0 (BLAS's beta = 0: NaN in c ignored). Packed
+// panels have aStride = mr and bStride = nr; an operand that already holds one k
+// step's values contiguously (a small B, or a transposed A) is read in place with its
+// leading dimension as the stride.
 func (k kernel) emit(w *bytes.Buffer) {
-	nr := k.nv * k.lanes
 	vecBytes := 4 * k.lanes
 	acc := func(i, v int) string { return fmt.Sprintf("%s%d", k.reg, i*k.nv+v) }
 	nacc := k.mr * k.nv
@@ -55,14 +57,23 @@ func (k kernel) emit(w *bytes.Buffer) {
 	bc := []string{fmt.Sprintf("%s%d", k.reg, nacc+k.nv), fmt.Sprintf("%s%d", k.reg, nacc+k.nv+1)}
 	p := func(format string, args ...any) { fmt.Fprintf(w, "\t"+format+"\n", args...) }
 
-	fmt.Fprintf(w, "\n// func %s(kc int, a, b, c *float32, ldc int, alpha, beta float32, accumulate int)\n", k.name)
-	fmt.Fprintf(w, "TEXT ·%s(SB), NOSPLIT, $0-56\n", k.name)
+	fmt.Fprintf(w, "\n// func %s(kc int, a *float32, aStride int, b *float32, bStride int, c *float32, ldc int, alpha, beta float32, accumulate int)\n", k.name)
+	fmt.Fprintf(w, "TEXT ·%s(SB), NOSPLIT, $0-72\n", k.name)
 	p("MOVQ kc+0(FP), SI")
 	p("MOVQ a+8(FP), AX")
-	p("MOVQ b+16(FP), BX")
-	p("MOVQ c+24(FP), CX")
-	p("MOVQ ldc+32(FP), DX")
+	p("MOVQ aStride+16(FP), DI")
+	p("MOVQ b+24(FP), BX")
+	p("MOVQ bStride+32(FP), R11")
+	p("MOVQ c+40(FP), CX")
+	p("MOVQ ldc+48(FP), DX")
 	p("SHLQ $2, DX")
+	// Byte strides of one, two and three k steps, for the unrolled loop's addressing.
+	p("SHLQ $2, DI")
+	p("LEAQ (DI)(DI*1), R9")
+	p("LEAQ (R9)(DI*1), R10")
+	p("SHLQ $2, R11")
+	p("LEAQ (R11)(R11*1), R12")
+	p("LEAQ (R12)(R11*1), R13")
 	for i := 0; i < nacc; i++ {
 		r := fmt.Sprintf("%s%d", k.reg, i)
 		x := fmt.Sprintf("X%d", i)
@@ -73,15 +84,16 @@ func (k kernel) emit(w *bytes.Buffer) {
 			p("VXORPS %s, %s, %s", x, x, x)
 		}
 	}
+	// k step u of an unrolled group is at base + u·stride.
+	aIdx := []string{"", "(DI*1)", "(R9*1)", "(R10*1)"}
+	bIdx := []string{"", "(R11*1)", "(R12*1)", "(R13*1)"}
 	step := func(u int) {
-		aOff := u * 4 * k.mr
-		bOff := u * 4 * nr
 		for v := 0; v < k.nv; v++ {
-			p("VMOVUPS %d(BX), %s", bOff+v*vecBytes, bReg(v))
+			p("VMOVUPS %d(BX)%s, %s", v*vecBytes, bIdx[u], bReg(v))
 		}
 		for i := 0; i < k.mr; i++ {
 			r := bc[i%2]
-			p("VBROADCASTSS %d(AX), %s", aOff+4*i, r)
+			p("VBROADCASTSS %d(AX)%s, %s", 4*i, aIdx[u], r)
 			for v := 0; v < k.nv; v++ {
 				p("VFMADD231PS %s, %s, %s", bReg(v), r, acc(i, v))
 			}
@@ -94,8 +106,11 @@ func (k kernel) emit(w *bytes.Buffer) {
 		for u := 0; u < k.unroll; u++ {
 			step(u)
 		}
-		p("ADDQ $%d, AX", k.unroll*4*k.mr)
-		p("ADDQ $%d, BX", k.unroll*4*nr)
+		if k.unroll != 4 {
+			log.Fatalf("%s: the addressing is written for an unroll of 4", k.name)
+		}
+		p("LEAQ (AX)(DI*4), AX")
+		p("LEAQ (BX)(R11*4), BX")
 		p("SUBQ $%d, SI", k.unroll)
 		p("CMPQ SI, $%d", k.unroll)
 		p("JGE %s_loop%d", k.name, k.unroll)
@@ -105,22 +120,22 @@ func (k kernel) emit(w *bytes.Buffer) {
 	}
 	fmt.Fprintf(w, "%s_loop1:\n", k.name)
 	step(0)
-	p("ADDQ $%d, AX", 4*k.mr)
-	p("ADDQ $%d, BX", 4*nr)
+	p("ADDQ DI, AX")
+	p("ADDQ R11, BX")
 	p("DECQ SI")
 	p("JNE %s_loop1", k.name)
 	fmt.Fprintf(w, "%s_done:\n", k.name)
 
 	alpha, beta := bc[0], bc[1]
-	p("VBROADCASTSS alpha+40(FP), %s", alpha)
+	p("VBROADCASTSS alpha+56(FP), %s", alpha)
 	for i := 0; i < nacc; i++ {
 		r := fmt.Sprintf("%s%d", k.reg, i)
 		p("VMULPS %s, %s, %s", alpha, r, r)
 	}
-	p("MOVQ accumulate+48(FP), R8")
+	p("MOVQ accumulate+64(FP), R8")
 	p("TESTQ R8, R8")
 	p("JEQ %s_store", k.name)
-	p("VBROADCASTSS beta+44(FP), %s", beta)
+	p("VBROADCASTSS beta+60(FP), %s", beta)
 	for i := 0; i < k.mr; i++ {
 		for v := 0; v < k.nv; v++ {
 			p("VFMADD231PS %d(CX), %s, %s", v*vecBytes, beta, acc(i, v))

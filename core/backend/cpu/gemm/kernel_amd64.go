@@ -5,10 +5,10 @@ import "golang.org/x/sys/cpu"
 //go:generate go run gen_amd64.go
 
 //go:noescape
-func kernelAVX512(kc int, a, b, c *float32, ldc int, alpha, beta float32, accumulate int)
+func kernelAVX512(kc int, a *float32, aStride int, b *float32, bStride int, c *float32, ldc int, alpha, beta float32, accumulate int)
 
 //go:noescape
-func kernelAVX2(kc int, a, b, c *float32, ldc int, alpha, beta float32, accumulate int)
+func kernelAVX2(kc int, a *float32, aStride int, b *float32, bStride int, c *float32, ldc int, alpha, beta float32, accumulate int)
 
 // transpose8 moves eight rows of 8·blocks floats into eight columns of a panel of the
 // given width: dst[(8b+k)·width + r] = src[r·ld + 8b + k].
@@ -40,12 +40,12 @@ func kernels() []*microkernel {
 
 // call runs the microkernel through a direct call, not a function value, so that the
 // compiler sees the assembly's noescape and an edge tile's buffer stays on the stack.
-func (k *microkernel) call(kc int, a, b, c *float32, ldc int, alpha, beta float32, accumulate int) {
+func (k *microkernel) call(kc int, a *float32, aStride int, b *float32, bStride int, c *float32, ldc int, alpha, beta float32, accumulate int) {
 	switch k.id {
 	case idAVX512:
-		kernelAVX512(kc, a, b, c, ldc, alpha, beta, accumulate)
+		kernelAVX512(kc, a, aStride, b, bStride, c, ldc, alpha, beta, accumulate)
 	case idAVX2:
-		kernelAVX2(kc, a, b, c, ldc, alpha, beta, accumulate)
+		kernelAVX2(kc, a, aStride, b, bStride, c, ldc, alpha, beta, accumulate)
 	default:
 		panic("gemm: unknown microkernel " + k.name)
 	}
