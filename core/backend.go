@@ -35,11 +35,16 @@ const (
 	Abs                      // |x|
 	ReLU                     // max(x, 0); gradient 0 at 0
 	GELU                     // exact: x·Φ(x) = 0.5·x·(1+erf(x/√2))
-	QuickGELU                // x·σ(1.702·x), CLIP's activation
+	QuickGELU                // x·σ(QuickGELUCoef·x), CLIP's activation
 	SiLU                     // x·σ(x)
 	Sigmoid                  // σ(x) = 1/(1+e^-x)
 	Tanh                     // tanh x
 )
+
+// QuickGELUCoef is the slope inside QuickGELU's sigmoid, x·σ(1.702·x): CLIP's fit of
+// σ(a·x) to Φ(x). Every backend reads it from here (the CUDA kernels and the CPU
+// assembly, which cannot import Go, repeat the literal and name this constant).
+const QuickGELUCoef = 1.702
 
 func (op UnaryOp) String() string {
 	return [...]string{"neg", "exp", "log", "sqrt", "rsqrt", "square", "abs", "relu", "gelu",

@@ -150,7 +150,7 @@ func (tp *Tape) ReLU(x *Var) *Var { return tp.Unary(core.ReLU, x) }
 // GELU returns the exact (erf) GELU.
 func (tp *Tape) GELU(x *Var) *Var { return tp.Unary(core.GELU, x) }
 
-// QuickGELU returns x·σ(1.702·x), CLIP's activation.
+// QuickGELU returns x·σ(core.QuickGELUCoef·x), CLIP's activation.
 func (tp *Tape) QuickGELU(x *Var) *Var { return tp.Unary(core.QuickGELU, x) }
 
 // SiLU returns x·σ(x).

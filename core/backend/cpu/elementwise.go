@@ -75,7 +75,6 @@ func (b *Backend) Axpby(dst *core.Tensor, alpha float32, x *core.Tensor, beta fl
 const (
 	sqrt2      = math.Sqrt2
 	invSqrt2Pi = 0.3989422804014327 // 1/√(2π)
-	quickGELUA = 1.702
 )
 
 func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
@@ -140,7 +139,7 @@ func unary(op core.UnaryOp, d, x []float32) {
 		}
 		for i, v := range x {
 			f := float64(v)
-			d[i] = float32(f * sigmoid(quickGELUA*f))
+			d[i] = float32(f * sigmoid(core.QuickGELUCoef*f))
 		}
 	case core.SiLU:
 		for i, v := range x {
@@ -191,8 +190,8 @@ func unaryDeriv(op core.UnaryOp, x float64) float64 {
 	case core.GELU:
 		return 0.5*math.Erfc(-x/sqrt2) + x*invSqrt2Pi*math.Exp(-0.5*x*x)
 	case core.QuickGELU:
-		s := sigmoid(quickGELUA * x)
-		return s + quickGELUA*x*s*(1-s)
+		s := sigmoid(core.QuickGELUCoef * x)
+		return s + core.QuickGELUCoef*x*s*(1-s)
 	case core.SiLU:
 		s := sigmoid(x)
 		return s * (1 + x*(1-s))

@@ -119,6 +119,7 @@ DATA p5<>+20(SB)/4, $0x3f000000
 DATA p5<>+24(SB)/4, $0x3f000000
 DATA p5<>+28(SB)/4, $0x3f000000
 GLOBL p5<>(SB), RODATA|NOPTR, $32
+// qgA is float32(core.QuickGELUCoef) = 1.702 in each lane (core's TestQuickGELUCoefLiterals checks it).
 DATA qgA<>+0(SB)/4, $0x3fd9db23
 DATA qgA<>+4(SB)/4, $0x3fd9db23
 DATA qgA<>+8(SB)/4, $0x3fd9db23

@@ -302,9 +302,6 @@ func (*backend) Binary(op core.BinaryOp, dst, a, b *core.Tensor) {
 
 func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
-// quickGELUCoef is CLIP's constant in x·σ(1.702·x).
-const quickGELUCoef = 1.702
-
 func unary(op core.UnaryOp, x float64) float64 {
 	switch op {
 	case core.Neg:
@@ -326,7 +323,7 @@ func unary(op core.UnaryOp, x float64) float64 {
 	case core.GELU:
 		return 0.5 * x * (1 + math.Erf(x/math.Sqrt2))
 	case core.QuickGELU:
-		return x * sigmoid(quickGELUCoef*x)
+		return x * sigmoid(core.QuickGELUCoef*x)
 	case core.SiLU:
 		return x * sigmoid(x)
 	case core.Sigmoid:
@@ -370,8 +367,8 @@ func derivative(op core.UnaryOp, x float64) float64 {
 		pdf := math.Exp(-0.5*x*x) / math.Sqrt(2*math.Pi)
 		return cdf + x*pdf
 	case core.QuickGELU:
-		s := sigmoid(quickGELUCoef * x)
-		return s + quickGELUCoef*x*s*(1-s)
+		s := sigmoid(core.QuickGELUCoef * x)
+		return s + core.QuickGELUCoef*x*s*(1-s)
 	case core.SiLU:
 		s := sigmoid(x)
 		return s + x*s*(1-s)

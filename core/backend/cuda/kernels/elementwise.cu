@@ -54,7 +54,7 @@ __device__ __forceinline__ float sigm(float x) { return 1.f / (1.f + expf(-x)); 
 
 #define SQRT1_2 0.70710678118654752f
 #define INV_SQRT_2PI 0.39894228040143268f
-#define QUICK_GELU 1.702f
+#define QUICK_GELU 1.702f  // core.QuickGELUCoef (core's TestQuickGELUCoefLiterals checks it)
 
 // unop follows core.UnaryOp's order. GELU is exact: x·Φ(x) with Φ(x) = erfc(-x/√2)/2,
 // the same erf-family form the CPU uses; erfc rather than 1+erf keeps full relative
