@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/kadapt/kadapt/backbones/preprocess"
 	"github.com/kadapt/kadapt/core"
 )
 
@@ -171,10 +172,8 @@ func activation(name string) (core.UnaryOp, error) {
 	return 0, fmt.Errorf("unsupported activation %q", name)
 }
 
-// CLIP's image statistics (OpenAI), also ELEVATER's.
+// CLIP's image statistics are preprocess.CLIPMean and preprocess.CLIPStd.
 var (
-	CLIPMean = [3]float32{0.48145466, 0.4578275, 0.40821073}
-	CLIPStd  = [3]float32{0.26862954, 0.26130258, 0.27577711}
 	// ImageNetInceptionMean is timm's default for the original ViT weights (mean = std = 0.5).
 	ImageNetInceptionMean = [3]float32{0.5, 0.5, 0.5}
 )
@@ -182,7 +181,7 @@ var (
 func clipVision(name string, patch, width, layers, heads, embed, image int) Config {
 	return Config{Name: name, Family: CLIP, ImageSize: image, PatchSize: patch, Channels: 3,
 		Width: width, Layers: layers, Heads: heads, MLPDim: 4 * width, EmbedDim: embed,
-		ActName: "quick_gelu", Eps: 1e-5, Mean: CLIPMean, Std: CLIPStd}
+		ActName: "quick_gelu", Eps: 1e-5, Mean: preprocess.CLIPMean, Std: preprocess.CLIPStd}
 }
 
 // Presets are the architectures kadapt knows by name.

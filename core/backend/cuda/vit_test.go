@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kadapt/kadapt/backbones"
+	"github.com/kadapt/kadapt/backbones/preprocess"
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/core/backend/cpu"
@@ -39,7 +40,7 @@ func (c *countingDriver) sync() (uint32, error) {
 // tinyCLIP is a CLIP-style image tower small enough for the emulator.
 var tinyCLIP = backbones.Config{Name: "tiny-clip", Family: backbones.CLIP, ImageSize: 16, PatchSize: 8, Channels: 3,
 	Width: 32, Layers: 2, Heads: 2, MLPDim: 64, EmbedDim: 16, ActName: "quick_gelu", Eps: 1e-5,
-	Mean: backbones.CLIPMean, Std: backbones.CLIPStd}
+	Mean: preprocess.CLIPMean, Std: preprocess.CLIPStd}
 
 // vitRun is what vitSteps observed.
 type vitRun struct {
