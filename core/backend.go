@@ -192,6 +192,17 @@ func AllocUninit(b Backend, shape Shape) *Tensor {
 	return b.Alloc(shape)
 }
 
+// DeviceMemory is implemented by backends with memory of their own (cuda): what the
+// device has free, for deciding whether a data set fits on it, and the backend's own
+// peak use, for benchmarks.
+type DeviceMemory interface {
+	// MemoryInfo reports the device's free and total bytes as its driver sees them.
+	MemoryInfo() (free, total int64, err error)
+	PeakBytes() int64      // most bytes held at once: in tensors plus the allocator's cache
+	PeakInUseBytes() int64 // most bytes in tensors at once
+	ResetPeak()            // restart both peaks from what is held now
+}
+
 // DeferredIndexChecks is implemented by backends whose kernels check Gather and
 // ScatterAdd indices and CrossEntropy labels themselves and report bad ones at the next
 // Sync or Download. Callers then skip their own host-side check, which would download

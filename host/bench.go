@@ -31,13 +31,6 @@ type profiled interface {
 	ResetProfile()
 }
 
-// deviceMemory is implemented by backends that track device memory (cuda).
-type deviceMemory interface {
-	PeakBytes() int64      // held: in use plus the allocator's cache
-	PeakInUseBytes() int64 // in tensors
-	ResetPeak()
-}
-
 // benchOptions are the flags of `host bench` (newBenchCmd).
 type benchOptions struct {
 	device     string
@@ -164,7 +157,7 @@ func bench(opt benchOptions) error {
 		tp.SetGradEnabled(prev)
 		return b.Sync()
 	}
-	mem, _ := b.(deviceMemory)
+	mem, _ := b.(core.DeviceMemory)
 	prof, _ := b.(profiled)
 	// measure times f after two warm-up calls (pools fill, kernels compile, cuBLAS
 	// picks its algorithms) and prints one RESULT line, the format

@@ -26,11 +26,6 @@ const (
 // maxStagedBytes bounds an automatically staged split.
 const maxStagedBytes = 4 << 30
 
-// deviceMemory is implemented by backends with memory of their own (cuda).
-type deviceMemory interface {
-	MemoryInfo() (free, total int64, err error)
-}
-
 // stagedSet is a training split resident on the backend.
 type stagedSet struct {
 	b      core.Backend
@@ -46,7 +41,7 @@ func shouldStage(b core.Backend, mode Staging, n, per int) bool {
 	case StageOn:
 		return true
 	}
-	dm, ok := b.(deviceMemory)
+	dm, ok := b.(core.DeviceMemory)
 	if !ok {
 		return false
 	}

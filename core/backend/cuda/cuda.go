@@ -296,6 +296,10 @@ func (b *Backend) Precision() Precision {
 	return b.precision
 }
 
+// The host finds these methods by asserting core.DeviceMemory; a signature that
+// drifted would silently turn off staging and the memory figures of `host bench`.
+var _ core.DeviceMemory = (*Backend)(nil)
+
 // PeakBytes is the most device memory the backend has held at once (in use plus
 // cached), for `host bench`; PyTorch's torch.cuda.max_memory_reserved is the like.
 func (b *Backend) PeakBytes() int64 {
