@@ -462,10 +462,7 @@ func match(f *safetensors.File, path string, specs shapeList, src map[string]sou
 		}
 		used[s.key] = true
 		want := core.Shape(p.shape).Size()
-		got := 1
-		for _, d := range info.Shape {
-			got *= d
-		}
+		got := info.NumElements()
 		if s.rows != [2]int{} {
 			if len(info.Shape) == 0 || info.Shape[0] < s.rows[1] {
 				mismatched = append(mismatched, fmt.Sprintf("%s: shape %v has no rows %d:%d for %s", s.key, info.Shape, s.rows[0], s.rows[1], p.name))
@@ -557,10 +554,7 @@ func readSource(f *safetensors.File, s source) ([]float32, error) {
 	}
 	info, _ := f.Info(s.key)
 	if s.rows != [2]int{} {
-		cols := 1
-		for _, d := range info.Shape[1:] {
-			cols *= d
-		}
+		cols := core.Shape(info.Shape[1:]).Size()
 		data = data[s.rows[0]*cols : s.rows[1]*cols]
 	}
 	if s.transpose {

@@ -17,6 +17,23 @@ func (s Shape) Size() int {
 	return n
 }
 
+// SizeWithin is Size for a shape that has not been checked yet (an allocation's): it
+// fails on a negative dimension, or when the product exceeds limit, before the product
+// can overflow.
+func (s Shape) SizeWithin(limit int) (int, error) {
+	n := 1
+	for i, d := range s {
+		if d < 0 {
+			return 0, fmt.Errorf("shape %v has a negative dimension, %d on axis %d", s, d, i)
+		}
+		if d > 0 && n > limit/d {
+			return 0, fmt.Errorf("shape %v has more than %d elements", s, limit)
+		}
+		n *= d
+	}
+	return n, nil
+}
+
 // Equal reports whether two shapes have the same rank and sizes.
 func (s Shape) Equal(o Shape) bool {
 	if len(s) != len(o) {

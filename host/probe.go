@@ -7,6 +7,7 @@ import (
 	"gonum.org/v1/gonum/stat"
 
 	"github.com/kadapt/kadapt/backbones"
+	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/host/train"
 )
@@ -61,10 +62,7 @@ func frozenFeatures(vision *backbones.Vision, d *train.MemData) ([][]float32, er
 	tp := autograd.NewTape(b)
 	tp.Training = false
 	tp.SetGradEnabled(false)
-	per := 1
-	for _, s := range d.ExShape {
-		per *= s
-	}
+	per := core.Shape(d.ExShape).Size()
 	var feats [][]float32
 	for start := 0; start < d.Len(); start += batch {
 		end := min(start+batch, d.Len())

@@ -27,6 +27,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/kadapt/kadapt/core"
 )
 
 // MaxHeaderSize bounds the JSON header. The reference implementation uses the same
@@ -46,13 +48,7 @@ type TensorInfo struct {
 }
 
 // NumElements returns the product of the dimensions (1 for a scalar).
-func (ti TensorInfo) NumElements() int {
-	n := 1
-	for _, d := range ti.Shape {
-		n *= d
-	}
-	return n
-}
+func (ti TensorInfo) NumElements() int { return core.Shape(ti.Shape).Size() }
 
 type entry struct {
 	name       string

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
 )
 
@@ -206,7 +207,7 @@ func TestCPUMatchesRef(t *testing.T) {
 				ps := map[string]*autograd.Var{}
 				for _, n := range names {
 					shape := shapes[n]
-					ps[n] = newParam(b, n, randVals(r, prod(shape), 0.5), shape...)
+					ps[n] = newParam(b, n, randVals(r, core.Shape(shape).Size(), 0.5), shape...)
 				}
 				groups := []Group{
 					{Name: "decay", Params: []*autograd.Var{ps["a.weight"]}, WeightDecay: 0.05},
@@ -224,7 +225,7 @@ func TestCPUMatchesRef(t *testing.T) {
 				}
 				for step := 0; step < 10; step++ {
 					for _, n := range names {
-						setGrad(b, ps[n], randVals(r, prod(shapes[n]), 1))
+						setGrad(b, ps[n], randVals(r, core.Shape(shapes[n]).Size(), 1))
 					}
 					opt.Step(0.01)
 				}
@@ -237,14 +238,6 @@ func TestCPUMatchesRef(t *testing.T) {
 			}
 		})
 	}
-}
-
-func prod(s []int) int {
-	n := 1
-	for _, d := range s {
-		n *= d
-	}
-	return n
 }
 
 func keys[V any](m map[string]V) []string { return sortedKeys(m) }

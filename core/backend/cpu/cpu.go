@@ -97,15 +97,9 @@ func (b *Backend) Alloc(shape core.Shape) *core.Tensor { return b.alloc(shape, t
 func (b *Backend) AllocUninit(shape core.Shape) *core.Tensor { return b.alloc(shape, false) }
 
 func (b *Backend) alloc(shape core.Shape, zero bool) *core.Tensor {
-	n := 1
-	for _, d := range shape {
-		if d < 0 {
-			panic(fmt.Sprintf("cpu: Alloc: negative dimension in shape %s", shape.String()))
-		}
-		if d != 0 && n > maxElements/d {
-			panic(fmt.Sprintf("cpu: Alloc: shape %s has more than %d elements", shape.String(), maxElements))
-		}
-		n *= d
+	n, err := shape.SizeWithin(maxElements)
+	if err != nil {
+		panic("cpu: Alloc: " + err.Error())
 	}
 	class, capacity := sizeClass(n)
 	b.mu.Lock()

@@ -408,15 +408,9 @@ func (b *Backend) Alloc(shape core.Shape) *core.Tensor {
 // AllocUninit is Alloc without the zero fill (core.UninitAllocator), for outputs and
 // scratch written in full before they are read.
 func (b *Backend) AllocUninit(shape core.Shape) *core.Tensor {
-	n := 1
-	for i, d := range shape {
-		if d < 0 {
-			panic(fmt.Sprintf("cuda: Alloc: negative size %d on axis %d of shape %v", d, i, shape))
-		}
-		if d > 0 && n > maxElements/d {
-			panic(fmt.Sprintf("cuda: Alloc: shape %v has more than %d elements", shape, maxElements))
-		}
-		n *= d
+	n, err := shape.SizeWithin(maxElements)
+	if err != nil {
+		panic("cuda: Alloc: " + err.Error())
 	}
 	c := bucket(max(n, 1))
 	b.mu.Lock()

@@ -58,12 +58,10 @@ func (be *backend) AllocUninit(shape core.Shape) *core.Tensor {
 }
 
 func (be *backend) Alloc(shape core.Shape) *core.Tensor {
-	for i, d := range shape {
-		if d < 0 {
-			panic(fmt.Sprintf("ref: Alloc: negative size %d on axis %d of shape %v", d, i, shape))
-		}
+	n, err := shape.SizeWithin(math.MaxInt)
+	if err != nil {
+		panic("ref: Alloc: " + err.Error())
 	}
-	n := shape.Size()
 	be.mu.Lock()
 	var buf *buffer
 	if free := be.pool[n]; len(free) > 0 {

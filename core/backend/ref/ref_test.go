@@ -102,7 +102,7 @@ func TestPool(t *testing.T) {
 	b.Release(y)
 	mustPanic(t, "already released", func() { b.Release(y) })
 	mustPanic(t, "after Release", func() { b.Fill(y, 1) })
-	mustPanic(t, "negative size", func() { b.Alloc(core.Shape{2, -1}) })
+	mustPanic(t, "negative dimension", func() { b.Alloc(core.Shape{2, -1}) })
 }
 
 func allEqual(v []float64, c float64) bool {
