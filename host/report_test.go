@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -190,6 +191,7 @@ func TestReportFilter(t *testing.T) {
 }
 
 func TestReportCommandWritesEveryFormat(t *testing.T) {
+	defer syscall.Umask(syscall.Umask(0o022))
 	root := mixedRuns(t)
 	out := filepath.Join(t.TempDir(), "r")
 	if code := runMain([]string{"report", root, "--out", out, "--filter", "plugin=lora", "--filter", "plugin=kadaptation"}); code != 0 {
@@ -242,5 +244,11 @@ func TestReportCommandWritesEveryFormat(t *testing.T) {
 	}
 	if svg, err := os.ReadFile(out + ".svg"); err != nil || !strings.Contains(string(svg), "<svg") {
 		t.Errorf("svg: %v", err)
+	}
+	// Reports are for colleagues to read: 0644 less the umask (they were 0600).
+	for _, ext := range []string{"md", "json", "csv", "png", "svg"} {
+		if fi, err := os.Stat(out + "." + ext); err != nil || fi.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v, %v; want -rw-r--r--", ext, fi.Mode().Perm(), err)
+		}
 	}
 }

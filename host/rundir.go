@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/kadapt/kadapt/host/atomicfile"
 	"github.com/kadapt/kadapt/host/runlock"
 	"github.com/kadapt/kadapt/host/train"
 	"github.com/kadapt/kadapt/plugins"
@@ -56,7 +57,7 @@ func lockRunDir(dir, command string) (*runlock.Lock, error) {
 }
 
 // removeTempFiles deletes the temporaries of host/atomicfile and the safetensors
-// writer (".NAME.tmp…", ".NAME.data-….tmp") that a killed writer left behind.
+// writer that a killed writer left behind.
 func removeTempFiles(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -64,7 +65,7 @@ func removeTempFiles(dir string) error {
 	}
 	for _, e := range entries {
 		n := e.Name()
-		if e.Type().IsRegular() && strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp") {
+		if e.Type().IsRegular() && atomicfile.IsTemp(n) {
 			if err := os.Remove(filepath.Join(dir, n)); err != nil && !os.IsNotExist(err) {
 				return err
 			}

@@ -66,8 +66,11 @@ func TestRunDirHasOneWriter(t *testing.T) {
 		t.Fatal("the first run checkpointed before it was killed; the test proves nothing")
 	}
 	leftover := filepath.Join(run, ".checkpoint.safetensors.data-123.tmp")
-	if err := os.WriteFile(leftover, []byte("half a checkpoint"), 0o644); err != nil {
-		t.Fatal(err)
+	pending := filepath.Join(run, ".final.json8674665223082153551") // an atomicfile write never committed
+	for _, p := range []string{leftover, pending} {
+		if err := os.WriteFile(p, []byte("half a result"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	out, err = host(t, dir, "run", "--resume", run, "--quiet")
 	if err != nil {
@@ -80,7 +83,7 @@ func TestRunDirHasOneWriter(t *testing.T) {
 	if n := strings.Count(string(metrics), "\n"); n != 20 || !strings.HasPrefix(string(metrics), `{"epoch":1,`) {
 		t.Errorf("metrics.jsonl after the restart has %d lines, want epochs 1 to 20:\n%s", n, metrics)
 	}
-	for _, gone := range []string{leftover, filepath.Join(run, runlock.Name)} {
+	for _, gone := range []string{leftover, pending, filepath.Join(run, runlock.Name)} {
 		if fileExists(gone) {
 			t.Errorf("%s is still there after the run", gone)
 		}

@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/kadapt/kadapt/host/atomicfile"
 )
 
 // Tensor is a float32 tensor for WriteFile.
@@ -204,18 +206,13 @@ func (w *Writer) Close() (err error) {
 	if len(hdr) > MaxHeaderSize {
 		return w.errorf("header of %d bytes exceeds the %d-byte limit readers accept", len(hdr), MaxHeaderSize)
 	}
-	dir, base := filepath.Split(w.path)
-	if dir == "" {
-		dir = "."
-	}
-	out, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	out, err := atomicfile.Create(w.path)
 	if err != nil {
 		return w.errorf("%v", err)
 	}
 	defer func() {
 		if err != nil {
-			out.Close()
-			os.Remove(out.Name())
+			out.Cleanup()
 		}
 	}()
 	var prefix [8]byte
@@ -236,24 +233,8 @@ func (w *Writer) Close() (err error) {
 	if uint64(n) != w.size {
 		return w.errorf("copied %d data bytes, expected %d", n, w.size)
 	}
-	// CreateTemp makes the file private; a checkpoint is ordinary data.
-	if err := out.Chmod(0o644); err != nil {
+	if err := out.Commit(); err != nil {
 		return w.errorf("%v", err)
-	}
-	if err := out.Sync(); err != nil {
-		return w.errorf("%v", err)
-	}
-	if err := out.Close(); err != nil {
-		return w.errorf("%v", err)
-	}
-	if err := os.Rename(out.Name(), w.path); err != nil {
-		return w.errorf("%v", err)
-	}
-	// Persist the rename itself; some file systems cannot sync a directory, which
-	// leaves durability to the OS but not atomicity, so that failure is ignored.
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

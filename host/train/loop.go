@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"math"
-	"os"
 	"time"
 
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/core/optim"
+	"github.com/kadapt/kadapt/host/atomicfile"
 )
 
 // Run trains m on task and returns the selected result.
@@ -109,7 +109,7 @@ func newRunner(b core.Backend, m Model, task Task, cfg Config, opt Options) (*ru
 		if err := truncateMetrics(r.metricsPath, r.st.epoch); err != nil {
 			return nil, err
 		}
-	} else if err := os.WriteFile(r.metricsPath, nil, 0o644); err != nil {
+	} else if err := atomicfile.Write(r.metricsPath, nil); err != nil {
 		return nil, err
 	}
 	if d, ok := task.Train.(EpochData); ok {
