@@ -51,12 +51,19 @@
 // follow the cache sizes above; they are variables so tests can shrink them and cross
 // every block boundary with small products.
 //
-// On Zen 4 the AVX-512 and AVX2 kernels run at the same speed (it executes a 512-bit
-// FMA as two 256-bit halves); AVX-512 stays first because CPUs with two full-width FMA
-// units run it up to twice as fast. Packing costs about a tenth of a ViT-B/32 step: the
-// x·Wᵀ form of every linear layer packs the transposed weight (an 8×8 AVX transpose,
-// transpose_amd64.s), and with 400 rows per step each weight is used only 400 times per
-// pass, so its packing is bound by memory bandwidth.
+// The rule for choosing: AVX-512 wherever the CPU has it, AVX2 otherwise. Zen 4
+// executes a 512-bit FMA as two 256-bit halves, so there the two kernels have the same
+// peak, and measured per ViT-B/32 product (one thread, CPU time, alternating in one
+// process, 3 rounds) they are level on the linear layers (AVX2 6% ahead on fc1's
+// forward, AVX-512 6% ahead on its input gradient, the rest within ±3%), while
+// AVX-512 is 11–46% ahead on attention's 50×64 products, where its wider tile means
+// fewer kernel calls per element. CPUs with two full-width FMA units run it up to
+// twice as fast. So no CPU is special-cased; KADAPT_GEMM=avx2 remains for comparisons.
+//
+// Packing costs about a tenth of a ViT-B/32 step: the x·Wᵀ form of every linear layer
+// packs the transposed weight (an 8×8 AVX transpose, transpose_amd64.s), and with 400
+// rows per step each weight is used only 400 times per pass, so its packing is bound by
+// memory bandwidth. The CPU backend therefore keeps frozen weights packed (PackB).
 //
 // A product of at least 2^20 multiply-adds runs on all GOMAXPROCS threads: per KC
 // slice, one parallel phase packs all of A and the B block into shared buffers, and a
