@@ -149,7 +149,8 @@ type field struct {
 	codec codec
 }
 
-// hpName is what the host's --hp NAME=VALUE and sweep files can carry unquoted.
+// hpName keeps names plain enough for --hp NAME=VALUE, sweep files' keys and report
+// filters (hp.NAME=VALUE).
 var hpName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
 func newField(sf reflect.StructField, def reflect.Value) (field, error) {
@@ -185,7 +186,7 @@ func newField(sf reflect.StructField, def reflect.Value) (field, error) {
 	// The default reaches the plugin again as a string: it must come back as itself.
 	back := reflect.New(sf.Type).Elem()
 	if err := cd.parse(dflt, back); err != nil || !sameValue(back, def) {
-		return field{}, fmt.Errorf("default %s does not survive the round trip through %q (a list element empty, padded or holding a comma?)", fmtValue(def), dflt)
+		return field{}, fmt.Errorf("default %#v does not survive the round trip through %q (a list element empty, padded or holding a comma?)", def.Interface(), dflt)
 	}
 	return field{index: sf.Index[0], hp: Hyperparameter{Name: name, Type: cd.typ, Default: dflt, Help: help}, codec: cd}, nil
 }
@@ -197,8 +198,6 @@ func sameValue(a, b reflect.Value) bool {
 	}
 	return reflect.DeepEqual(a.Interface(), b.Interface())
 }
-
-func fmtValue(v reflect.Value) string { return fmt.Sprintf("%#v", v.Interface()) }
 
 // codec converts between a Go field and its hyperparameter's string.
 type codec struct {
