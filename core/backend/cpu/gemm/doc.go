@@ -15,8 +15,10 @@
 //
 // The kernel takes each operand's k-step stride as an argument, so an operand that
 // already holds one k step's values contiguously (a plain B, a transposed A) is read in
-// place when it is small (at most 64 KiB, attention's 50×64 heads): packing costs
-// about as much as the arithmetic there, and a small operand stays in cache anyway.
+// place when it is small (at most 64 KiB, attention's 50×64 heads), and a variant of
+// each kernel reads a small plain A row by row in place: packing costs about as much
+// as the arithmetic there, and a small operand stays in cache anyway. Only a small
+// transposed B (attention's q·kᵀ) is still packed.
 // Large operands are always packed, because a strided walk touches a new cache set and
 // often a new page at every k step. A frozen weight can also be packed once for many
 // products (PackB, SgemmPacked).

@@ -257,7 +257,7 @@ func (p *product) serial() {
 	}
 	mr, nr := p.kern.mr, p.kern.nr
 	mc := max(blockM/mr, 1) * mr
-	directA := p.tA && p.inPlace(p.a, p.lda, p.m, mr)
+	directA := p.inPlaceA()
 	directB := !p.tB && p.pb == nil && p.inPlace(p.b, p.ldb, p.n, nr)
 	ws := getWorkspace()
 	defer putWorkspace(ws)
@@ -268,23 +268,26 @@ func (p *product) serial() {
 			var bv panels
 			switch {
 			case p.pb != nil:
-				bv = panels{p.pb.block(jc, nc, pc, kc), nr * kc, nr}
+				bv = panels{s: p.pb.block(jc, nc, pc, kc), step: nr * kc, stride: nr}
 			case directB:
-				bv = panels{p.b[pc*p.ldb+jc:], nr, p.ldb}
+				bv = panels{s: p.b[pc*p.ldb+jc:], step: nr, stride: p.ldb}
 			default:
 				ws.b = grow(ws.b, roundUp(nc, nr)*kc)
 				p.packB(ws.b, pc, kc, jc, nc)
-				bv = panels{ws.b, nr * kc, nr}
+				bv = panels{s: ws.b, step: nr * kc, stride: nr}
 			}
 			for ic := 0; ic < p.m; ic += mc {
 				mcur := min(mc, p.m-ic)
 				var av panels
-				if directA {
-					av = panels{p.a[pc*p.lda+ic:], mr, p.lda}
-				} else {
+				switch {
+				case directA && p.tA:
+					av = panels{s: p.a[pc*p.lda+ic:], step: mr, stride: p.lda}
+				case directA:
+					av = panels{s: p.a[ic*p.lda+pc:], step: mr * p.lda, stride: p.lda, rows: true}
+				default:
 					ws.a = grow(ws.a, roundUp(mcur, mr)*kc)
 					p.packA(ws.a, ic, mcur, pc, kc)
-					av = panels{ws.a, mr * kc, mr}
+					av = panels{s: ws.a, step: mr * kc, stride: mr}
 				}
 				p.macro(av, bv, ic, ic, ic+mcur, jc, jc, jc+nc, kc, pc == 0)
 			}
@@ -297,6 +300,17 @@ func (p *product) serial() {
 // large operand touches a new cache set (and often a new page) every k step, where
 // packing streams it once.
 const inPlaceMax = 1 << 14
+
+// inPlaceA is inPlace for A: a transposed A holds each k step's values contiguously,
+// and a plain (row-major) one is read row by row by the RowA kernels, which need the
+// same bound with the roles of rows and k swapped.
+func (p *product) inPlaceA() bool {
+	mr := p.kern.mr
+	if p.tA {
+		return p.inPlace(p.a, p.lda, p.m, mr)
+	}
+	return p.m*p.lda <= inPlaceMax && (roundUp(p.m, mr)-1)*p.lda+p.k <= len(p.a)
+}
 
 // inPlace reports whether serial may read an operand in place: it holds each k step's
 // values contiguously (k rows of ld elements, cols of them used), it is small, and the
@@ -311,10 +325,12 @@ func (p *product) inPlace(s []float32, ld, cols, width int) bool {
 // rows (or columns) q·width onwards starts at s[q·step] and holds one k step's width
 // values contiguously every stride elements. Packed panels have step width·kc and
 // stride width; an operand read in place has step width and its leading dimension as
-// the stride.
+// the stride. With rows set (A only), the panel is row-major instead: its rows are
+// stride apart and a row's k steps contiguous, so step is width·stride.
 type panels struct {
 	s            []float32
 	step, stride int
+	rows         bool
 }
 
 // parallel is serial's loop nest with each KC slice split into two phases across
@@ -380,7 +396,7 @@ func (pr *product) parallel(threads int) {
 				i1 := min(i0+mc, p.m)
 				q0, q1 := jb*bPanels/nChunks, (jb+1)*bPanels/nChunks
 				j0, j1 := jc+q0*nr, min(jc+q1*nr, jc+nc)
-				p.macro(panels{ap[i0*kc:], mr * kc, mr}, panels{bp[q0*nr*kc:], nr * kc, nr}, i0, i0, i1, j0, j0, j1, kc, first)
+				p.macro(panels{s: ap[i0*kc:], step: mr * kc, stride: mr}, panels{s: bp[q0*nr*kc:], step: nr * kc, stride: nr}, i0, i0, i1, j0, j0, j1, kc, first)
 			})
 		}
 	}
@@ -407,11 +423,11 @@ func (p *product) macro(av, bv panels, ia, i0, i1, jb, j0, j1, kc int, first boo
 			apan := &av.s[(i-ia)/mr*av.step]
 			mm := min(mr, i1-i)
 			if mm == mr && nn == nr {
-				kern.call(kc, apan, av.stride, bpan, bv.stride, &p.c[i*ldc+j], ldc, p.alpha, beta, accumulate)
+				kern.call(kc, apan, av.stride, av.rows, bpan, bv.stride, &p.c[i*ldc+j], ldc, p.alpha, beta, accumulate)
 				continue
 			}
 			var tile [maxTile]float32
-			kern.call(kc, apan, av.stride, bpan, bv.stride, &tile[0], nr, p.alpha, 0, 0)
+			kern.call(kc, apan, av.stride, av.rows, bpan, bv.stride, &tile[0], nr, p.alpha, 0, 0)
 			for r := 0; r < mm; r++ {
 				dst := p.c[(i+r)*ldc+j : (i+r)*ldc+j+nn]
 				src := tile[r*nr : r*nr+nn]

@@ -21,6 +21,9 @@ type kernel struct {
 	reg       string
 	unroll    int
 	prefetchA int // bytes ahead of the A stream to prefetch, 0 for none
+	// rowA reads A as a row-major matrix: a[i·aStride + p], aStride being its leading
+	// dimension, instead of a[p·aStride + i].
+	rowA bool
 }
 
 func main() {
@@ -32,6 +35,9 @@ func main() {
 		{name: "kernelAVX512", mr: 14, nv: 2, lanes: 16, reg: "Z", unroll: 4},
 		{name: "kernelAVX2", mr: 6, nv: 2, lanes: 8, reg: "Y", unroll: 4},
 	} {
+		k.emit(&w)
+		k.name += "RowA"
+		k.rowA = true
 		k.emit(&w)
 	}
 	if err := os.WriteFile("kernel_amd64.s", w.Bytes(), 0o644); err != nil {
@@ -48,7 +54,22 @@ func main() {
 // without reading c when accumulate is 0 (BLAS's beta = 0: NaN in c ignored). Packed
 // panels have aStride = mr and bStride = nr; an operand that already holds one k
 // step's values contiguously (a small B, or a transposed A) is read in place with its
-// leading dimension as the stride.
+// leading dimension as the stride. The RowA variants read a small row-major A in
+// place: row i of the block at a + i·aStride, one element per k step, through two base
+// registers (rows 0–6 and 7–13) and the index registers L, 3L and 5L, L = aStride·4
+// bytes.
+// rowAddr is the address of row i's element at byte offset off of a row-major A block
+// (RowA kernels): rows 0–6 from AX, 7–13 from R8 = AX + 7L, each as base + j·L with
+// j·L formed from L (DI), 3L (R9) or 5L (R10) and a scale of 1, 2 or 4.
+func rowAddr(i, off int) string {
+	base, j := "AX", i
+	if i >= 7 {
+		base, j = "R8", i-7
+	}
+	idx := [...]string{"", "(DI*1)", "(DI*2)", "(R9*1)", "(DI*4)", "(R10*1)", "(R9*2)"}[j]
+	return fmt.Sprintf("%d(%s)%s", off, base, idx)
+}
+
 func (k kernel) emit(w *bytes.Buffer) {
 	vecBytes := 4 * k.lanes
 	acc := func(i, v int) string { return fmt.Sprintf("%s%d", k.reg, i*k.nv+v) }
@@ -67,10 +88,18 @@ func (k kernel) emit(w *bytes.Buffer) {
 	p("MOVQ c+40(FP), CX")
 	p("MOVQ ldc+48(FP), DX")
 	p("SHLQ $2, DX")
-	// Byte strides of one, two and three k steps, for the unrolled loop's addressing.
+	// Byte strides of one, two and three k steps, for the unrolled loop's addressing
+	// (for RowA: one, three and five rows, and R8 the base of row 7).
 	p("SHLQ $2, DI")
-	p("LEAQ (DI)(DI*1), R9")
-	p("LEAQ (R9)(DI*1), R10")
+	if k.rowA {
+		p("LEAQ (DI)(DI*2), R9")
+		p("LEAQ (DI)(DI*4), R10")
+		p("LEAQ (AX)(R9*2), R8")
+		p("ADDQ DI, R8")
+	} else {
+		p("LEAQ (DI)(DI*1), R9")
+		p("LEAQ (R9)(DI*1), R10")
+	}
 	p("SHLQ $2, R11")
 	p("LEAQ (R11)(R11*1), R12")
 	p("LEAQ (R12)(R11*1), R13")
@@ -93,7 +122,11 @@ func (k kernel) emit(w *bytes.Buffer) {
 		}
 		for i := 0; i < k.mr; i++ {
 			r := bc[i%2]
-			p("VBROADCASTSS %d(AX)%s, %s", 4*i, aIdx[u], r)
+			if k.rowA {
+				p("VBROADCASTSS %s, %s", rowAddr(i, 4*u), r)
+			} else {
+				p("VBROADCASTSS %d(AX)%s, %s", 4*i, aIdx[u], r)
+			}
 			for v := 0; v < k.nv; v++ {
 				p("VFMADD231PS %s, %s, %s", bReg(v), r, acc(i, v))
 			}
@@ -109,7 +142,12 @@ func (k kernel) emit(w *bytes.Buffer) {
 		if k.unroll != 4 {
 			log.Fatalf("%s: the addressing is written for an unroll of 4", k.name)
 		}
-		p("LEAQ (AX)(DI*4), AX")
+		if k.rowA {
+			p("ADDQ $%d, AX", 4*k.unroll)
+			p("ADDQ $%d, R8", 4*k.unroll)
+		} else {
+			p("LEAQ (AX)(DI*4), AX")
+		}
 		p("LEAQ (BX)(R11*4), BX")
 		p("SUBQ $%d, SI", k.unroll)
 		p("CMPQ SI, $%d", k.unroll)
@@ -120,7 +158,12 @@ func (k kernel) emit(w *bytes.Buffer) {
 	}
 	fmt.Fprintf(w, "%s_loop1:\n", k.name)
 	step(0)
-	p("ADDQ DI, AX")
+	if k.rowA {
+		p("ADDQ $4, AX")
+		p("ADDQ $4, R8")
+	} else {
+		p("ADDQ DI, AX")
+	}
 	p("ADDQ R11, BX")
 	p("DECQ SI")
 	p("JNE %s_loop1", k.name)

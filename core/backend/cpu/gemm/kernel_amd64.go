@@ -10,6 +10,14 @@ func kernelAVX512(kc int, a *float32, aStride int, b *float32, bStride int, c *f
 //go:noescape
 func kernelAVX2(kc int, a *float32, aStride int, b *float32, bStride int, c *float32, ldc int, alpha, beta float32, accumulate int)
 
+// The RowA kernels read A as a row-major block, row i at a + i·aStride (gen_amd64.go).
+//
+//go:noescape
+func kernelAVX512RowA(kc int, a *float32, aStride int, b *float32, bStride int, c *float32, ldc int, alpha, beta float32, accumulate int)
+
+//go:noescape
+func kernelAVX2RowA(kc int, a *float32, aStride int, b *float32, bStride int, c *float32, ldc int, alpha, beta float32, accumulate int)
+
 // transpose8 moves eight rows of 8·blocks floats into eight columns of a panel of the
 // given width: dst[(8b+k)·width + r] = src[r·ld + 8b + k].
 //
@@ -40,12 +48,17 @@ func kernels() []*microkernel {
 
 // call runs the microkernel through a direct call, not a function value, so that the
 // compiler sees the assembly's noescape and an edge tile's buffer stays on the stack.
-func (k *microkernel) call(kc int, a *float32, aStride int, b *float32, bStride int, c *float32, ldc int, alpha, beta float32, accumulate int) {
-	switch k.id {
-	case idAVX512:
+// rowA selects the variant that reads A row-major (aStride apart per row).
+func (k *microkernel) call(kc int, a *float32, aStride int, rowA bool, b *float32, bStride int, c *float32, ldc int, alpha, beta float32, accumulate int) {
+	switch {
+	case k.id == idAVX512 && !rowA:
 		kernelAVX512(kc, a, aStride, b, bStride, c, ldc, alpha, beta, accumulate)
-	case idAVX2:
+	case k.id == idAVX512:
+		kernelAVX512RowA(kc, a, aStride, b, bStride, c, ldc, alpha, beta, accumulate)
+	case k.id == idAVX2 && !rowA:
 		kernelAVX2(kc, a, aStride, b, bStride, c, ldc, alpha, beta, accumulate)
+	case k.id == idAVX2:
+		kernelAVX2RowA(kc, a, aStride, b, bStride, c, ldc, alpha, beta, accumulate)
 	default:
 		panic("gemm: unknown microkernel " + k.name)
 	}

@@ -5,7 +5,7 @@ package gemm
 // kernels is empty off amd64: Available reports false and callers use gonum.
 func kernels() []*microkernel { return nil }
 
-func (k *microkernel) call(kc int, a *float32, aStride int, b *float32, bStride int, c *float32, ldc int, alpha, beta float32, accumulate int) {
+func (k *microkernel) call(kc int, a *float32, aStride int, rowA bool, b *float32, bStride int, c *float32, ldc int, alpha, beta float32, accumulate int) {
 	panic("gemm: no microkernel on this architecture")
 }
 
