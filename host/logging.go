@@ -6,6 +6,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
+
+	"github.com/kadapt/kadapt/host/progress"
 )
 
 // logLevelEnv sets the log level where --log-level is not given.
@@ -41,11 +43,12 @@ func setLogLevel(cmd *cobra.Command, _ []string) error {
 	return usageErr("%s %q: want one of %s", source, name, strings.Join(logLevels, ", "))
 }
 
-// newLogger is a command's logger on stderr at the chosen level.
+// newLogger is a command's logger on stderr at the chosen level. It writes through
+// the progress display, which prints its lines above any live bar.
 func newLogger(name string) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
 		Name:   name,
-		Output: os.Stderr,
+		Output: progress.Stderr(),
 		Level:  logLevel,
 		// go-plugin reports at info that a plugin exited; the host stops its plugins
 		// on purpose, so that is news only when debugging (a crash is an error).

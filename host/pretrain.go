@@ -188,7 +188,10 @@ func pretrain(r pretrainRecipe, o pretrainOptions, args []string) error {
 	m := &fullModel{vision: vision, head: head}
 	log.Info("pretraining", "backbone", cfg.Name, "params", vision.NumParams(), "train_images", trainData.Len(), "epochs", r.Epochs)
 	start := time.Now()
-	if err := pretrainLoop(b, m, trainData, r, newProgress(log, false)); err != nil {
+	shown := newProgress(false)
+	err = pretrainLoop(b, m, trainData, r, shown)
+	shown.Close()
+	if err != nil {
 		return err
 	}
 	// With turns in the labels, the upright test images score as the (digit, no turn)

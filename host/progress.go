@@ -4,68 +4,82 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"strings"
-	"time"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/mattn/go-isatty"
-
+	"github.com/kadapt/kadapt/host/progress"
 	"github.com/kadapt/kadapt/host/train"
 )
 
-// progress draws a live bar on a terminal and plain log lines otherwise (CI logs,
-// pipes), so long runs always show they are alive.
-type progress struct {
-	w        io.Writer
-	tty      bool
-	log      hclog.Logger
-	start    time.Time
-	lastDraw time.Time
+// display is where a command shows its long stretches: the process's display on
+// stderr (a bar on a terminal, periodic lines elsewhere), or nothing when quiet.
+func display(quiet bool) *progress.Display {
+	if quiet {
+		return progress.New(io.Discard, progress.Options{})
+	}
+	return progress.Stderr()
+}
+
+// runProgress shows a training run: one task for the steps of every epoch, one for
+// each evaluation pass, and the epoch lines above them (train.PassProgress).
+type runProgress struct {
+	d        *progress.Display
+	steps    *progress.Task
+	pass     *progress.Task
+	passName string
 	epochs   int
 }
 
-func newProgress(log hclog.Logger, quiet bool) *progress {
-	p := &progress{w: os.Stderr, log: log, start: time.Now()}
-	if quiet {
-		p.w = io.Discard
-	}
-	if f, ok := p.w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-		p.tty = true
-	}
-	return p
+func newProgress(quiet bool) *runProgress {
+	return &runProgress{d: display(quiet)}
 }
 
-func (p *progress) Step(epoch, epochs, batch, batches int, loss, acc, ips float64) {
+func (p *runProgress) Step(epoch, epochs, batch, batches int, loss, acc, ips float64) {
 	p.epochs = epochs
-	if !p.tty || time.Since(p.lastDraw) < 100*time.Millisecond && batch != batches {
-		return
+	total := int64(epochs) * int64(batches)
+	if p.steps == nil {
+		p.steps = p.d.Start("train", total)
 	}
-	p.lastDraw = time.Now()
-	done := float64((epoch-1)*batches+batch) / float64(epochs*batches)
-	elapsed := time.Since(p.start)
-	eta := time.Duration(float64(elapsed) * (1/done - 1)).Round(time.Second)
-	const width = 24
-	filled := int(done * width)
-	bar := strings.Repeat("█", filled) + strings.Repeat("░", width-filled)
-	accText := ""
+	detail := fmt.Sprintf("epoch %d/%d batch %d/%d loss %.4f", epoch, epochs, batch, batches, loss)
 	if !math.IsNaN(acc) {
-		accText = fmt.Sprintf(" acc %.3f", acc)
+		detail += fmt.Sprintf(" acc %.3f", acc)
 	}
-	fmt.Fprintf(p.w, "\r\033[K%s epoch %d/%d batch %d/%d loss %.4f%s %.0f img/s ETA %s", bar, epoch, epochs, batch, batches, loss, accText, ips, eta)
+	detail += fmt.Sprintf(" %.0f img/s", ips)
+	p.steps.Update(int64(epoch-1)*int64(batches)+int64(batch), total, detail)
 }
 
-func (p *progress) Epoch(m train.EpochMetrics) {
-	if p.tty {
-		fmt.Fprint(p.w, "\r\033[K")
-	}
+func (p *runProgress) Epoch(m train.EpochMetrics) {
 	score := func(v float64) string {
 		if math.IsNaN(v) {
 			return "-"
 		}
 		return fmt.Sprintf("%.4f", v)
 	}
-	line := fmt.Sprintf("epoch %d/%d  loss %.4f  val %s (loss %s)  test %s  lr %.3g  %.0f img/s  %.1fs",
-		m.Epoch, p.epochs, m.TrainLoss, score(m.Val), score(m.ValLoss), score(m.Test), m.LR, m.ImagesPS, m.Seconds)
-	fmt.Fprintln(p.w, line)
+	p.d.Println(fmt.Sprintf("epoch %d/%d  loss %.4f  val %s (loss %s)  test %s  lr %.3g  %.0f img/s  %.1fs",
+		m.Epoch, p.epochs, m.TrainLoss, score(m.Val), score(m.ValLoss), score(m.Test), m.LR, m.ImagesPS, m.Seconds))
+}
+
+func (p *runProgress) Pass(split string, done, total int) {
+	if p.pass != nil && p.passName != split {
+		p.pass.End()
+		p.pass = nil
+	}
+	if p.pass == nil {
+		p.pass, p.passName = p.d.Start(split, int64(total)), split
+	}
+	p.pass.Update(int64(done), int64(total), "")
+	if done >= total {
+		p.pass.End()
+		p.pass = nil
+	}
+}
+
+// Close ends what is still shown; a run that failed half way leaves no bar behind.
+func (p *runProgress) Close() {
+	if p.pass != nil {
+		p.pass.End()
+		p.pass = nil
+	}
+	if p.steps != nil {
+		p.steps.End()
+		p.steps = nil
+	}
 }

@@ -423,7 +423,9 @@ func runJob(ctx context.Context, rc RunConfig, meth method, log hclog.Logger, at
 	if err := meth.Event("run_start", map[string]any{"run_dir": dir, "trainable_params": as.count}); err != nil {
 		log.Warn("plugin run_start event failed", "error", err)
 	}
-	res, err := train.Run(b, as.model, as.task, rc.Train, train.Options{Dir: dir, Resume: at.Resume, Progress: newProgress(log, quiet), Context: ctx, Identity: identity})
+	shown := newProgress(quiet)
+	res, err := train.Run(b, as.model, as.task, rc.Train, train.Options{Dir: dir, Resume: at.Resume, Progress: shown, Context: ctx, Identity: identity})
+	shown.Close()
 	if lifecycle.IsInterrupted(err) {
 		return nil, fmt.Errorf("%w; continue with `host run --resume %s`", err, dir)
 	}

@@ -17,9 +17,10 @@ func Evaluate(b core.Backend, m Model, d Data, task Task, batch int) (float64, e
 	return score, err
 }
 
-// evaluate is EvaluateWithLoss that gives up between batches once ctx is cancelled.
-func evaluate(ctx context.Context, b core.Backend, m Model, d Data, task Task, batch int) (score, loss float64, err error) {
-	logits, labels, err := predict(ctx, b, m, d, batch)
+// evaluate is EvaluateWithLoss that gives up between batches once ctx is cancelled
+// and reports its progress to report (which may be nil).
+func evaluate(ctx context.Context, b core.Backend, m Model, d Data, task Task, batch int, report func(done, total int)) (score, loss float64, err error) {
+	logits, labels, err := predict(ctx, b, m, d, batch, report)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -30,7 +31,7 @@ func evaluate(ctx context.Context, b core.Backend, m Model, d Data, task Task, b
 // tasks), which breaks ties between epochs of equal validation score: few-shot
 // validation sets are small enough that ties are the rule.
 func EvaluateWithLoss(b core.Backend, m Model, d Data, task Task, batch int) (score, loss float64, err error) {
-	return evaluate(context.Background(), b, m, d, task, batch)
+	return evaluate(context.Background(), b, m, d, task, batch, nil)
 }
 
 func scoreLogits(logits [][]float32, labels [][]int, task Task) (score, loss float64, err error) {
@@ -76,17 +77,17 @@ func meanLoss(logits [][]float32, labels [][]int, task Task) float64 {
 
 // Predict returns every example's logits and labels.
 func Predict(b core.Backend, m Model, d Data, batch int) ([][]float32, [][]int, error) {
-	return predict(context.Background(), b, m, d, batch)
+	return predict(context.Background(), b, m, d, batch, nil)
 }
 
-func predict(ctx context.Context, b core.Backend, m Model, d Data, batch int) ([][]float32, [][]int, error) {
+func predict(ctx context.Context, b core.Backend, m Model, d Data, batch int, report func(done, total int)) ([][]float32, [][]int, error) {
 	tp := autograd.NewTape(b)
 	tp.Training = false
 	tp.SetGradEnabled(false)
 	shape := d.Shape()
 	var logits [][]float32
 	labels := make([][]int, 0, d.Len())
-	err := FetchChunks(ctx, d, batch, func(_ int, x []float32, l [][]int) error {
+	err := FetchChunks(ctx, d, batch, func(off int, x []float32, l [][]int) error {
 		out := m.Head().Forward(tp, m.Features(tp, tp.Input(x, append([]int{len(l)}, shape...)...)))
 		c := out.Shape()[1]
 		flat := make([]float32, len(l)*c)
@@ -96,6 +97,9 @@ func predict(ctx context.Context, b core.Backend, m Model, d Data, batch int) ([
 		}
 		labels = append(labels, l...)
 		tp.Reset()
+		if report != nil {
+			report(off+len(l), d.Len())
+		}
 		return nil
 	})
 	if err != nil {
@@ -112,13 +116,13 @@ func (r *runner) evaluateEpoch(ep *epochRun) (EpochMetrics, error) {
 		Val: math.NaN(), ValLoss: math.NaN(), Test: math.NaN()}
 	var err error
 	if r.task.Val != nil {
-		em.Val, em.ValLoss, err = evaluate(r.ctx, r.b, r.m, r.task.Val, r.task, r.cfg.BatchSize)
+		em.Val, em.ValLoss, err = evaluate(r.ctx, r.b, r.m, r.task.Val, r.task, r.cfg.BatchSize, r.passReport("val"))
 	}
 	// best-test-epoch needs the test score of every epoch; otherwise the selected
 	// epoch's weights are kept aside and the test split is scored once at the end.
 	// Few-shot test sets are thousands of images, so that is most of the run saved.
 	if err == nil && r.cfg.Select == "best-test-epoch" && r.task.Test != nil {
-		em.Test, _, err = evaluate(r.ctx, r.b, r.m, r.task.Test, r.task, r.cfg.BatchSize)
+		em.Test, _, err = evaluate(r.ctx, r.b, r.m, r.task.Test, r.task, r.cfg.BatchSize, r.passReport("test"))
 	}
 	if err != nil && r.ctx.Err() != nil {
 		return em, r.stopAt(ep, r.batches)
@@ -132,7 +136,7 @@ func (r *runner) testSelected() (*Result, error) {
 	movement := r.moves.result() // the last step's weights, before the selected epoch's are restored
 	if r.cfg.Select != "best-test-epoch" && r.task.Test != nil {
 		r.st.restore(r.m)
-		test, _, err := evaluate(r.ctx, r.b, r.m, r.task.Test, r.task, r.cfg.BatchSize)
+		test, _, err := evaluate(r.ctx, r.b, r.m, r.task.Test, r.task, r.cfg.BatchSize, r.passReport("test"))
 		if err != nil && r.ctx.Err() != nil {
 			// The last epoch's checkpoint is written: a resume goes straight here.
 			return nil, &StoppedError{Epoch: r.st.epoch, Epochs: r.cfg.Epochs, Batch: r.batches, Batches: r.batches, Cause: context.Cause(r.ctx), FinalTest: true}
@@ -145,4 +149,14 @@ func (r *runner) testSelected() (*Result, error) {
 	res := r.st.result(r.task.Metric, r.cfg.Select)
 	res.Movement = movement
 	return res, nil
+}
+
+// passReport is where an evaluation pass over split reports its progress: the run's
+// Progress when it follows passes (PassProgress), else nowhere.
+func (r *runner) passReport(split string) func(done, total int) {
+	pp, ok := r.opt.Progress.(PassProgress)
+	if !ok {
+		return nil
+	}
+	return func(done, total int) { pp.Pass(split, done, total) }
 }

@@ -108,6 +108,15 @@ type Progress interface {
 	Epoch(m EpochMetrics)
 }
 
+// PassProgress is a Progress that also follows evaluation passes, which take tens of
+// seconds on a full test split.
+type PassProgress interface {
+	Progress
+	// Pass reports an evaluation pass over split ("val" or "test"): done of total
+	// examples scored.
+	Pass(split string, done, total int)
+}
+
 // Options are the run's side channels.
 type Options struct {
 	Dir      string   // run directory: metrics.jsonl and checkpoint.safetensors live here
