@@ -101,10 +101,11 @@ static inline unsigned atomicOr(unsigned* p, unsigned v) {
 #include "../kernels/attention.cu"
 #include "../kernels/convert.cu"
 #include "../kernels/elementwise.cu"
+#include "../kernels/layernorm.cu"
 #include "../kernels/layout.cu"
 #include "../kernels/optim.cu"
 #include "../kernels/reduce.cu"
-#include "../kernels/rows.cu"
+#include "../kernels/softmax.cu"
 
 namespace {
 template <typename... A, size_t... I>
