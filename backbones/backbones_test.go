@@ -12,6 +12,7 @@ import (
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/core/backend/cpu"
+	"github.com/kadapt/kadapt/core/testutil"
 )
 
 func fixture(t *testing.T, path, name string) ([]float32, []int) {
@@ -32,28 +33,7 @@ func fixture(t *testing.T, path, name string) ([]float32, []int) {
 	return data, info.Shape
 }
 
-func download(v *autograd.Var) []float32 {
-	out := make([]float32, v.Value.Size())
-	v.Value.Backend().Download(out, v.Value)
-	return out
-}
-
-func assertClose(t *testing.T, what string, got, want []float32, tol float64) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
-	}
-	worst, at := 0.0, 0
-	for i := range got {
-		if d := math.Abs(float64(got[i]) - float64(want[i])); d > worst || math.IsNaN(d) {
-			worst, at = d, i
-		}
-	}
-	if worst > tol || math.IsNaN(worst) {
-		t.Fatalf("%s: max abs error %.3g at %d (got %v, want %v), tolerance %g", what, worst, at, got[at], want[at], tol)
-	}
-	t.Logf("%s: max abs error %.3g", what, worst)
-}
+func download(v *autograd.Var) []float32 { return testutil.Download(v.Value.Backend(), v.Value) }
 
 func loadCLIPSmall(t *testing.T, b core.Backend) *Vision {
 	t.Helper()
@@ -84,9 +64,9 @@ func TestCLIPVisionMatchesTransformers(t *testing.T) {
 	out, tp := forwardPixels(t, m, "testdata/clip_vision_small.io.safetensors")
 	defer tp.Reset()
 	want, _ := fixture(t, "testdata/clip_vision_small.io.safetensors", "last_hidden_state")
-	assertClose(t, "last_hidden_state", download(out.Tokens), want, 1e-4)
+	testutil.AllClose(t, "last_hidden_state", download(out.Tokens), want, 1e-4, 0)
 	want, _ = fixture(t, "testdata/clip_vision_small.io.safetensors", "image_embeds")
-	assertClose(t, "image_embeds", download(out.Embeds), want, 1e-4)
+	testutil.AllClose(t, "image_embeds", download(out.Embeds), want, 1e-4, 0)
 }
 
 func TestTimmViTMatchesTimm(t *testing.T) {
@@ -104,9 +84,9 @@ func TestTimmViTMatchesTimm(t *testing.T) {
 	out, tp := forwardPixels(t, m, "testdata/timm_vit_small.io.safetensors")
 	defer tp.Reset()
 	want, _ := fixture(t, "testdata/timm_vit_small.io.safetensors", "features")
-	assertClose(t, "features", download(out.Tokens), want, 1e-4)
+	testutil.AllClose(t, "features", download(out.Tokens), want, 1e-4, 0)
 	want, _ = fixture(t, "testdata/timm_vit_small.io.safetensors", "logits")
-	assertClose(t, "logits", download(out.Logits), want, 1e-4)
+	testutil.AllClose(t, "logits", download(out.Logits), want, 1e-4, 0)
 }
 
 // rewrite re-keys a fixture checkpoint into another naming convention, so one PyTorch
@@ -246,7 +226,7 @@ func TestHFViTNamingMatchesTimm(t *testing.T) {
 	out, tp := forwardPixels(t, m, "testdata/timm_vit_small.io.safetensors")
 	defer tp.Reset()
 	want, _ := fixture(t, "testdata/timm_vit_small.io.safetensors", "logits")
-	assertClose(t, "logits", download(out.Logits), want, 1e-4)
+	testutil.AllClose(t, "logits", download(out.Logits), want, 1e-4, 0)
 }
 
 func loadTextSmall(t *testing.T) *Text {
@@ -304,11 +284,11 @@ func TestCLIPTextMatchesTransformers(t *testing.T) {
 				break
 			}
 			at := (i*len(row) + j) * w
-			assertClose(t, fmt.Sprintf("last_hidden_state[%d,%d]", i, j), got[at:at+w], want[at:at+w], 1e-4)
+			testutil.AllClose(t, fmt.Sprintf("last_hidden_state[%d,%d]", i, j), got[at:at+w], want[at:at+w], 1e-4, 0)
 		}
 	}
 	want, _ = fixture(t, "testdata/clip_text_small/io.safetensors", "text_embeds")
-	assertClose(t, "text_embeds", download(out.Embeds), want, 1e-4)
+	testutil.AllClose(t, "text_embeds", download(out.Embeds), want, 1e-4, 0)
 }
 
 func TestPresetParameterCounts(t *testing.T) {
@@ -405,13 +385,13 @@ func TestClassEmbeddings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	assertClose(t, "cat", got[0], norm(row(0)), 1e-5)
+	testutil.AllClose(t, "cat", got[0], norm(row(0)), 1e-5, 0)
 	got, err = ClassEmbeddings(txt, tok, []string{"dog"}, []string{"A PHOTO of the {}!", "a photo of the {}!"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Both prompts tokenise alike (lower-casing), so the mean is that one prompt.
-	assertClose(t, "dog", got[0], norm(row(1)), 1e-5)
+	testutil.AllClose(t, "dog", got[0], norm(row(1)), 1e-5, 0)
 	if _, err := ClassEmbeddings(txt, tok, []string{"dog"}, []string{"no placeholder"}); err == nil {
 		t.Error("a template without {} was accepted")
 	}

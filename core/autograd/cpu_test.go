@@ -9,6 +9,7 @@ import (
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/backend/cpu"
 	"github.com/kadapt/kadapt/core/backend/ref"
+	"github.com/kadapt/kadapt/core/testutil"
 )
 
 // runOn runs a case forward and backward on b from float32-exact data and returns the
@@ -17,12 +18,12 @@ func runOn(b core.Backend, c opCase, data [][]float64, r []float64) (out []float
 	vars := setup(b, c, data, false)
 	tp := newTape(b, c)
 	y := c.f(tp, vars)
-	out = download(y.Value)
+	out = testutil.Download64(y.Value)
 	tp.Backward(weightedLoss(tp, y, r, false))
 	grads = make([][]float64, len(vars))
 	for i, v := range vars {
 		if v.Grad != nil {
-			grads[i] = download(v.Grad)
+			grads[i] = testutil.Download64(v.Grad)
 		}
 	}
 	tp.Reset()
@@ -62,5 +63,5 @@ func assertClose32(t *testing.T, what string, got, want []float64) {
 	for _, v := range want {
 		scale = math.Max(scale, math.Abs(v))
 	}
-	assertClose(t, what, got, want, 2e-5*scale, 1e-4)
+	testutil.AllClose(t, what, got, want, 2e-5*scale, 1e-4)
 }

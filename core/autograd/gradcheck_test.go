@@ -2,13 +2,13 @@ package autograd_test
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/core/backend/ref"
+	"github.com/kadapt/kadapt/core/testutil"
 )
 
 // genData draws the inputs of a case.
@@ -84,16 +84,6 @@ func weightedLoss(tp *autograd.Tape, out *autograd.Var, r []float64, exact bool)
 	return tp.Sum(tp.Mul(out, tp.Const(rt)), nil, false)
 }
 
-func download(t *core.Tensor) []float64 {
-	buf := make([]float32, t.Size())
-	t.Backend().Download(buf, t)
-	out := make([]float64, len(buf))
-	for i, v := range buf {
-		out[i] = float64(v)
-	}
-	return out
-}
-
 func outShape(c opCase, data [][]float64) core.Shape {
 	b := ref.New()
 	vars := setup(b, c, data, true)
@@ -125,7 +115,7 @@ func TestGradients(t *testing.T) {
 			out := c.f(tp, vars)
 			if c.want != nil {
 				want := c.want(data)
-				assertClose(t, "forward", ref.Float64s(out.Value), want, 1e-12, 1e-10)
+				testutil.AllClose(t, "forward", ref.Float64s(out.Value), want, 1e-12, 1e-10)
 			}
 			loss := weightedLoss(tp, out, r, true)
 			tp.Backward(loss)
@@ -153,43 +143,10 @@ func TestGradients(t *testing.T) {
 					t.Fatalf("input %d: no gradient", i)
 				}
 				got := ref.Float64s(v.Grad)
-				x := ref.Float64s(v.Value)
-				fd := make([]float64, len(x))
-				for j := range x {
-					orig := x[j]
-					x[j] = orig + h
-					ref.UploadFloat64(v.Value, x)
-					lp := evalLoss()
-					x[j] = orig - h
-					ref.UploadFloat64(v.Value, x)
-					lm := evalLoss()
-					x[j] = orig
-					ref.UploadFloat64(v.Value, x)
-					fd[j] = (lp - lm) / (2 * h)
-				}
-				assertClose(t, fmt.Sprintf("d loss/d input %d", i), got, fd, 1e-6, 1e-6)
+				fd := testutil.CentralDiffRef(v.Value, evalLoss, h, nil)
+				testutil.AllClose(t, fmt.Sprintf("d loss/d input %d", i), got, fd, 1e-6, 1e-6)
 			}
 			tp.Reset()
 		})
-	}
-}
-
-// assertClose fails when |got-want| > atol + rtol·|want| anywhere.
-func assertClose(t *testing.T, what string, got, want []float64, atol, rtol float64) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
-	}
-	bad := 0
-	for i := range got {
-		if d := math.Abs(got[i] - want[i]); !(d <= atol+rtol*math.Abs(want[i])) {
-			if bad < 5 {
-				t.Errorf("%s[%d] = %.10g, want %.10g (diff %.3g)", what, i, got[i], want[i], d)
-			}
-			bad++
-		}
-	}
-	if bad > 5 {
-		t.Errorf("%s: %d of %d values differ", what, bad, len(got))
 	}
 }

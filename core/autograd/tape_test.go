@@ -9,6 +9,7 @@ import (
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/core/backend/cpu"
 	"github.com/kadapt/kadapt/core/backend/ref"
+	"github.com/kadapt/kadapt/core/testutil"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -90,14 +91,14 @@ func TestFrozenParameterCostsNoWeightGradient(t *testing.T) {
 			t.Errorf("flags: trainable %v requiresGrad %v param %v", w.Trainable(), w.RequiresGrad(), w.IsParam())
 		}
 		// d Σ(x·wᵀ) / dx[i,k] = Σ_j w[j,k].
-		wv := download(w.Value)
+		wv := testutil.Download64(w.Value)
 		var want []float64
 		for range 2 {
 			for k := range 3 {
 				want = append(want, wv[k]+wv[3+k]+wv[6+k]+wv[9+k])
 			}
 		}
-		assertClose(t, "dx", download(x.Grad), want, 1e-6, 1e-6)
+		testutil.AllClose(t, "dx", testutil.Download64(x.Grad), want, 1e-6, 1e-6)
 		tp.Reset()
 	}
 }
@@ -111,21 +112,21 @@ func TestGradientAccumulation(t *testing.T) {
 	}
 	tp := autograd.NewTape(b)
 	tp.Backward(step(tp))
-	once := download(w.Grad)
+	once := testutil.Download64(w.Grad)
 	tp.Reset()
 	tp.Backward(step(tp))
-	assertClose(t, "second step, no ZeroGrad", download(w.Grad), scaled(once, 2), 1e-6, 1e-6)
+	testutil.AllClose(t, "second step, no ZeroGrad", testutil.Download64(w.Grad), scaled(once, 2), 1e-6, 1e-6)
 	// Backward twice on one graph adds the parameter gradients again but must not
 	// reuse the intermediate gradients of the first pass.
 	loss := step(tp)
 	tp.Backward(loss)
 	tp.Backward(loss)
-	assertClose(t, "two Backward on one tape", download(w.Grad), scaled(once, 4), 1e-6, 1e-6)
+	testutil.AllClose(t, "two Backward on one tape", testutil.Download64(w.Grad), scaled(once, 4), 1e-6, 1e-6)
 	tp.Reset()
 	w.ZeroGrad()
 	x.ZeroGrad()
 	tp.Backward(step(tp))
-	assertClose(t, "after ZeroGrad", download(w.Grad), once, 1e-6, 1e-6)
+	testutil.AllClose(t, "after ZeroGrad", testutil.Download64(w.Grad), once, 1e-6, 1e-6)
 	tp.Reset()
 }
 
@@ -234,7 +235,7 @@ func TestBackwardReleasesSpentGradients(t *testing.T) {
 		}
 		want = append(want, d)
 	}
-	assertClose(t, "dx", download(x.Grad), want, 1e-6, 1e-6)
+	testutil.AllClose(t, "dx", testutil.Download64(x.Grad), want, 1e-6, 1e-6)
 	tp.Reset()
 	if len(s.live) != 1 {
 		t.Errorf("%d tensors live after Reset, want only the Variable's value", len(s.live))
@@ -246,14 +247,14 @@ func TestMaxTiesSplitGradient(t *testing.T) {
 	x := param(b, "x", []float32{1, 3, 3, 2, -1, -1, -1, 0}, 2, 4)
 	tp := autograd.NewTape(b)
 	tp.Backward(tp.Sum(tp.Max(x, []int{1}, false), nil, false))
-	assertClose(t, "row max", download(x.Grad), []float64{0, 0.5, 0.5, 0, 0, 0, 0, 1}, 0, 0)
+	testutil.AllClose(t, "row max", testutil.Download64(x.Grad), []float64{0, 0.5, 0.5, 0, 0, 0, 0, 1}, 0, 0)
 	tp.Reset()
 
 	a := param(b, "a", []float32{1, 2, 3}, 3)
 	c := param(b, "c", []float32{1, 5, 0}, 3)
 	tp.Backward(tp.Sum(tp.Maximum(a, c), nil, false))
-	assertClose(t, "maximum a", download(a.Grad), []float64{0.5, 0, 1}, 0, 0)
-	assertClose(t, "maximum c", download(c.Grad), []float64{0.5, 1, 0}, 0, 0)
+	testutil.AllClose(t, "maximum a", testutil.Download64(a.Grad), []float64{0.5, 0, 1}, 0, 0)
+	testutil.AllClose(t, "maximum c", testutil.Download64(c.Grad), []float64{0.5, 1, 0}, 0, 0)
 	tp.Reset()
 }
 
@@ -266,9 +267,9 @@ func TestDropoutMask(t *testing.T) {
 	}
 	tp.Training = true
 	tp.SetSeed(1234)
-	xs := download(x.Value)
+	xs := testutil.Download64(x.Value)
 	for call := range 2 {
-		y := download(tp.Dropout(x, 0.25).Value)
+		y := testutil.Download64(tp.Dropout(x, 0.25).Value)
 		for i := range y {
 			want := 0.0
 			if core.DropoutUniform(1234+uint64(call), i) >= 0.25 {
@@ -290,10 +291,10 @@ func TestBatchNormRunningStatistics(t *testing.T) {
 			t.Fatalf("affine %v: gamma %v beta %v", affine, bn.Gamma, bn.Beta)
 		}
 		if affine {
-			assertClose(t, "gamma init", download(bn.Gamma.Value), []float64{1, 1, 1}, 0, 0)
-			assertClose(t, "beta init", download(bn.Beta.Value), []float64{0, 0, 0}, 0, 0)
+			testutil.AllClose(t, "gamma init", testutil.Download64(bn.Gamma.Value), []float64{1, 1, 1}, 0, 0)
+			testutil.AllClose(t, "beta init", testutil.Download64(bn.Beta.Value), []float64{0, 0, 0}, 0, 0)
 		}
-		assertClose(t, "running var init", download(bn.RunningVar), []float64{1, 1, 1}, 0, 0)
+		testutil.AllClose(t, "running var init", testutil.Download64(bn.RunningVar), []float64{1, 1, 1}, 0, 0)
 		if bn.Momentum != 0.1 || bn.Eps != 1e-5 {
 			t.Errorf("momentum %v eps %v", bn.Momentum, bn.Eps)
 		}
@@ -322,8 +323,8 @@ func TestBatchNormRunningStatistics(t *testing.T) {
 			}
 			wantMean, wantVar = append(wantMean, m), append(wantVar, v)
 		}
-		assertClose(t, "running mean", download(bn.RunningMean), wantMean, 1e-6, 1e-6)
-		assertClose(t, "running var", download(bn.RunningVar), wantVar, 1e-6, 1e-6)
+		testutil.AllClose(t, "running mean", testutil.Download64(bn.RunningMean), wantMean, 1e-6, 1e-6)
+		testutil.AllClose(t, "running var", testutil.Download64(bn.RunningVar), wantVar, 1e-6, 1e-6)
 	}
 }
 
@@ -337,7 +338,7 @@ func TestKronAgainstGonum(t *testing.T) {
 		a := param(b, "a", av, n, p, q)
 		c := param(b, "b", bv, n, r, s)
 		tp := autograd.NewTape(b)
-		got := download(tp.KronSum(a, c).Value)
+		got := testutil.Download64(tp.KronSum(a, c).Value)
 		sum := mat.NewDense(p*r, q*s, nil)
 		for i := range n {
 			ai, bi := mat.NewDense(p, q, nil), mat.NewDense(r, s, nil)
@@ -353,10 +354,10 @@ func TestKronAgainstGonum(t *testing.T) {
 			if i == 0 {
 				a0 := tp.Reshape(tp.Slice(a, 0, 0, 1), p, q)
 				c0 := tp.Reshape(tp.Slice(c, 0, 0, 1), r, s)
-				assertClose(t, b.Name()+" kron", download(tp.Kron(a0, c0).Value), k.RawMatrix().Data, 1e-5, 1e-5)
+				testutil.AllClose(t, b.Name()+" kron", testutil.Download64(tp.Kron(a0, c0).Value), k.RawMatrix().Data, 1e-5, 1e-5)
 			}
 		}
-		assertClose(t, b.Name()+" kron sum", got, sum.RawMatrix().Data, 1e-5, 1e-5)
+		testutil.AllClose(t, b.Name()+" kron sum", got, sum.RawMatrix().Data, 1e-5, 1e-5)
 		tp.Reset()
 	}
 }

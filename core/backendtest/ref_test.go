@@ -7,6 +7,7 @@ import (
 
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/backend/ref"
+	"github.com/kadapt/kadapt/core/testutil"
 )
 
 // TestRefAgainstRef runs the suite on ref itself with zero tolerance: the reference
@@ -246,17 +247,11 @@ func TestTolAccepts(t *testing.T) {
 
 // The defective backends below each wrap ref and break one thing.
 
-func download(b core.Backend, t *core.Tensor) []float32 {
-	v := make([]float32, t.Size())
-	b.Download(v, t)
-	return v
-}
-
 type softmaxOff struct{ core.Backend }
 
 func (s softmaxOff) Softmax(dst, x *core.Tensor) {
 	s.Backend.Softmax(dst, x)
-	v := download(s.Backend, dst)
+	v := testutil.Download(s.Backend, dst)
 	for i := range v {
 		v[i] += 1e-2
 	}
@@ -283,7 +278,7 @@ func (r reduceDropsLast) Reduce(op core.ReduceOp, dst, x *core.Tensor, accumulat
 		r.Backend.Reduce(op, dst, x, accumulate)
 		return
 	}
-	v := download(r.Backend, x)
+	v := testutil.Download(r.Backend, x)
 	v[len(v)-1] = 0
 	tmp := r.Backend.Alloc(x.Shape())
 	defer r.Release(tmp)
@@ -349,7 +344,7 @@ func (g geluTanh) Unary(op core.UnaryOp, dst, x *core.Tensor) {
 		g.Backend.Unary(op, dst, x)
 		return
 	}
-	v := download(g.Backend, x)
+	v := testutil.Download(g.Backend, x)
 	for i, x := range v {
 		x := float64(x)
 		v[i] = float32(0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x))))
@@ -377,7 +372,7 @@ func roundMantissa(x float32, mant int) float32 {
 
 func (r roundedMatMul) MatMul(dst, a, b *core.Tensor, transA, transB bool, alpha, beta float32) {
 	round := func(t *core.Tensor) *core.Tensor {
-		v := download(r.Backend, t)
+		v := testutil.Download(r.Backend, t)
 		for i := range v {
 			v[i] = roundMantissa(v[i], r.mant)
 		}
@@ -397,7 +392,7 @@ func (r roundedMatMul) MatMul(dst, a, b *core.Tensor, transA, transB bool, alpha
 type f32 struct{ core.Backend }
 
 func (f f32) MatMul(dst, a, b *core.Tensor, transA, transB bool, alpha, beta float32) {
-	av, bv, dv := download(f.Backend, a), download(f.Backend, b), download(f.Backend, dst)
+	av, bv, dv := testutil.Download(f.Backend, a), testutil.Download(f.Backend, b), testutil.Download(f.Backend, dst)
 	ds := dst.Shape()
 	m, n := ds[len(ds)-2], ds[len(ds)-1]
 	k := a.Dim(a.Rank() - 1)
@@ -446,7 +441,7 @@ func (f f32) Reduce(op core.ReduceOp, dst, x *core.Tensor, accumulate bool) {
 		f.Backend.Reduce(op, dst, x, accumulate)
 		return
 	}
-	xv, dv := download(f.Backend, x), download(f.Backend, dst)
+	xv, dv := testutil.Download(f.Backend, x), testutil.Download(f.Backend, dst)
 	acc := make([]float32, len(dv))
 	st := core.BroadcastStrides(dst.Shape(), x.Shape())
 	xs := x.Shape()
@@ -470,11 +465,11 @@ func (f f32) Reduce(op core.ReduceOp, dst, x *core.Tensor, accumulate bool) {
 
 func (f f32) SumSquares(dst, x *core.Tensor, accumulate bool) {
 	var s float32
-	for _, v := range download(f.Backend, x) {
+	for _, v := range testutil.Download(f.Backend, x) {
 		s += v * v
 	}
 	if accumulate {
-		s += download(f.Backend, dst)[0]
+		s += testutil.Download(f.Backend, dst)[0]
 	}
 	f.Upload(dst, []float32{s})
 }
@@ -482,7 +477,7 @@ func (f f32) SumSquares(dst, x *core.Tensor, accumulate bool) {
 func exp32(x float32) float32 { return float32(math.Exp(float64(x))) }
 
 func (f f32) softmax(dst, x *core.Tensor, log bool) {
-	v := download(f.Backend, x)
+	v := testutil.Download(f.Backend, x)
 	D := x.Dim(x.Rank() - 1)
 	for lo := 0; lo < len(v); lo += D {
 		row := v[lo : lo+D]
@@ -510,14 +505,14 @@ func (f f32) Softmax(dst, x *core.Tensor)    { f.softmax(dst, x, false) }
 func (f f32) LogSoftmax(dst, x *core.Tensor) { f.softmax(dst, x, true) }
 
 func (f f32) LayerNorm(dst, mean, rstd, x, gamma, beta *core.Tensor, eps float32) {
-	v := download(f.Backend, x)
+	v := testutil.Download(f.Backend, x)
 	D := x.Dim(x.Rank() - 1)
 	var g, b []float32
 	if gamma != nil {
-		g = download(f.Backend, gamma)
+		g = testutil.Download(f.Backend, gamma)
 	}
 	if beta != nil {
-		b = download(f.Backend, beta)
+		b = testutil.Download(f.Backend, beta)
 	}
 	rows := len(v) / D
 	mu, rs := make([]float32, rows), make([]float32, rows)
@@ -548,10 +543,10 @@ func (f f32) LayerNorm(dst, mean, rstd, x, gamma, beta *core.Tensor, eps float32
 }
 
 func (f f32) SGDStep(param, grad, mom *core.Tensor, lr, momentum, wd float32, nesterov, first bool) {
-	p, g := download(f.Backend, param), download(f.Backend, grad)
+	p, g := testutil.Download(f.Backend, param), testutil.Download(f.Backend, grad)
 	var mb []float32
 	if momentum != 0 {
-		mb = download(f.Backend, mom)
+		mb = testutil.Download(f.Backend, mom)
 	}
 	for i := range p {
 		gi := g[i] + wd*p[i]
@@ -576,7 +571,7 @@ func (f f32) SGDStep(param, grad, mom *core.Tensor, lr, momentum, wd float32, ne
 }
 
 func (f f32) AdamWStep(param, grad, m, v *core.Tensor, lr, b1, b2, eps, wd float32, step int) {
-	p, g, mv, vv := download(f.Backend, param), download(f.Backend, grad), download(f.Backend, m), download(f.Backend, v)
+	p, g, mv, vv := testutil.Download(f.Backend, param), testutil.Download(f.Backend, grad), testutil.Download(f.Backend, m), testutil.Download(f.Backend, v)
 	bc1 := 1 - float32(math.Pow(float64(b1), float64(step)))
 	bc2 := 1 - float32(math.Pow(float64(b2), float64(step)))
 	for i := range p {

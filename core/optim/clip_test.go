@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/kadapt/kadapt/core/autograd"
+	"github.com/kadapt/kadapt/core/testutil"
 )
 
 // ClipGradNorm against the global norm and scale computed by hand:
@@ -36,7 +37,7 @@ func TestClipGradNorm(t *testing.T) {
 				setGrad(b, p1, g1)
 				setGrad(b, p2, g2)
 				n := ClipGradNorm(b, []*autograd.Var{p1, p3, p2}, c.maxNorm)
-				assertClose(t, "norm", download(b, n), []float64{norm}, 1e-6)
+				testutil.AllClose(t, "norm", testutil.Download(b, n), []float64{norm}, 1e-6, 1e-6)
 				if n.Size() != 1 {
 					t.Errorf("norm tensor has shape %v, want [1]", n.Shape())
 				}
@@ -47,8 +48,8 @@ func TestClipGradNorm(t *testing.T) {
 					}
 					return out
 				}
-				assertClose(t, "p1.grad", download(b, p1.Grad), scaled(g1), 1e-6)
-				assertClose(t, "p2.grad", download(b, p2.Grad), scaled(g2), 1e-6)
+				testutil.AllClose(t, "p1.grad", testutil.Download(b, p1.Grad), scaled(g1), 1e-6, 1e-6)
+				testutil.AllClose(t, "p2.grad", testutil.Download(b, p2.Grad), scaled(g2), 1e-6, 1e-6)
 				if p3.Grad != nil {
 					t.Errorf("p3 gained a gradient")
 				}
@@ -62,6 +63,6 @@ func TestClipGradNormNoGradients(t *testing.T) {
 	for _, b := range testBackends() {
 		p := newParam(b, "p", []float32{1, 2}, 2)
 		n := ClipGradNorm(b, []*autograd.Var{p, nil}, 1)
-		assertClose(t, b.Name()+" norm", download(b, n), []float64{0}, 0)
+		testutil.AllClose(t, b.Name()+" norm", testutil.Download(b, n), []float64{0}, 0, 0)
 	}
 }

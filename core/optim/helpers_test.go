@@ -1,9 +1,7 @@
 package optim
 
 import (
-	"math"
 	"math/rand/v2"
-	"testing"
 
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
@@ -33,12 +31,6 @@ func setGrad(b core.Backend, p *autograd.Var, vals []float32) {
 	b.Upload(p.Grad, vals)
 }
 
-func download(b core.Backend, t *core.Tensor) []float32 {
-	out := make([]float32, t.Size())
-	b.Download(out, t)
-	return out
-}
-
 func randVals(r *rand.Rand, n int, scale float64) []float32 {
 	v := make([]float32, n)
 	for i := range v {
@@ -53,17 +45,4 @@ func to64(v []float32) []float64 {
 		out[i] = float64(x)
 	}
 	return out
-}
-
-// assertClose fails unless got and want agree to |got-want| <= tol·max(1, |want|).
-func assertClose(t *testing.T, what string, got []float32, want []float64, tol float64) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%s: got %d values, want %d", what, len(got), len(want))
-	}
-	for i := range got {
-		if d := math.Abs(float64(got[i]) - want[i]); !(d <= tol*math.Max(1, math.Abs(want[i]))) {
-			t.Errorf("%s[%d] = %.9g, want %.9g (diff %.3g, tol %.3g)", what, i, got[i], want[i], d, tol)
-		}
-	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
+	"github.com/kadapt/kadapt/core/testutil"
 )
 
 // spirals is the classic three-arm spiral problem (CS231n): perClass points per arm,
@@ -77,12 +78,12 @@ func (m *mlp) trainStep(b core.Backend, tp *autograd.Tape, opt Optimizer, x []fl
 		b.Release(ClipGradNorm(b, m.params(), clip))
 	}
 	opt.Step(lr)
-	return download(b, loss.Value)[0]
+	return testutil.Download(b, loss.Value)[0]
 }
 
 // accuracy is the fraction of rows whose largest logit is the label.
 func accuracy(b core.Backend, logits *autograd.Var, labels []float32) float64 {
-	v := download(b, logits.Value)
+	v := testutil.Download(b, logits.Value)
 	c := logits.Value.Dim(1)
 	right := 0
 	for i, l := range labels {

@@ -9,6 +9,7 @@ import (
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/core/backend/cpu"
+	"github.com/kadapt/kadapt/core/testutil"
 )
 
 type snapshot struct {
@@ -20,11 +21,11 @@ type snapshot struct {
 func takeSnapshot(b core.Backend, m *mlp, opt Optimizer) snapshot {
 	s := snapshot{params: map[string][]float32{}, tensors: map[string][]float32{}}
 	for _, p := range m.params() {
-		s.params[p.Name] = download(b, p.Value)
+		s.params[p.Name] = testutil.Download(b, p.Value)
 	}
 	tensors, meta := opt.StateDict()
 	for k, t := range tensors {
-		s.tensors[k] = download(b, t)
+		s.tensors[k] = testutil.Download(b, t)
 	}
 	s.meta = maps.Clone(meta)
 	return s
@@ -145,7 +146,7 @@ func TestLoadStateDictErrors(t *testing.T) {
 	tensors, meta := src.StateDict()
 	good := map[string][]float32{}
 	for k, t := range tensors {
-		good[k] = download(b, t)
+		good[k] = testutil.Download(b, t)
 	}
 
 	cases := []struct {
@@ -177,7 +178,7 @@ func TestLoadStateDictErrors(t *testing.T) {
 			before, beforeMeta := opt.StateDict()
 			beforeVals := map[string][]float32{}
 			for k, tt := range before {
-				beforeVals[k] = download(b, tt)
+				beforeVals[k] = testutil.Download(b, tt)
 			}
 
 			ts := maps.Clone(good)
@@ -195,7 +196,7 @@ func TestLoadStateDictErrors(t *testing.T) {
 			after, afterMeta := opt.StateDict()
 			afterVals := map[string][]float32{}
 			for k, tt := range after {
-				afterVals[k] = download(b, tt)
+				afterVals[k] = testutil.Download(b, tt)
 			}
 			if !equalBits(beforeVals, afterVals) || !maps.Equal(beforeMeta, afterMeta) {
 				t.Errorf("a failed load changed the optimizer state")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
+	"github.com/kadapt/kadapt/core/testutil"
 )
 
 // Two steps of SGD on one parameter, checked against PyTorch's update rule written out
@@ -61,7 +62,7 @@ func TestSGDStepByHand(t *testing.T) {
 						}
 						want[i] -= effLR * upd
 					}
-					assertClose(t, fmt.Sprintf("param after step %d", step+1), download(b, p.Value), want, 1e-6)
+					testutil.AllClose(t, fmt.Sprintf("param after step %d", step+1), testutil.Download(b, p.Value), want, 1e-6, 1e-6)
 				}
 				if opt.Steps() != 2 {
 					t.Errorf("Steps() = %d, want 2", opt.Steps())
@@ -73,7 +74,7 @@ func TestSGDStepByHand(t *testing.T) {
 					}
 					return
 				}
-				assertClose(t, "w.momentum", download(b, tensors["w.momentum"]), buf, 1e-6)
+				testutil.AllClose(t, "w.momentum", testutil.Download(b, tensors["w.momentum"]), buf, 1e-6, 1e-6)
 			})
 		}
 	}
@@ -129,11 +130,11 @@ func TestAdamWStepByHand(t *testing.T) {
 						vhat := v[i] / (1 - math.Pow(b2, tt))
 						want[i] -= lr * mhat / (math.Sqrt(vhat) + eps)
 					}
-					assertClose(t, fmt.Sprintf("param after step %d", step+1), download(b, p.Value), want, 2e-6)
+					testutil.AllClose(t, fmt.Sprintf("param after step %d", step+1), testutil.Download(b, p.Value), want, 2e-6, 2e-6)
 				}
 				tensors, meta := opt.StateDict()
-				assertClose(t, "exp_avg", download(b, tensors["layer.weight.exp_avg"]), m, 1e-6)
-				assertClose(t, "exp_avg_sq", download(b, tensors["layer.weight.exp_avg_sq"]), v, 1e-6)
+				testutil.AllClose(t, "exp_avg", testutil.Download(b, tensors["layer.weight.exp_avg"]), m, 1e-6, 1e-6)
+				testutil.AllClose(t, "exp_avg_sq", testutil.Download(b, tensors["layer.weight.exp_avg_sq"]), v, 1e-6, 1e-6)
 				if meta["layer.weight.step"] != "3" || meta["steps"] != "3" {
 					t.Errorf("meta step counts = %q, %q, want 3, 3", meta["layer.weight.step"], meta["steps"])
 				}
@@ -167,8 +168,8 @@ func TestStepSkipsFrozenAndGradless(t *testing.T) {
 				late.SetTrainable(true)
 				opt.Step(0.1)
 
-				assertClose(t, "frozen", download(b, frozen.Value), []float64{1, 2}, 0)
-				assertClose(t, "nograd", download(b, noGrad.Value), []float64{3, 4}, 0)
+				testutil.AllClose(t, "frozen", testutil.Download(b, frozen.Value), []float64{1, 2}, 0, 0)
+				testutil.AllClose(t, "nograd", testutil.Download(b, noGrad.Value), []float64{3, 4}, 0, 0)
 				// First update of "late": SGD's buffer is the gradient; AdamW's first
 				// bias-corrected step has size lr in each coordinate.
 				want := []float64{5 - 0.1*0.5, 6 + 0.1*0.5}
@@ -176,7 +177,7 @@ func TestStepSkipsFrozenAndGradless(t *testing.T) {
 					// m̂ = g, v̂ = g²: the step is lr·g/(|g|+eps), lr·sign(g) to 1e-7.
 					want = []float64{5 - 0.1, 6 + 0.1}
 				}
-				assertClose(t, "late", download(b, late.Value), want, 1e-6)
+				testutil.AllClose(t, "late", testutil.Download(b, late.Value), want, 1e-6, 1e-6)
 				tensors, meta := opt.StateDict()
 				for k := range tensors {
 					if k[:4] != "late" {
@@ -230,11 +231,11 @@ func TestCPUMatchesRef(t *testing.T) {
 					opt.Step(0.01)
 				}
 				for _, n := range names {
-					final[n] = append(final[n], download(b, ps[n].Value))
+					final[n] = append(final[n], testutil.Download(b, ps[n].Value))
 				}
 			}
 			for _, n := range names {
-				assertClose(t, "cpu "+n, final[n][0], to64(final[n][1]), 1e-5)
+				testutil.AllClose(t, "cpu "+n, final[n][0], to64(final[n][1]), 1e-5, 1e-5)
 			}
 		})
 	}

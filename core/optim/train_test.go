@@ -5,6 +5,7 @@ import (
 
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/core/backend/cpu"
+	"github.com/kadapt/kadapt/core/testutil"
 )
 
 // A 2→16→3 ReLU MLP learns the three-spiral problem (300 points, full batch) on the
@@ -51,7 +52,7 @@ func TestTrainSpiralMLP(t *testing.T) {
 			}
 			tp.Reset()
 			loss, logits := m.forward(tp, x, labels)
-			final := download(b, loss.Value)[0]
+			final := testutil.Download(b, loss.Value)[0]
 			acc := accuracy(b, logits, y)
 			t.Logf("loss %.4f → %.4f, accuracy %.3f after %d steps", first, final, acc, c.steps)
 			if !(final < c.maxLoss) {

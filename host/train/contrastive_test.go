@@ -8,6 +8,7 @@ import (
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/core/backend/ref"
+	"github.com/kadapt/kadapt/core/testutil"
 )
 
 // supConReference is the loss written out from its definition in float64.
@@ -88,22 +89,7 @@ func TestContrastiveLossMatchesDefinitionAndFiniteDifferences(t *testing.T) {
 	tp.Backward(ContrastiveLoss(tp, x, groups, tau))
 	grad := ref.Float64s(x.Grad)
 	tp.Reset()
-	const h = 1e-6
-	for i := range flat {
-		orig := flat[i]
-		flat[i] = orig + h
-		ref.UploadFloat64(x.Value, flat)
-		lp := eval()
-		flat[i] = orig - h
-		ref.UploadFloat64(x.Value, flat)
-		lm := eval()
-		flat[i] = orig
-		ref.UploadFloat64(x.Value, flat)
-		fd := (lp - lm) / (2 * h)
-		if math.Abs(grad[i]-fd) > 1e-6+1e-5*math.Abs(fd) {
-			t.Errorf("d loss/d x[%d] = %.9g, finite differences %.9g", i, grad[i], fd)
-		}
-	}
+	testutil.AllClose(t, "d loss/d x vs finite differences", grad, testutil.CentralDiffRef(x.Value, eval, 1e-6, nil), 1e-6, 1e-5)
 }
 
 // The loss is lowest when each group's rows point the same way and groups apart: a

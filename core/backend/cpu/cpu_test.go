@@ -8,47 +8,17 @@ import (
 	"testing"
 
 	"github.com/kadapt/kadapt/core"
+	"github.com/kadapt/kadapt/core/testutil"
 )
 
-// upload allocates a tensor of shape s holding vals.
-func upload(b core.Backend, s core.Shape, vals []float32) *core.Tensor {
-	t := b.Alloc(s)
-	b.Upload(t, vals)
-	return t
-}
-
-func download(b core.Backend, t *core.Tensor) []float32 {
-	out := make([]float32, t.Size())
-	b.Download(out, t)
-	return out
-}
-
-// randn returns n normal float32 values from a seeded source.
-func randn(rng *rand.Rand, n int) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32(rng.NormFloat64())
-	}
-	return v
-}
-
-// closeTo reports the first element where got and want differ by more than
-// atol + rtol·|want|, NaNs matching NaNs.
-func closeTo(t *testing.T, what string, got []float32, want []float64, atol, rtol float64) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
-	}
-	for i := range got {
-		g, w := float64(got[i]), want[i]
-		if math.IsNaN(w) && math.IsNaN(g) || g == w {
-			continue
-		}
-		if !(math.Abs(g-w) <= atol+rtol*math.Abs(w)) {
-			t.Fatalf("%s: element %d = %v, want %v (|diff| %.3g)", what, i, g, w, math.Abs(g-w))
-		}
-	}
-}
+// The shared test helpers (core/testutil) under the names this package's tests use.
+var (
+	upload      = testutil.Upload
+	download    = testutil.Download
+	randn       = testutil.Randn
+	closeTo     = testutil.AllClose[float32, float64]
+	expectPanic = testutil.MustPanic
+)
 
 func f64(v []float32) []float64 {
 	out := make([]float64, len(v))
@@ -56,22 +26,6 @@ func f64(v []float32) []float64 {
 		out[i] = float64(x)
 	}
 	return out
-}
-
-// expectPanic checks that fn panics with a message containing want.
-func expectPanic(t *testing.T, want string, fn func()) {
-	t.Helper()
-	defer func() {
-		t.Helper()
-		r := recover()
-		if r == nil {
-			t.Fatalf("no panic, want one mentioning %q", want)
-		}
-		if msg, _ := r.(string); !strings.Contains(msg, want) {
-			t.Fatalf("panic %v, want one mentioning %q", r, want)
-		}
-	}()
-	fn()
 }
 
 func TestSizeClass(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/kadapt/kadapt/core"
+	"github.com/kadapt/kadapt/core/testutil"
 )
 
 func softmax64(x []float64) []float64 {
@@ -32,22 +33,6 @@ func rowsOf(x []float64, cols int, f func([]float64) []float64) []float64 {
 		out = append(out, f(x[r:r+cols])...)
 	}
 	return out
-}
-
-// numGrad returns the central-difference gradient of the scalar f at x.
-func numGrad(f func(x []float64) float64, x []float64) []float64 {
-	const h = 1e-6
-	g := make([]float64, len(x))
-	for i := range x {
-		old := x[i]
-		x[i] = old + h
-		fp := f(x)
-		x[i] = old - h
-		fm := f(x)
-		x[i] = old
-		g[i] = (fp - fm) / (2 * h)
-	}
-	return g
 }
 
 func dot(a, b []float64) float64 {
@@ -87,7 +72,7 @@ func TestSoftmaxAndGrad(t *testing.T) {
 		closeTo(t, "forward", download(b, y), rowsOf(f64(xs), cols, f), 1e-7, 1e-6)
 		// The gradient of L = Σ dy·f(x) is what the backward op must produce.
 		loss := func(x []float64) float64 { return dot(f64(dys), rowsOf(x, cols, f)) }
-		want := numGrad(loss, f64(xs))
+		want := testutil.CentralDiff(loss, f64(xs), 1e-6, nil)
 		if log {
 			b.LogSoftmaxGrad(dx, y, dy, false)
 		} else {
@@ -139,7 +124,7 @@ func TestCrossEntropy(t *testing.T) {
 		x := upload(b, core.Shape{n, c}, xs)
 		b.CrossEntropy(loss, dl, x, upload(b, core.Shape{n}, labels), smoothing)
 		closeTo(t, "loss", download(b, loss), []float64{ce(f64(xs))}, 0, 1e-6)
-		closeTo(t, "dlogits", download(b, dl), numGrad(ce, f64(xs)), 1e-6, 1e-4)
+		closeTo(t, "dlogits", download(b, dl), testutil.CentralDiff(ce, f64(xs), 1e-6, nil), 1e-6, 1e-4)
 		b.CrossEntropy(loss, nil, x, upload(b, core.Shape{n}, labels), smoothing) // no gradient wanted
 		closeTo(t, "loss without dlogits", download(b, loss), []float64{ce(f64(xs))}, 0, 1e-6)
 	}
@@ -169,7 +154,7 @@ func TestBCEWithLogits(t *testing.T) {
 	loss, dl := b.Alloc(core.Shape{1}), b.Alloc(core.Shape{n, c})
 	b.BCEWithLogits(loss, dl, upload(b, core.Shape{n, c}, xs), upload(b, core.Shape{n, c}, ts))
 	closeTo(t, "loss", download(b, loss), []float64{bce(f64(xs))}, 0, 1e-6)
-	closeTo(t, "dlogits", download(b, dl), numGrad(bce, f64(xs)), 1e-6, 1e-4)
+	closeTo(t, "dlogits", download(b, dl), testutil.CentralDiff(bce, f64(xs), 1e-6, nil), 1e-6, 1e-4)
 }
 
 func layerNorm64(x, gamma, beta []float64, eps float64) []float64 {
@@ -227,7 +212,7 @@ func TestLayerNorm(t *testing.T) {
 
 		// Gradients of L = Σ dy·LN(x; γ, β) by finite differences.
 		dyf := f64(dys)
-		wantDx := numGrad(func(x []float64) float64 { return dot(dyf, ln(x, g64, b64)) }, f64(xs))
+		wantDx := testutil.CentralDiff(func(x []float64) float64 { return dot(dyf, ln(x, g64, b64)) }, f64(xs), 1e-6, nil)
 		dx := b.Alloc(s)
 		b.Fill(dx, 1)
 		var dgamma, dbeta *core.Tensor
@@ -241,11 +226,11 @@ func TestLayerNorm(t *testing.T) {
 		}
 		closeTo(t, "dx accumulated", download(b, dx), wantDx, 2e-4, 2e-4)
 		if affine {
-			wantDg := numGrad(func(g []float64) float64 { return dot(dyf, ln(f64(xs), g, b64)) }, f64(gs))
+			wantDg := testutil.CentralDiff(func(g []float64) float64 { return dot(dyf, ln(f64(xs), g, b64)) }, f64(gs), 1e-6, nil)
 			for i := range wantDg {
 				wantDg[i] += 0.5
 			}
-			wantDb := numGrad(func(be []float64) float64 { return dot(dyf, ln(f64(xs), g64, be)) }, f64(bs))
+			wantDb := testutil.CentralDiff(func(be []float64) float64 { return dot(dyf, ln(f64(xs), g64, be)) }, f64(bs), 1e-6, nil)
 			closeTo(t, "dgamma", download(b, dgamma), wantDg, 1e-4, 1e-4)
 			closeTo(t, "dbeta", download(b, dbeta), wantDb, 1e-5, 1e-5)
 		}

@@ -30,6 +30,7 @@ import (
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/core/backend/cpu"
 	"github.com/kadapt/kadapt/core/backendtest"
+	"github.com/kadapt/kadapt/core/testutil"
 )
 
 const childEnv = "KADAPT_CUDA_TEST_CHILD"
@@ -194,18 +195,6 @@ func TestOpenThroughRegistry(t *testing.T) {
 	}
 }
 
-func uploadNew(b core.Backend, shape core.Shape, v []float32) *core.Tensor {
-	t := b.Alloc(shape)
-	b.Upload(t, v)
-	return t
-}
-
-func download(b core.Backend, t *core.Tensor) []float32 {
-	v := make([]float32, t.Size())
-	b.Download(v, t)
-	return v
-}
-
 func randF32(rng *rand.Rand, n int) []float32 {
 	v := make([]float32, n)
 	for i := range v {
@@ -229,9 +218,9 @@ func TestLargeReductions(t *testing.T) {
 			for _, acc := range []bool{false, true} {
 				t.Run(fmt.Sprintf("%v->%v/accumulate=%v", c.xs, c.ds, acc), func(t *testing.T) {
 					xv := randF32(rng, c.xs.Size())
-					x := uploadNew(b, c.xs, xv)
+					x := testutil.Upload(b, c.xs, xv)
 					d0 := randF32(rng, c.ds.Size())
-					d := uploadNew(b, c.ds, d0)
+					d := testutil.Upload(b, c.ds, d0)
 					defer b.Release(x)
 					defer b.Release(d)
 					b.Reduce(core.ReduceSum, d, x, acc)
@@ -240,7 +229,7 @@ func TestLargeReductions(t *testing.T) {
 						xd[i] = float64(v)
 					}
 					want := refReduce(c.xs, c.ds, xd, core.ReduceSum)
-					got := download(b, d)
+					got := testutil.Download(b, d)
 					n := float64(c.xs.Size() / c.ds.Size())
 					for i := range want {
 						if acc {
@@ -252,7 +241,7 @@ func TestLargeReductions(t *testing.T) {
 					}
 					b.Reduce(core.ReduceMax, d, x, false)
 					wantMax := refReduce(c.xs, c.ds, xd, core.ReduceMax)
-					for i, v := range download(b, d) {
+					for i, v := range testutil.Download(b, d) {
 						if float64(v) != wantMax[i] {
 							t.Fatalf("max %d: %v, want %v", i, v, wantMax[i])
 						}
@@ -267,8 +256,8 @@ func TestLargeReductions(t *testing.T) {
 // with the op's name and leaves the context usable.
 func TestBadIndexIsReported(t *testing.T) {
 	onEach(t, func(t *testing.T, b *Backend) {
-		x := uploadNew(b, core.Shape{4, 3}, make([]float32, 12))
-		idx := uploadNew(b, core.Shape{2}, []float32{1, 7})
+		x := testutil.Upload(b, core.Shape{4, 3}, make([]float32, 12))
+		idx := testutil.Upload(b, core.Shape{2}, []float32{1, 7})
 		d := b.Alloc(core.Shape{2, 3})
 		b.Gather(d, x, idx, 0)
 		if err := b.Sync(); err == nil || !strings.Contains(err.Error(), "Gather") {
@@ -278,10 +267,10 @@ func TestBadIndexIsReported(t *testing.T) {
 			t.Fatalf("the error was reported twice: %v", err)
 		}
 		b.Fill(d, 2.5)
-		if v := download(b, d); v[5] != 2.5 {
+		if v := testutil.Download(b, d); v[5] != 2.5 {
 			t.Fatalf("after the bad index, Fill gives %v", v)
 		}
-		labels := uploadNew(b, core.Shape{2}, []float32{0, 3})
+		labels := testutil.Upload(b, core.Shape{2}, []float32{0, 3})
 		logits := b.Alloc(core.Shape{2, 3})
 		loss := b.Alloc(core.Shape{1})
 		b.CrossEntropy(loss, nil, logits, labels, 0)
@@ -298,10 +287,10 @@ func TestBadIndexIsReported(t *testing.T) {
 func TestDropoutMaskIsTheCPUs(t *testing.T) {
 	onEach(t, func(t *testing.T, b *Backend) {
 		const n, p, seed = 1<<18 + 3, float32(0.1), uint64(0xdeadbeefcafe)
-		x := uploadNew(b, core.Shape{n}, make([]float32, n))
+		x := testutil.Upload(b, core.Shape{n}, make([]float32, n))
 		mask, d := b.Alloc(core.Shape{n}), b.Alloc(core.Shape{n})
 		b.Dropout(d, mask, x, p, seed)
-		got := download(b, mask)
+		got := testutil.Download(b, mask)
 		scale := 1 / (1 - p)
 		for i, m := range got {
 			want := float32(0)
@@ -328,7 +317,7 @@ func TestKronSumAgainstGonum(t *testing.T) {
 		tp := autograd.NewTape(b)
 		tp.SetGradEnabled(false)
 		defer tp.Reset()
-		got := download(b, tp.KronSum(tp.Input(av, n, p, q), tp.Input(bv, n, r, s)).Value)
+		got := testutil.Download(b, tp.KronSum(tp.Input(av, n, p, q), tp.Input(bv, n, r, s)).Value)
 		want := mat.NewDense(p*r, q*s, nil)
 		for i := 0; i < n; i++ {
 			A, B := mat.NewDense(p, q, nil), mat.NewDense(r, s, nil)
@@ -368,7 +357,7 @@ func blockStep(be core.Backend) []float32 {
 	for i := range x {
 		x[i] = float32(rng.NormFloat64())
 	}
-	labels := uploadNew(be, core.Shape{8}, []float32{0, 1, 2, 3, 4, 0, 1, 2})
+	labels := testutil.Upload(be, core.Shape{8}, []float32{0, 1, 2, 3, 4, 0, 1, 2})
 	tp := autograd.NewTape(be)
 	in := tp.Input(x, 8, 10, 32)
 	h := tp.LayerNorm(in, nil, nil, 1e-5)
@@ -379,7 +368,7 @@ func blockStep(be core.Backend) []float32 {
 	tp.Backward(tp.CrossEntropy(logits, labels, 0.1))
 	var out []float32
 	for _, p := range []*autograd.Var{w1, w2, head} {
-		out = append(out, download(be, p.Grad)...)
+		out = append(out, testutil.Download(be, p.Grad)...)
 		be.Release(p.Value)
 		be.Release(p.Grad)
 	}

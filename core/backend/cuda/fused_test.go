@@ -11,6 +11,7 @@ import (
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/core/backend/cpu"
+	"github.com/kadapt/kadapt/core/testutil"
 )
 
 // composedAttention runs autograd's composed multi-head attention (head permutes,
@@ -27,7 +28,7 @@ func composedAttention(q, k, v, g []float32, shape core.Shape, heads int, causal
 	pq, pk, pv := param(q), param(k), param(v)
 	o := tp.MultiHeadAttention(pq, pk, pv, heads, causal, scale)
 	tp.Backward(tp.Sum(tp.Mul(o, tp.Input(g, shape...)), nil, false))
-	return download(be, o.Value), download(be, pq.Grad), download(be, pk.Grad), download(be, pv.Grad)
+	return testutil.Download(be, o.Value), testutil.Download(be, pq.Grad), testutil.Download(be, pk.Grad), testutil.Download(be, pv.Grad)
 }
 
 // TestFusedAttentionMatchesComposed holds k_mha_fwd and k_mha_bwd to the composed
@@ -55,7 +56,7 @@ func TestFusedAttentionMatchesComposed(t *testing.T) {
 				scale := float32(1 / math.Sqrt(float64(c.d)))
 				wantOut, wantDQ, wantDK, wantDV := composedAttention(q, k, v, g, shape, c.heads, c.causal, scale)
 
-				tq, tk, tv, tg := uploadNew(b, shape, q), uploadNew(b, shape, k), uploadNew(b, shape, v), uploadNew(b, shape, g)
+				tq, tk, tv, tg := testutil.Upload(b, shape, q), testutil.Upload(b, shape, k), testutil.Upload(b, shape, v), testutil.Upload(b, shape, g)
 				out, probs := b.Alloc(shape), b.Alloc(core.Shape{c.n, c.heads, c.l, c.l})
 				b.AttentionForward(out, probs, tq, tk, tv, c.heads, c.causal, scale)
 				prior := randF32(rng, size)
@@ -88,11 +89,11 @@ func TestFusedAttentionMatchesComposed(t *testing.T) {
 						}
 					}
 				}
-				check("out", download(b, out), wantOut)
-				check("dq", download(b, dq), wantQ)
-				check("dv", download(b, dv), wantV)
+				check("out", testutil.Download(b, out), wantOut)
+				check("dq", testutil.Download(b, dq), wantQ)
+				check("dv", testutil.Download(b, dv), wantV)
 				if dk != nil {
-					check("dk", download(b, dk), wantK)
+					check("dk", testutil.Download(b, dk), wantK)
 					b.Release(dk)
 				}
 				for _, x := range []*core.Tensor{tq, tk, tv, tg, out, probs, dq, dv} {
@@ -123,13 +124,13 @@ func TestFusedEpiloguesMatchCPU(t *testing.T) {
 			x, r, bias, gamma := randF32(rng, s.Size()), randF32(rng, s.Size()), randF32(rng, f), randF32(rng, f)
 			for _, op := range []core.UnaryOp{core.GELU, core.QuickGELU, core.ReLU} {
 				t.Run(fmt.Sprintf("BiasActivation/%v/%v", op, s), func(t *testing.T) {
-					cx, cb, pre, act := uploadNew(c, s, x), uploadNew(c, core.Shape{f}, bias), c.Alloc(s), c.Alloc(s)
+					cx, cb, pre, act := testutil.Upload(c, s, x), testutil.Upload(c, core.Shape{f}, bias), c.Alloc(s), c.Alloc(s)
 					c.Binary(core.Add, pre, cx, cb)
 					c.Unary(op, act, pre)
-					gp, gb, gd := uploadNew(b, s, x), uploadNew(b, core.Shape{f}, bias), b.Alloc(s)
+					gp, gb, gd := testutil.Upload(b, s, x), testutil.Upload(b, core.Shape{f}, bias), b.Alloc(s)
 					b.BiasActivation(op, gd, gp, gb)
-					check(t, "pre", download(b, gp), download(c, pre), 1e-6)
-					check(t, "out", download(b, gd), download(c, act), 1e-5)
+					check(t, "pre", testutil.Download(b, gp), testutil.Download(c, pre), 1e-6)
+					check(t, "out", testutil.Download(b, gd), testutil.Download(c, act), 1e-5)
 					for _, t := range []*core.Tensor{gp, gb, gd} {
 						b.Release(t)
 					}
@@ -137,18 +138,18 @@ func TestFusedEpiloguesMatchCPU(t *testing.T) {
 			}
 			t.Run(fmt.Sprintf("AddLayerNorm/%v", s), func(t *testing.T) {
 				rows := s.Size() / f
-				cx, cr, cg := uploadNew(c, s, x), uploadNew(c, s, r), uploadNew(c, core.Shape{f}, gamma)
-				cb := uploadNew(c, core.Shape{f}, bias)
+				cx, cr, cg := testutil.Upload(c, s, x), testutil.Upload(c, s, r), testutil.Upload(c, core.Shape{f}, gamma)
+				cb := testutil.Upload(c, core.Shape{f}, bias)
 				sum, y, mean, rstd := c.Alloc(s), c.Alloc(s), c.Alloc(core.Shape{rows}), c.Alloc(core.Shape{rows})
 				c.Binary(core.Add, sum, cx, cr)
 				c.LayerNorm(y, mean, rstd, sum, cg, cb, 1e-5)
-				gx, gr, gg, gb := uploadNew(b, s, x), uploadNew(b, s, r), uploadNew(b, core.Shape{f}, gamma), uploadNew(b, core.Shape{f}, bias)
+				gx, gr, gg, gb := testutil.Upload(b, s, x), testutil.Upload(b, s, r), testutil.Upload(b, core.Shape{f}, gamma), testutil.Upload(b, core.Shape{f}, bias)
 				gs, gy, gm, grs := b.Alloc(s), b.Alloc(s), b.Alloc(core.Shape{rows}), b.Alloc(core.Shape{rows})
 				b.AddLayerNorm(gs, gy, gm, grs, gx, gr, gg, gb, 1e-5)
-				check(t, "sum", download(b, gs), download(c, sum), 1e-6)
-				check(t, "normed", download(b, gy), download(c, y), 1e-5)
-				check(t, "mean", download(b, gm), download(c, mean), 1e-5)
-				check(t, "rstd", download(b, grs), download(c, rstd), 1e-5)
+				check(t, "sum", testutil.Download(b, gs), testutil.Download(c, sum), 1e-6)
+				check(t, "normed", testutil.Download(b, gy), testutil.Download(c, y), 1e-5)
+				check(t, "mean", testutil.Download(b, gm), testutil.Download(c, mean), 1e-5)
+				check(t, "rstd", testutil.Download(b, grs), testutil.Download(c, rstd), 1e-5)
 				for _, t := range []*core.Tensor{gx, gr, gg, gb, gs, gy, gm, grs} {
 					b.Release(t)
 				}

@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"strings"
 	"testing"
 
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/backend/ref"
+	"github.com/kadapt/kadapt/core/testutil"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -33,38 +33,6 @@ func uniform(rng *rand.Rand, n int, lo, hi float64) []float64 {
 		v[i] = lo + (hi-lo)*rng.Float64()
 	}
 	return v
-}
-
-// closeTo reports the first element where got and want differ by more than
-// tol·max(1, |want|).
-func closeTo(t *testing.T, what string, got, want []float64, tol float64) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
-	}
-	for i := range got {
-		if !(math.Abs(got[i]-want[i]) <= tol*math.Max(1, math.Abs(want[i]))) {
-			t.Errorf("%s[%d] = %.17g, want %.17g", what, i, got[i], want[i])
-			return
-		}
-	}
-}
-
-// mustPanic runs fn and checks that it panics with a message containing substr.
-func mustPanic(t *testing.T, substr string, fn func()) {
-	t.Helper()
-	defer func() {
-		t.Helper()
-		r := recover()
-		if r == nil {
-			t.Errorf("no panic, want one mentioning %q", substr)
-			return
-		}
-		if msg := fmt.Sprint(r); !strings.Contains(msg, substr) {
-			t.Errorf("panic %q does not mention %q", msg, substr)
-		}
-	}()
-	fn()
 }
 
 func TestRegistered(t *testing.T) {
@@ -100,9 +68,9 @@ func TestPool(t *testing.T) {
 		t.Error("Alloc of another size reused a live buffer")
 	}
 	b.Release(y)
-	mustPanic(t, "already released", func() { b.Release(y) })
-	mustPanic(t, "after Release", func() { b.Fill(y, 1) })
-	mustPanic(t, "negative dimension", func() { b.Alloc(core.Shape{2, -1}) })
+	testutil.MustPanic(t, "already released", func() { b.Release(y) })
+	testutil.MustPanic(t, "after Release", func() { b.Fill(y, 1) })
+	testutil.MustPanic(t, "negative dimension", func() { b.Alloc(core.Shape{2, -1}) })
 }
 
 func allEqual(v []float64, c float64) bool {
@@ -129,7 +97,7 @@ func TestUploadDownload(t *testing.T) {
 	if f := ref.Float64s(x); f[0] != float64(float32(0.1)) || f[1] != -2 || f[2] != 3.5 {
 		t.Errorf("Upload widened to %v", f)
 	}
-	mustPanic(t, "Upload", func() { b.Upload(x, []float32{1}) })
+	testutil.MustPanic(t, "Upload", func() { b.Upload(x, []float32{1}) })
 }
 
 func TestFillCopyAxpby(t *testing.T) {
@@ -137,14 +105,14 @@ func TestFillCopyAxpby(t *testing.T) {
 	x := upload(b, core.Shape{2, 2}, []float64{1, 2, 3, 4})
 	d := b.Alloc(core.Shape{4})
 	b.Copy(d, x)
-	closeTo(t, "Copy", ref.Float64s(d), []float64{1, 2, 3, 4}, 0)
+	testutil.AllClose(t, "Copy", ref.Float64s(d), []float64{1, 2, 3, 4}, 0, 0)
 	b.Fill(d, float32(math.NaN()))
 	b.Axpby(d, 2, x, 0) // beta 0 must ignore the NaNs
-	closeTo(t, "Axpby beta=0", ref.Float64s(d), []float64{2, 4, 6, 8}, 0)
+	testutil.AllClose(t, "Axpby beta=0", ref.Float64s(d), []float64{2, 4, 6, 8}, 0, 0)
 	b.Axpby(d, -1, x, 0.5)
-	closeTo(t, "Axpby", ref.Float64s(d), []float64{0, 0, 0, 0}, 0)
+	testutil.AllClose(t, "Axpby", ref.Float64s(d), []float64{0, 0, 0, 0}, 0, 0)
 	b.Fill(d, -1.5)
-	closeTo(t, "Fill", ref.Float64s(d), []float64{-1.5, -1.5, -1.5, -1.5}, 0)
+	testutil.AllClose(t, "Fill", ref.Float64s(d), []float64{-1.5, -1.5, -1.5, -1.5}, 0, 0)
 }
 
 // TestMatMul checks every transpose flag and batch layout against gonum's mat.Dense
@@ -215,7 +183,7 @@ func TestMatMul(t *testing.T) {
 									}
 								}
 							}
-							closeTo(t, fmt.Sprintf("batch %d", bi), got[bi*m*n:(bi+1)*m*n], want, 1e-12)
+							testutil.AllClose(t, fmt.Sprintf("batch %d", bi), got[bi*m*n:(bi+1)*m*n], want, 1e-12, 1e-12)
 						}
 					})
 				}
@@ -226,10 +194,10 @@ func TestMatMul(t *testing.T) {
 
 func TestMatMulShapeMismatch(t *testing.T) {
 	b := ref.New()
-	mustPanic(t, "MatMul", func() {
+	testutil.MustPanic(t, "MatMul", func() {
 		b.MatMul(b.Alloc(core.Shape{2, 3}), b.Alloc(core.Shape{2, 4}), b.Alloc(core.Shape{5, 3}), false, false, 1, 0)
 	})
-	mustPanic(t, "MatMul", func() {
+	testutil.MustPanic(t, "MatMul", func() {
 		b.MatMul(b.Alloc(core.Shape{2, 2, 3}), b.Alloc(core.Shape{3, 2, 4}), b.Alloc(core.Shape{4, 3}), false, false, 1, 0)
 	})
 }
@@ -262,11 +230,11 @@ func TestBinary(t *testing.T) {
 			b := ref.New()
 			d := b.Alloc(tt.dShape)
 			b.Binary(tt.op, d, upload(b, tt.aShape, tt.a), upload(b, tt.bShape, tt.b))
-			closeTo(t, "dst", ref.Float64s(d), tt.want, 0)
+			testutil.AllClose(t, "dst", ref.Float64s(d), tt.want, 0, 0)
 		})
 	}
 	b := ref.New()
-	mustPanic(t, "broadcast", func() {
+	testutil.MustPanic(t, "broadcast", func() {
 		b.Binary(core.Add, b.Alloc(core.Shape{3}), b.Alloc(core.Shape{3}), b.Alloc(core.Shape{2}))
 	})
 }
@@ -299,9 +267,9 @@ func TestUnary(t *testing.T) {
 			x := upload(b, core.Shape{len(tt.x)}, tt.x)
 			d := b.Alloc(x.Shape())
 			b.Unary(tt.op, d, x)
-			closeTo(t, "dst", ref.Float64s(d), tt.want, 1e-15)
+			testutil.AllClose(t, "dst", ref.Float64s(d), tt.want, 1e-15, 1e-15)
 			b.Unary(tt.op, x, x) // dst may alias x
-			closeTo(t, "aliased dst", ref.Float64s(x), tt.want, 1e-15)
+			testutil.AllClose(t, "aliased dst", ref.Float64s(x), tt.want, 1e-15, 1e-15)
 		})
 	}
 }
@@ -331,12 +299,12 @@ func TestUnaryGrad(t *testing.T) {
 			dx := b.Alloc(x.Shape())
 			b.Fill(dx, float32(math.NaN()))
 			b.UnaryGrad(op, dx, x, dy, false)
-			closeTo(t, "dx", ref.Float64s(dx), want, 1e-7)
+			testutil.AllClose(t, "dx", ref.Float64s(dx), want, 1e-7, 1e-7)
 			b.UnaryGrad(op, dx, x, dy, true)
 			for i := range want {
 				want[i] *= 2
 			}
-			closeTo(t, "accumulated dx", ref.Float64s(dx), want, 1e-7)
+			testutil.AllClose(t, "accumulated dx", ref.Float64s(dx), want, 1e-7, 1e-7)
 		})
 	}
 }
@@ -389,22 +357,22 @@ func TestReduce(t *testing.T) {
 			d := b.Alloc(dShape)
 			b.Fill(d, float32(math.NaN()))
 			b.Reduce(core.ReduceSum, d, x, false)
-			closeTo(t, "sum", ref.Float64s(d), sum, 1e-14)
+			testutil.AllClose(t, "sum", ref.Float64s(d), sum, 1e-14, 1e-14)
 			b.Reduce(core.ReduceSum, d, x, true)
 			twice := make([]float64, len(sum))
 			for i := range sum {
 				twice[i] = 2 * sum[i]
 			}
-			closeTo(t, "accumulated sum", ref.Float64s(d), twice, 1e-14)
+			testutil.AllClose(t, "accumulated sum", ref.Float64s(d), twice, 1e-14, 1e-14)
 			b.Reduce(core.ReduceMax, d, x, false)
-			closeTo(t, "max", ref.Float64s(d), mx, 0)
+			testutil.AllClose(t, "max", ref.Float64s(d), mx, 0, 0)
 		})
 	}
 	b := ref.New()
-	mustPanic(t, "accumulate", func() {
+	testutil.MustPanic(t, "accumulate", func() {
 		b.Reduce(core.ReduceMax, b.Alloc(core.Shape{1}), b.Alloc(core.Shape{3}), true)
 	})
-	mustPanic(t, "Reduce", func() {
+	testutil.MustPanic(t, "Reduce", func() {
 		b.Reduce(core.ReduceSum, b.Alloc(core.Shape{2}), b.Alloc(core.Shape{3}), false)
 	})
 }
@@ -437,7 +405,7 @@ func TestPermute(t *testing.T) {
 		})
 	}
 	b := ref.New()
-	mustPanic(t, "perm", func() { b.Permute(b.Alloc(core.Shape{2, 2}), b.Alloc(core.Shape{2, 2}), []int{0, 0}) })
+	testutil.MustPanic(t, "perm", func() { b.Permute(b.Alloc(core.Shape{2, 2}), b.Alloc(core.Shape{2, 2}), []int{0, 0}) })
 }
 
 func TestCopyAlong(t *testing.T) {
@@ -464,23 +432,23 @@ func TestCopyAlong(t *testing.T) {
 			b := ref.New()
 			d := upload(b, core.Shape{2, 4, 2}, dst0)
 			b.CopyAlong(d, upload(b, core.Shape{2, 3, 2}, src), 1, 2, 1, 2, tt.accumulate)
-			closeTo(t, "dst", ref.Float64s(d), tt.want, 0)
+			testutil.AllClose(t, "dst", ref.Float64s(d), tt.want, 0, 0)
 		})
 	}
 	t.Run("axis0", func(t *testing.T) {
 		b := ref.New()
 		d := b.Alloc(core.Shape{3, 2})
 		b.CopyAlong(d, upload(b, core.Shape{2, 2}, []float64{1, 2, 3, 4}), 0, 1, 0, 2, false)
-		closeTo(t, "dst", ref.Float64s(d), []float64{0, 0, 1, 2, 3, 4}, 0)
+		testutil.AllClose(t, "dst", ref.Float64s(d), []float64{0, 0, 1, 2, 3, 4}, 0, 0)
 	})
 	t.Run("lastaxis", func(t *testing.T) {
 		b := ref.New()
 		d := b.Alloc(core.Shape{2, 3})
 		b.CopyAlong(d, upload(b, core.Shape{2, 2}, []float64{1, 2, 3, 4}), 1, 0, 1, 1, false)
-		closeTo(t, "dst", ref.Float64s(d), []float64{2, 0, 0, 4, 0, 0}, 0)
+		testutil.AllClose(t, "dst", ref.Float64s(d), []float64{2, 0, 0, 4, 0, 0}, 0, 0)
 	})
 	b := ref.New()
-	mustPanic(t, "does not fit", func() {
+	testutil.MustPanic(t, "does not fit", func() {
 		b.CopyAlong(b.Alloc(core.Shape{2, 3}), b.Alloc(core.Shape{2, 3}), 1, 2, 0, 2, false)
 	})
 }
@@ -491,16 +459,16 @@ func TestGatherScatterAdd(t *testing.T) {
 	idx := upload(b, core.Shape{4}, []float64{2, 0, 2, 1})
 	d := b.Alloc(core.Shape{2, 4})
 	b.Gather(d, x, idx, 1)
-	closeTo(t, "Gather axis 1", ref.Float64s(d), []float64{3, 1, 3, 2, 6, 4, 6, 5}, 0)
+	testutil.AllClose(t, "Gather axis 1", ref.Float64s(d), []float64{3, 1, 3, 2, 6, 4, 6, 5}, 0, 0)
 
 	rows := b.Alloc(core.Shape{3, 3})
 	b.Gather(rows, x, upload(b, core.Shape{3}, []float64{1, 1, 0}), 0)
-	closeTo(t, "Gather axis 0", ref.Float64s(rows), []float64{4, 5, 6, 4, 5, 6, 1, 2, 3}, 0)
+	testutil.AllClose(t, "Gather axis 0", ref.Float64s(rows), []float64{4, 5, 6, 4, 5, 6, 1, 2, 3}, 0, 0)
 
 	s := upload(b, core.Shape{2, 3}, []float64{10, 10, 10, 10, 10, 10})
 	b.ScatterAdd(s, d, idx, 1)
 	// Column 2 receives positions 0 and 2, column 0 position 1, column 1 position 3.
-	closeTo(t, "ScatterAdd", ref.Float64s(s), []float64{11, 12, 16, 14, 15, 22}, 0)
+	testutil.AllClose(t, "ScatterAdd", ref.Float64s(s), []float64{11, 12, 16, 14, 15, 22}, 0, 0)
 
 	// Gather and ScatterAdd are adjoint: <Gather(x), y> = <x, ScatterAdd(y)>.
 	rng := rand.New(rand.NewPCG(7, 8))
@@ -515,8 +483,8 @@ func TestGatherScatterAdd(t *testing.T) {
 		t.Errorf("<Gather x, y> = %v, <x, ScatterAdd y> = %v", lhs, rhs)
 	}
 
-	mustPanic(t, "index 3", func() { b.Gather(d, x, upload(b, core.Shape{4}, []float64{0, 3, 1, 1}), 1) })
-	mustPanic(t, "index 0.5", func() { b.ScatterAdd(s, d, upload(b, core.Shape{4}, []float64{0, 0.5, 1, 1}), 1) })
+	testutil.MustPanic(t, "index 3", func() { b.Gather(d, x, upload(b, core.Shape{4}, []float64{0, 3, 1, 1}), 1) })
+	testutil.MustPanic(t, "index 0.5", func() { b.ScatterAdd(s, d, upload(b, core.Shape{4}, []float64{0, 0.5, 1, 1}), 1) })
 }
 
 func dot(a, b []float64) float64 {
@@ -574,8 +542,8 @@ func TestSoftmaxFamily(t *testing.T) {
 			sm, lsm := b.Alloc(shape), b.Alloc(shape)
 			b.Softmax(sm, x)
 			b.LogSoftmax(lsm, x)
-			closeTo(t, "softmax", ref.Float64s(sm), wantSm, 1e-14)
-			closeTo(t, "logsoftmax", ref.Float64s(lsm), wantLsm, 1e-14)
+			testutil.AllClose(t, "softmax", ref.Float64s(sm), wantSm, 1e-14, 1e-14)
+			testutil.AllClose(t, "logsoftmax", ref.Float64s(lsm), wantLsm, 1e-14, 1e-14)
 			for r := range R {
 				if s := sumOf(ref.Float64s(sm)[r*D : (r+1)*D]); math.Abs(s-1) > 1e-14 {
 					t.Errorf("row %d sums to %v", r, s)
@@ -606,7 +574,7 @@ func TestSoftmaxFamily(t *testing.T) {
 				b.Softmax(y, upload(b, shape, xs))
 				b.SoftmaxGrad(dx, y, dy, false)
 			}
-			closeTo(t, fmt.Sprintf("log=%v dx", log), ref.Float64s(dx), want, 1e-8)
+			testutil.AllClose(t, fmt.Sprintf("log=%v dx", log), ref.Float64s(dx), want, 1e-8, 1e-8)
 			if log {
 				b.LogSoftmaxGrad(dx, y, dy, true)
 			} else {
@@ -615,7 +583,7 @@ func TestSoftmaxFamily(t *testing.T) {
 			for i := range want {
 				want[i] *= 2
 			}
-			closeTo(t, fmt.Sprintf("log=%v accumulated dx", log), ref.Float64s(dx), want, 1e-8)
+			testutil.AllClose(t, fmt.Sprintf("log=%v accumulated dx", log), ref.Float64s(dx), want, 1e-8, 1e-8)
 		}
 	})
 }
@@ -635,12 +603,12 @@ func TestCrossEntropy(t *testing.T) {
 			loss, dl := b.Alloc(core.Shape{1}), b.Alloc(core.Shape{2, 4})
 			b.CrossEntropy(loss, dl, upload(b, core.Shape{2, 4}, []float64{7, 7, 7, 7, -1, -1, -1, -1}),
 				upload(b, core.Shape{2}, []float64{3, 0}), s)
-			closeTo(t, "loss", ref.Float64s(loss), []float64{math.Log(4)}, 1e-15)
+			testutil.AllClose(t, "loss", ref.Float64s(loss), []float64{math.Log(4)}, 1e-15, 1e-15)
 			// (1/C - q)/N: the label column gets (0.25 - (1-s) - s/4)/2.
 			q := float64(s) / 4
 			lab := (0.25 - (1 - float64(s)) - q) / 2
 			oth := (0.25 - q) / 2
-			closeTo(t, "dlogits", ref.Float64s(dl), []float64{oth, oth, oth, lab, lab, oth, oth, oth}, 1e-15)
+			testutil.AllClose(t, "dlogits", ref.Float64s(dl), []float64{oth, oth, oth, lab, lab, oth, oth, oth}, 1e-15, 1e-15)
 		}
 	})
 	rng := rand.New(rand.NewPCG(11, 12))
@@ -671,14 +639,14 @@ func TestCrossEntropy(t *testing.T) {
 				}
 				want += ((1-float64(s))*nll + float64(s)*smooth) / N
 			}
-			closeTo(t, "loss", []float64{lossOf(xs)}, []float64{want}, 1e-14)
+			testutil.AllClose(t, "loss", []float64{lossOf(xs)}, []float64{want}, 1e-14, 1e-14)
 			loss, dl := b.Alloc(core.Shape{1}), b.Alloc(core.Shape{N, C})
 			b.CrossEntropy(loss, dl, upload(b, core.Shape{N, C}, xs), upload(b, core.Shape{N}, labels), s)
-			closeTo(t, "dlogits", ref.Float64s(dl), fdGrad(xs, lossOf), 1e-8)
+			testutil.AllClose(t, "dlogits", ref.Float64s(dl), fdGrad(xs, lossOf), 1e-8, 1e-8)
 		})
 	}
 	b := ref.New()
-	mustPanic(t, "index 6", func() {
+	testutil.MustPanic(t, "index 6", func() {
 		b.CrossEntropy(b.Alloc(core.Shape{1}), b.Alloc(core.Shape{1, 6}), b.Alloc(core.Shape{1, 6}),
 			upload(b, core.Shape{1}, []float64{6}), 0)
 	})
@@ -702,18 +670,18 @@ func TestBCEWithLogits(t *testing.T) {
 		s := 1 / (1 + math.Exp(-x))
 		want -= (ts[i]*math.Log(s) + (1-ts[i])*math.Log(1-s)) / (N * C)
 	}
-	closeTo(t, "loss", []float64{lossOf(xs)}, []float64{want}, 1e-14)
+	testutil.AllClose(t, "loss", []float64{lossOf(xs)}, []float64{want}, 1e-14, 1e-14)
 	loss, dl := b.Alloc(core.Shape{1}), b.Alloc(core.Shape{N, C})
 	b.BCEWithLogits(loss, dl, upload(b, core.Shape{N, C}, xs), upload(b, core.Shape{N, C}, ts))
-	closeTo(t, "dlogits", ref.Float64s(dl), fdGrad(xs, lossOf), 1e-8)
+	testutil.AllClose(t, "dlogits", ref.Float64s(dl), fdGrad(xs, lossOf), 1e-8, 1e-8)
 
 	// Large logits, where the textbook form overflows: loss ≈ |x| when the sign is wrong
 	// and ≈ e^-|x| when it is right.
 	dl = b.Alloc(core.Shape{1, 4})
 	b.BCEWithLogits(loss, dl, upload(b, core.Shape{1, 4}, []float64{100, -100, 100, -100}),
 		upload(b, core.Shape{1, 4}, []float64{1, 0, 0, 1}))
-	closeTo(t, "large-logit loss", ref.Float64s(loss), []float64{(2*math.Exp(-100) + 200) / 4}, 1e-15)
-	closeTo(t, "large-logit dlogits", ref.Float64s(dl), []float64{0, 0, 0.25, -0.25}, 1e-15)
+	testutil.AllClose(t, "large-logit loss", ref.Float64s(loss), []float64{(2*math.Exp(-100) + 200) / 4}, 1e-15, 1e-15)
+	testutil.AllClose(t, "large-logit dlogits", ref.Float64s(dl), []float64{0, 0, 0.25, -0.25}, 1e-15, 1e-15)
 }
 
 func TestLayerNorm(t *testing.T) {
@@ -754,9 +722,9 @@ func TestLayerNorm(t *testing.T) {
 			x := upload(b, shape, xs)
 			y, mean, rstd := b.Alloc(shape), b.Alloc(core.Shape{R}), b.Alloc(core.Shape{R})
 			b.LayerNorm(y, mean, rstd, x, gamma, beta, eps)
-			closeTo(t, "dst", ref.Float64s(y), want, 1e-12)
-			closeTo(t, "mean", ref.Float64s(mean), wantMean, 1e-14)
-			closeTo(t, "rstd", ref.Float64s(rstd), wantRstd, 1e-12)
+			testutil.AllClose(t, "dst", ref.Float64s(y), want, 1e-12, 1e-12)
+			testutil.AllClose(t, "mean", ref.Float64s(mean), wantMean, 1e-14, 1e-14)
+			testutil.AllClose(t, "rstd", ref.Float64s(rstd), wantRstd, 1e-12, 1e-12)
 
 			// Gradients of L = Σ dy·LayerNorm(x; γ, β) by central differences.
 			dys := randn(rng, R*D)
@@ -779,19 +747,19 @@ func TestLayerNorm(t *testing.T) {
 			}
 			dy := upload(b, shape, dys)
 			b.LayerNormGrad(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, false)
-			closeTo(t, "dx", ref.Float64s(dx), wantDx, 1e-7)
+			testutil.AllClose(t, "dx", ref.Float64s(dx), wantDx, 1e-7, 1e-7)
 			b.LayerNormGrad(dx, nil, nil, dy, x, mean, rstd, gamma, true)
 			for i := range wantDx {
 				wantDx[i] *= 2
 			}
-			closeTo(t, "accumulated dx", ref.Float64s(dx), wantDx, 1e-7)
+			testutil.AllClose(t, "accumulated dx", ref.Float64s(dx), wantDx, 1e-7, 1e-7)
 			if affine {
 				wantDg := fdGrad(gs, func(v []float64) float64 { return lossOf(xs, v, bs) })
 				for i := range wantDg {
 					wantDg[i] += 0.5
 				}
-				closeTo(t, "dgamma", ref.Float64s(dgamma), wantDg, 1e-7)
-				closeTo(t, "dbeta", ref.Float64s(dbeta), fdGrad(bs, func(v []float64) float64 { return lossOf(xs, gs, v) }), 1e-7)
+				testutil.AllClose(t, "dgamma", ref.Float64s(dgamma), wantDg, 1e-7, 1e-7)
+				testutil.AllClose(t, "dbeta", ref.Float64s(dbeta), fdGrad(bs, func(v []float64) float64 { return lossOf(xs, gs, v) }), 1e-7, 1e-7)
 			}
 		})
 	}
@@ -839,11 +807,11 @@ func TestSumSquaresScaleBy(t *testing.T) {
 	s := b.Alloc(core.Shape{1})
 	b.Fill(s, float32(math.NaN()))
 	b.SumSquares(s, x, false)
-	closeTo(t, "SumSquares", ref.Float64s(s), []float64{14.25}, 0)
+	testutil.AllClose(t, "SumSquares", ref.Float64s(s), []float64{14.25}, 0, 0)
 	b.SumSquares(s, x, true)
-	closeTo(t, "accumulated SumSquares", ref.Float64s(s), []float64{28.5}, 0)
+	testutil.AllClose(t, "accumulated SumSquares", ref.Float64s(s), []float64{28.5}, 0, 0)
 	b.ScaleBy(x, upload(b, core.Shape{1}, []float64{4}), -0.5)
-	closeTo(t, "ScaleBy", ref.Float64s(x), []float64{-2, 4, -6, -1}, 0)
+	testutil.AllClose(t, "ScaleBy", ref.Float64s(x), []float64{-2, 4, -6, -1}, 0, 0)
 }
 
 func TestSGDStep(t *testing.T) {
@@ -881,9 +849,9 @@ func TestSGDStep(t *testing.T) {
 			}
 			for step := range 2 {
 				b.SGDStep(p, g, mom, 0.125, tt.momentum, tt.wd, tt.nesterov, step == 0)
-				closeTo(t, fmt.Sprintf("param after step %d", step+1), ref.Float64s(p), tt.want[step], 0)
+				testutil.AllClose(t, fmt.Sprintf("param after step %d", step+1), ref.Float64s(p), tt.want[step], 0, 0)
 				if mom != nil {
-					closeTo(t, fmt.Sprintf("mom after step %d", step+1), ref.Float64s(mom), tt.wantMom[step], 0)
+					testutil.AllClose(t, fmt.Sprintf("mom after step %d", step+1), ref.Float64s(mom), tt.wantMom[step], 0, 0)
 				}
 			}
 		})
@@ -899,16 +867,15 @@ func TestAdamWStep(t *testing.T) {
 	// 1 - 0.03125; m = [0.25,-0.5], v = [0.0625,0.25]; m̂ = [0.5,-1], v̂ = [0.25,1];
 	// update = 0.125·m̂/(√v̂ + 0.0625) = [1/9, -2/17].
 	b.AdamWStep(p, g, m, v, 0.125, 0.5, 0.75, 0.0625, 0.25, 1)
-	closeTo(t, "param", ref.Float64s(p), []float64{0.96875 - 1.0/9, -1.9375 + 2.0/17}, 1e-15)
-	closeTo(t, "m", ref.Float64s(m), []float64{0.25, -0.5}, 0)
-	closeTo(t, "v", ref.Float64s(v), []float64{0.0625, 0.25}, 0)
+	testutil.AllClose(t, "param", ref.Float64s(p), []float64{0.96875 - 1.0/9, -1.9375 + 2.0/17}, 1e-15, 1e-15)
+	testutil.AllClose(t, "m", ref.Float64s(m), []float64{0.25, -0.5}, 0, 0)
+	testutil.AllClose(t, "v", ref.Float64s(v), []float64{0.0625, 0.25}, 0, 0)
 	// Step 2 with the same gradient: m = [0.375,-0.75], v = [0.109375,0.4375];
 	// bias corrections 0.75 and 0.4375 give m̂ = [0.5,-1], v̂ = [0.25,1] again.
 	p1 := ref.Float64s(p)
 	b.AdamWStep(p, g, m, v, 0.125, 0.5, 0.75, 0.0625, 0.25, 2)
-	closeTo(t, "param step 2", ref.Float64s(p),
-		[]float64{p1[0]*0.96875 - 1.0/9, p1[1]*0.96875 + 2.0/17}, 1e-15)
-	closeTo(t, "m step 2", ref.Float64s(m), []float64{0.375, -0.75}, 0)
-	closeTo(t, "v step 2", ref.Float64s(v), []float64{0.109375, 0.4375}, 0)
-	mustPanic(t, "step 0", func() { b.AdamWStep(p, g, m, v, 0.1, 0.9, 0.999, 1e-8, 0, 0) })
+	testutil.AllClose(t, "param step 2", ref.Float64s(p), []float64{p1[0]*0.96875 - 1.0/9, p1[1]*0.96875 + 2.0/17}, 1e-15, 1e-15)
+	testutil.AllClose(t, "m step 2", ref.Float64s(m), []float64{0.375, -0.75}, 0, 0)
+	testutil.AllClose(t, "v step 2", ref.Float64s(v), []float64{0.109375, 0.4375}, 0, 0)
+	testutil.MustPanic(t, "step 0", func() { b.AdamWStep(p, g, m, v, 0.1, 0.9, 0.999, 1e-8, 0, 0) })
 }
