@@ -377,6 +377,16 @@ func (c *zipCache) Close() error {
 	return errors.Join(errs...)
 }
 
+// FromFiles is an unlabelled dataset of the image files at paths, in order (the
+// images given to `host embed`, `preprocess` and `zeroshot`).
+func FromFiles(paths []string) *Dataset {
+	samples := make([]Sample, len(paths))
+	for i, p := range paths {
+		samples[i] = Sample{Source: p}
+	}
+	return &Dataset{Name: "files", Samples: samples}
+}
+
 // newFileDataset returns a dataset whose samples are files or zip members.
 func newFileDataset(name string, classes []string, multiLabel bool, samples []Sample) *Dataset {
 	c := newZipCache()

@@ -4,7 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"github.com/kadapt/kadapt/host/train"
+	"github.com/kadapt/kadapt/host/data"
 )
 
 // augmentation draws a random geometric distortion per image, as digit-recognition
@@ -130,9 +130,9 @@ func gaussianBlur(f []float64, h, w int, sigma float64) []float64 {
 var digitAugmentation = augmentation{MaxRotate: 12, MaxScale: 0.1, MaxShift: 2, Elastic: 1.5, Sigma: 4}
 
 // augmentedData redraws a distortion of every image each epoch; the draw is a function
-// of (seed, epoch, example), so resumed runs repeat it (train.EpochData).
+// of (seed, epoch, example), so resumed runs repeat it (data.EpochSplit).
 type augmentedData struct {
-	*train.MemData
+	*data.Mem
 	aug        augmentation
 	seed       uint64
 	epoch      int
@@ -143,7 +143,7 @@ type augmentedData struct {
 func (d *augmentedData) SetEpoch(epoch int) { d.epoch = epoch }
 
 func (d *augmentedData) Fetch(idx []int, x []float32, labels [][]int) error {
-	if err := d.MemData.Fetch(idx, x, labels); err != nil {
+	if err := d.Mem.Fetch(idx, x, labels); err != nil {
 		return err
 	}
 	per := d.side * d.side

@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/kadapt/kadapt/host/train"
+	"github.com/kadapt/kadapt/host/data"
 )
 
 func randomImage(rng *rand.Rand, h, w int) []float32 {
@@ -130,12 +130,12 @@ func TestAugmentationDraw(t *testing.T) {
 func TestAugmentedDataDrawsPerEpochAndExample(t *testing.T) {
 	const side = 28
 	rng := rand.New(rand.NewPCG(9, 9))
-	base := &train.MemData{ExShape: []int{1, side, side}}
+	base := &data.Mem{ExShape: []int{1, side, side}}
 	for i := range 3 {
 		base.X = append(base.X, randomImage(rng, side, side)...)
 		base.Labels = append(base.Labels, []int{i})
 	}
-	d := &augmentedData{MemData: base, aug: digitAugmentation, seed: 4, side: side, background: -0.42}
+	d := &augmentedData{Mem: base, aug: digitAugmentation, seed: 4, side: side, background: -0.42}
 	fetch := func(epoch int, idx ...int) [][]float32 {
 		d.SetEpoch(epoch)
 		x := make([]float32, len(idx)*side*side)

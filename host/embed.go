@@ -1,18 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kadapt/kadapt/backbones"
-	"github.com/kadapt/kadapt/backbones/preprocess"
 	"github.com/kadapt/kadapt/backbones/safetensors"
 	"github.com/kadapt/kadapt/core"
-	"github.com/kadapt/kadapt/core/autograd"
+	"github.com/kadapt/kadapt/host/data"
 )
 
 func init() {
@@ -72,39 +70,6 @@ func (mf *modelFlags) open(withText bool) (core.Backend, *backbones.Model, error
 	return b, m, nil
 }
 
-// preprocessConfig is the model folder's preprocessor_config.json when there is one,
-// else the architecture's defaults.
-func preprocessConfig(m *backbones.Model) (preprocess.Config, error) {
-	if m != nil && m.Dir != "" {
-		p := filepath.Join(m.Dir, "preprocessor_config.json")
-		if _, err := os.Stat(p); err == nil {
-			return preprocess.LoadConfig(p)
-		}
-	}
-	cfg := preprocess.CLIPConfig(224)
-	if m != nil {
-		vc := m.Vision.Cfg
-		cfg.ShortestEdge, cfg.CropHeight, cfg.CropWidth = vc.ImageSize, vc.ImageSize, vc.ImageSize
-		cfg.Mean, cfg.Std = vc.Mean, vc.Std
-	}
-	return cfg, nil
-}
-
-func loadImages(paths []string, cfg preprocess.Config) ([]float32, []int, error) {
-	per := 3 * cfg.CropHeight * cfg.CropWidth
-	out := make([]float32, len(paths)*per)
-	for i, p := range paths {
-		img, err := preprocess.Decode(p)
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := preprocess.ProcessInto(out[i*per:(i+1)*per], img, cfg); err != nil {
-			return nil, nil, fmt.Errorf("%s: %v", p, err)
-		}
-	}
-	return out, []int{len(paths), 3, cfg.CropHeight, cfg.CropWidth}, nil
-}
-
 // preprocessOptions are the flags of `host preprocess` (newPreprocessCmd).
 type preprocessOptions struct {
 	images []string
@@ -141,15 +106,16 @@ func preprocessImages(mf modelFlags, o preprocessOptions, args []string) error {
 			return err
 		}
 	}
-	cfg, err := preprocessConfig(m)
+	cfg, err := data.PreprocessConfig(m)
 	if err != nil {
 		return err
 	}
-	px, shape, err := loadImages(o.images, cfg)
+	px, err := data.Load(context.Background(), data.Files(o.images, cfg))
 	if err != nil {
 		return err
 	}
-	return safetensors.WriteFile(o.out, map[string]safetensors.Tensor{"pixel_values": {Shape: shape, Data: px}}, nil)
+	shape := append([]int{px.Len()}, px.ExShape...)
+	return safetensors.WriteFile(o.out, map[string]safetensors.Tensor{"pixel_values": {Shape: shape, Data: px.X}}, nil)
 }
 
 // embedOptions are the flags of `host embed` (newEmbedCmd).
@@ -185,12 +151,11 @@ func embed(mf modelFlags, o embedOptions, args []string) error {
 	if (len(o.images) == 0) == (o.pixels == "") || o.out == "" {
 		return usageErr("give --out and exactly one of --images or --pixels")
 	}
-	b, m, err := mf.open(false)
+	_, m, err := mf.open(false)
 	if err != nil {
 		return err
 	}
-	var px []float32
-	var shape []int
+	var inputs data.Split // the pixels the tower reads
 	if o.pixels != "" {
 		f, err := safetensors.Open(o.pixels)
 		if err != nil {
@@ -201,8 +166,8 @@ func embed(mf modelFlags, o embedOptions, args []string) error {
 			f.Close()
 			return fmt.Errorf("%s: no tensor \"pixel_values\"", o.pixels)
 		}
-		shape = info.Shape
-		px, err = f.Float32s("pixel_values")
+		shape := info.Shape
+		px, err := f.Float32s("pixel_values")
 		f.Close()
 		if err != nil {
 			return err
@@ -214,53 +179,24 @@ func embed(mf modelFlags, o embedOptions, args []string) error {
 		if len(shape) != 4 || shape[1] != vc.Channels || shape[2] != vc.ImageSize || shape[3] != vc.ImageSize {
 			return fmt.Errorf("%s: pixel_values has shape %v, the model wants [N,%d,%d,%d]", o.pixels, shape, vc.Channels, vc.ImageSize, vc.ImageSize)
 		}
+		if shape[0] == 0 {
+			return fmt.Errorf("%s: pixel_values holds no images", o.pixels)
+		}
+		inputs = &data.Mem{X: px, Labels: make([][]int, shape[0]), ExShape: shape[1:]}
 	} else {
-		cfg, err := preprocessConfig(m)
+		cfg, err := data.PreprocessConfig(m)
 		if err != nil {
 			return err
 		}
-		if px, shape, err = loadImages(o.images, cfg); err != nil {
-			return err
-		}
+		inputs = data.Files(o.images, cfg)
 	}
-	embeds, pooled, err := embedAll(b, m.Vision, px, shape, o.batch)
+	embeds, pooled, err := data.Embed(context.Background(), m.Vision, inputs, o.batch)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w; nothing was written", err)
 	}
-	n := shape[0]
+	n := inputs.Len()
 	return safetensors.WriteFile(o.out, map[string]safetensors.Tensor{
-		"image_embeds": {Shape: []int{n, len(embeds) / n}, Data: embeds},
-		"pooled":       {Shape: []int{n, len(pooled) / n}, Data: pooled},
+		"image_embeds": {Shape: []int{n, embeds.ExShape[0]}, Data: embeds.X},
+		"pooled":       {Shape: []int{n, pooled.ExShape[0]}, Data: pooled.X},
 	}, nil)
-}
-
-// embedAll runs the tower without gradients in batches and returns the embeddings and
-// the pooled tokens, row-major.
-func embedAll(b core.Backend, v *backbones.Vision, px []float32, shape []int, batch int) (embeds, pooled []float32, err error) {
-	per := shape[1] * shape[2] * shape[3]
-	tp := autograd.NewTape(b)
-	tp.SetGradEnabled(false)
-	for start := 0; start < shape[0]; start += batch {
-		end := min(start+batch, shape[0])
-		out := v.Forward(tp, tp.Input(px[start*per:end*per], end-start, shape[1], shape[2], shape[3]))
-		e := make([]float32, out.Embeds.Value.Size())
-		p := make([]float32, out.Pooled.Value.Size())
-		b.Download(e, out.Embeds.Value)
-		b.Download(p, out.Pooled.Value)
-		// Outputs are checked before anything is written or ranked: a NaN that
-		// slipped past the input checks (a pixel file, an overflow) would otherwise
-		// be written as a result.
-		for _, o := range []struct {
-			name string
-			data []float32
-		}{{"image_embeds", e}, {"pooled", p}} {
-			if j := core.FirstNonFinite(o.data); j >= 0 {
-				row := start + j/(len(o.data)/(end-start))
-				return nil, nil, fmt.Errorf("%s of image %d is not finite (%v); nothing was written", o.name, row, o.data[j])
-			}
-		}
-		embeds, pooled = append(embeds, e...), append(pooled, p...)
-		tp.Reset()
-	}
-	return embeds, pooled, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/core/optim"
 	"github.com/kadapt/kadapt/datasets/metrics"
+	"github.com/kadapt/kadapt/host/data"
 	"github.com/kadapt/kadapt/host/train"
 )
 
@@ -29,7 +30,7 @@ func init() {
 func demoBackbone() backbones.Config {
 	return backbones.Config{Name: "mnist-vit", Family: backbones.CLIP, ImageSize: 28, PatchSize: 7, Channels: 1,
 		Width: 64, Layers: 4, Heads: 4, MLPDim: 256, EmbedDim: 32, ActName: "quick_gelu", Eps: 1e-5,
-		Mean: [3]float32{mnistMean, mnistMean, mnistMean}, Std: [3]float32{mnistStd, mnistStd, mnistStd}}
+		Mean: [3]float32{data.MNISTMean, data.MNISTMean, data.MNISTMean}, Std: [3]float32{data.MNISTStd, data.MNISTStd, data.MNISTStd}}
 }
 
 // fullModel trains the whole tower and the head.
@@ -149,22 +150,22 @@ func pretrain(r pretrainRecipe, o pretrainOptions, args []string) error {
 		return err
 	}
 	digits := []int{0, 1, 2, 3, 4}
-	trainDS, err := mnistDigits(true, digits)
+	trainDS, err := data.MNISTDigits(true, digits)
 	if err != nil {
 		return err
 	}
 	if o.limit > 0 && o.limit < trainDS.Len() {
 		trainDS = trainDS.Subset(trainDS.Samples[:o.limit])
 	}
-	testDS, err := mnistDigits(false, digits)
+	testDS, err := data.MNISTDigits(false, digits)
 	if err != nil {
 		return err
 	}
-	trainData, err := mnistTensor(trainDS)
+	trainData, err := data.MNISTPixels(trainDS)
 	if err != nil {
 		return err
 	}
-	testData, err := mnistTensor(testDS)
+	testData, err := data.MNISTPixels(testDS)
 	if err != nil {
 		return err
 	}
@@ -227,7 +228,7 @@ func pretrain(r pretrainRecipe, o pretrainOptions, args []string) error {
 
 // pretrainLoop trains tower and head with AdamW on a warm-up + cosine schedule. Each
 // step draws its augmentations from (seed, step), so a run is a function of the recipe.
-func pretrainLoop(b core.Backend, m *fullModel, data *train.MemData, r pretrainRecipe, progress train.Progress) error {
+func pretrainLoop(b core.Backend, m *fullModel, images *data.Mem, r pretrainRecipe, progress train.Progress) error {
 	params := m.Trainable()
 	const side = 28
 	per := side * side
@@ -238,7 +239,7 @@ func pretrainLoop(b core.Backend, m *fullModel, data *train.MemData, r pretrainR
 		params = append(params, dec.W, dec.B)
 	}
 	o := optim.NewAdamW(b, train.ParamGroups(params, float32(r.WeightDecay)), optim.AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})
-	n := data.Len()
+	n := images.Len()
 	batches := n / r.Batch // the last partial batch is dropped: contrastive terms want full batches
 	if batches == 0 {
 		return usageErr("--batch-size %d exceeds the %d training images", r.Batch, n)
@@ -248,7 +249,7 @@ func pretrainLoop(b core.Backend, m *fullModel, data *train.MemData, r pretrainR
 	if r.Contrast > 0 {
 		views = 2
 	}
-	background := float32((0 - mnistMean) / mnistStd)
+	background := float32((0 - data.MNISTMean) / data.MNISTStd)
 	augment := r.Augment != augmentation{}
 	x := make([]float32, views*r.Batch*per)
 	clean := make([]float32, views*r.Batch*per)
@@ -266,7 +267,7 @@ func pretrainLoop(b core.Backend, m *fullModel, data *train.MemData, r pretrainR
 			for v := range views {
 				for i, j := range order[bi*r.Batch : (bi+1)*r.Batch] {
 					row := v*r.Batch + i
-					src, dst := data.X[j*per:(j+1)*per], x[row*per:(row+1)*per]
+					src, dst := images.X[j*per:(j+1)*per], x[row*per:(row+1)*per]
 					copy(clean[row*per:(row+1)*per], src)
 					turn := 0
 					if r.Rotations > 1 {
@@ -279,10 +280,10 @@ func pretrainLoop(b core.Backend, m *fullModel, data *train.MemData, r pretrainR
 					} else {
 						copy(dst, src)
 					}
-					labels[row] = float32(data.Labels[j][0]*r.Rotations + turn)
+					labels[row] = float32(images.Labels[j][0]*r.Rotations + turn)
 					groups[row] = i
 					if r.Positives == "class" {
-						groups[row] = data.Labels[j][0]
+						groups[row] = images.Labels[j][0]
 					}
 				}
 			}

@@ -1,15 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math"
 
 	"gonum.org/v1/gonum/stat"
 
 	"github.com/kadapt/kadapt/backbones"
-	"github.com/kadapt/kadapt/core"
-	"github.com/kadapt/kadapt/core/autograd"
-	"github.com/kadapt/kadapt/host/train"
+	"github.com/kadapt/kadapt/host/data"
 )
 
 // transferProbe measures how well a backbone's frozen features serve the demo task,
@@ -20,15 +19,15 @@ import (
 // candidate pretraining recipes can be compared before any method is run on them.
 func transferProbe(vision *backbones.Vision, shots, seeds int) ([]float64, error) {
 	digits := []int{5, 6, 7, 8, 9}
-	trainAll, err := mnistDigits(true, digits)
+	trainAll, err := data.MNISTDigits(true, digits)
 	if err != nil {
 		return nil, err
 	}
-	testDS, err := mnistDigits(false, digits)
+	testDS, err := data.MNISTDigits(false, digits)
 	if err != nil {
 		return nil, err
 	}
-	testData, err := mnistTensor(testDS)
+	testData, err := data.MNISTPixels(testDS)
 	if err != nil {
 		return nil, err
 	}
@@ -42,7 +41,7 @@ func transferProbe(vision *backbones.Vision, shots, seeds int) ([]float64, error
 		if err != nil {
 			return nil, err
 		}
-		fewData, err := mnistTensor(few)
+		fewData, err := data.MNISTPixels(few)
 		if err != nil {
 			return nil, err
 		}
@@ -56,28 +55,18 @@ func transferProbe(vision *backbones.Vision, shots, seeds int) ([]float64, error
 }
 
 // frozenFeatures returns the tower's embeddings of every example, L2-normalised.
-func frozenFeatures(vision *backbones.Vision, d *train.MemData) ([][]float32, error) {
-	const batch = 256
-	b := vision.Params()[0].Value.Backend()
-	tp := autograd.NewTape(b)
-	tp.Training = false
-	tp.SetGradEnabled(false)
-	per := core.Shape(d.ExShape).Size()
-	var feats [][]float32
-	for start := 0; start < d.Len(); start += batch {
-		end := min(start+batch, d.Len())
-		x := tp.Input(d.X[start*per:end*per], append([]int{end - start}, d.ExShape...)...)
-		e := vision.Forward(tp, x).Embeds
-		dim := e.Shape()[1]
-		flat := make([]float32, (end-start)*dim)
-		b.Download(flat, e.Value)
-		for i := range end - start {
-			feats = append(feats, normalized(flat[i*dim:(i+1)*dim]))
-		}
-		tp.Reset()
+func frozenFeatures(vision *backbones.Vision, d *data.Mem) ([][]float32, error) {
+	f, err := data.Features(context.Background(), vision, d, 256)
+	if err != nil {
+		return nil, err
 	}
-	if len(feats) != d.Len() {
-		return nil, fmt.Errorf("frozen features: got %d rows for %d examples", len(feats), d.Len())
+	if f.Len() == 0 {
+		return nil, nil
+	}
+	dim := f.ExShape[0]
+	feats := make([][]float32, f.Len())
+	for i := range feats {
+		feats[i] = normalized(f.X[i*dim : (i+1)*dim])
 	}
 	return feats, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/host/adapt"
 	"github.com/kadapt/kadapt/host/atomicfile"
+	"github.com/kadapt/kadapt/host/data"
 	"github.com/kadapt/kadapt/host/lifecycle"
 	"github.com/kadapt/kadapt/host/runlock"
 	"github.com/kadapt/kadapt/host/train"
@@ -305,9 +306,9 @@ func assemble(rc RunConfig, meth method, b core.Backend, mdl *backbones.Model, t
 		vision: vision, headParams: int64(feat+1) * int64(task.Classes), headInit: headInit}
 	out.count = a.Count + out.headParams
 	// Frozen features are computed once, unless the training images change each epoch.
-	if _, redrawn := task.Train.(train.EpochData); !redrawn && len(a.Trainable) == 0 && len(p.Edits) == 0 {
+	if _, redrawn := task.Train.(data.EpochSplit); !redrawn && len(a.Trainable) == 0 && len(p.Edits) == 0 {
 		log.Info("frozen backbone: computing features once", "plugin", rc.Plugin)
-		if out.task, err = cacheFeatures(b, vision, task, rc.Train.BatchSize); err != nil {
+		if out.task, err = cacheFeatures(vision, task, rc.Train.BatchSize); err != nil {
 			return nil, err
 		}
 		out.model = &probeModel{head: head}
@@ -376,7 +377,7 @@ func runJob(ctx context.Context, rc RunConfig, meth method, log hclog.Logger, at
 		// The paper's final run: the chosen settings, trained on train+val, reported
 		// at the last epoch.
 		rc.Train.LR, rc.Train.WeightDecay, rc.Train.Select = lr, wd, "last"
-		task.Train, task.Val = train.Concat(task.Train, task.Val), nil
+		task.Train, task.Val = data.Concat(task.Train, task.Val), nil
 		rc.Search = "paper (done: lr and weight_decay below were chosen by it)"
 		if mdl, err = loadRunModel(b, rc); err != nil {
 			return nil, err
@@ -488,37 +489,15 @@ func newRunDir(rc RunConfig) (string, error) {
 }
 
 // cacheFeatures runs the frozen tower once over every split.
-func cacheFeatures(b core.Backend, v *backbones.Vision, task train.Task, batch int) (train.Task, error) {
-	conv := func(d train.Data) (train.Data, error) {
-		if d == nil {
-			return nil, nil
-		}
-		shape := d.Shape()
-		out := &train.MemData{}
-		tp := autograd.NewTape(b)
-		tp.SetGradEnabled(false)
-		err := train.FetchChunks(context.Background(), d, batch, func(_ int, x []float32, labels [][]int) error {
-			emb := v.Forward(tp, tp.Input(x, append([]int{len(labels)}, shape...)...)).Embeds
-			f := make([]float32, emb.Value.Size())
-			b.Download(f, emb.Value)
-			out.X = append(out.X, f...)
-			out.Labels = append(out.Labels, labels...)
-			out.ExShape = []int{emb.Shape()[1]}
-			tp.Reset()
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		return out, nil
-	}
+func cacheFeatures(v *backbones.Vision, task train.Task, batch int) (train.Task, error) {
 	var err error
-	if task.Train, err = conv(task.Train); err != nil {
-		return task, err
+	for _, split := range []*data.Split{&task.Train, &task.Val, &task.Test} {
+		if *split == nil {
+			continue
+		}
+		if *split, err = data.Features(context.Background(), v, *split, batch); err != nil {
+			return task, err
+		}
 	}
-	if task.Val, err = conv(task.Val); err != nil {
-		return task, err
-	}
-	task.Test, err = conv(task.Test)
-	return task, err
+	return task, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/datasets"
 	"github.com/kadapt/kadapt/datasets/metrics"
+	"github.com/kadapt/kadapt/host/data"
 	"github.com/kadapt/kadapt/host/train"
 )
 
@@ -157,17 +158,17 @@ func buildTask(rc RunConfig, m *backbones.Model, log hclog.Logger) (train.Task, 
 	if err != nil {
 		return train.Task{}, nil, err
 	}
-	cfg, err := preprocessConfig(m)
+	cfg, err := data.PreprocessConfig(m)
 	if err != nil {
 		return train.Task{}, nil, err
 	}
 	if vc := m.Vision.Cfg; vc.Channels != 3 {
 		return train.Task{}, nil, fmt.Errorf("backbone %s takes %d-channel input; image datasets give RGB", vc.Name, vc.Channels)
 	}
-	task := train.Task{Train: newImageData(trainSet, cfg, dc.Workers), Test: newImageData(testDS, cfg, dc.Workers),
+	task := train.Task{Train: data.NewImages(trainSet, cfg, dc.Workers), Test: data.NewImages(testDS, cfg, dc.Workers),
 		Classes: len(trainDS.Classes), MultiLabel: trainDS.MultiLabel, Metric: metric}
 	if valSet != nil {
-		task.Val = newImageData(valSet, cfg, dc.Workers)
+		task.Val = data.NewImages(valSet, cfg, dc.Workers)
 	}
 	return task, trainDS.Classes, nil
 }
@@ -192,11 +193,11 @@ func fewShotSplits(ds *datasets.Dataset, dc DataConfig) (trainSet, valSet *datas
 // those digits.
 func demoTask(dc DataConfig, seed uint64, log hclog.Logger) (train.Task, []string, error) {
 	digits := []int{5, 6, 7, 8, 9}
-	trainAll, err := mnistDigits(true, digits)
+	trainAll, err := data.MNISTDigits(true, digits)
 	if err != nil {
 		return train.Task{}, nil, err
 	}
-	testDS, err := mnistDigits(false, digits)
+	testDS, err := data.MNISTDigits(false, digits)
 	if err != nil {
 		return train.Task{}, nil, err
 	}
@@ -205,21 +206,21 @@ func demoTask(dc DataConfig, seed uint64, log hclog.Logger) (train.Task, []strin
 		return train.Task{}, nil, err
 	}
 	task := train.Task{Classes: len(digits), Metric: metrics.NameAccuracy}
-	trainData, err := mnistTensor(trainSet)
+	trainData, err := data.MNISTPixels(trainSet)
 	if err != nil {
 		return task, nil, err
 	}
 	task.Train = trainData
 	if dc.Augment == "digits" {
-		task.Train = &augmentedData{MemData: trainData, aug: digitAugmentation, seed: seed, side: 28,
-			background: (0 - mnistMean) / mnistStd}
+		task.Train = &augmentedData{Mem: trainData, aug: digitAugmentation, seed: seed, side: data.MNISTSide,
+			background: (0 - data.MNISTMean) / data.MNISTStd}
 	}
 	if valSet != nil {
-		if task.Val, err = mnistTensor(valSet); err != nil {
+		if task.Val, err = data.MNISTPixels(valSet); err != nil {
 			return task, nil, err
 		}
 	}
-	if task.Test, err = mnistTensor(testDS); err != nil {
+	if task.Test, err = data.MNISTPixels(testDS); err != nil {
 		return task, nil, err
 	}
 	return task, trainAll.Classes, nil

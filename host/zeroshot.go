@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"github.com/kadapt/kadapt/backbones"
 	"github.com/kadapt/kadapt/backbones/tokenizer"
 	"github.com/kadapt/kadapt/datasets"
+	"github.com/kadapt/kadapt/host/data"
 )
 
 // zeroshotOptions are the flags of `host zeroshot` (newZeroshotCmd).
@@ -47,7 +49,7 @@ func zeroshot(mf modelFlags, o zeroshotOptions, args []string) error {
 	if len(names) < 2 || len(o.images) == 0 {
 		return usageErr("--classes (at least two) and --images are required")
 	}
-	b, m, err := mf.open(true)
+	_, m, err := mf.open(true)
 	if err != nil {
 		return err
 	}
@@ -65,21 +67,17 @@ func zeroshot(mf modelFlags, o zeroshotOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := preprocessConfig(m)
+	cfg, err := data.PreprocessConfig(m)
 	if err != nil {
 		return err
 	}
-	px, shape, err := loadImages(o.images, cfg)
-	if err != nil {
-		return err
-	}
-	embeds, _, err := embedAll(b, m.Vision, px, shape, 16)
+	embeds, _, err := data.Embed(context.Background(), m.Vision, data.Files(o.images, cfg), 16)
 	if err != nil {
 		return err
 	}
 	d := len(weights[0])
 	for i, path := range o.images {
-		row := embeds[i*d : (i+1)*d]
+		row := embeds.X[i*d : (i+1)*d]
 		var norm float64
 		for _, v := range row {
 			norm += float64(v) * float64(v)

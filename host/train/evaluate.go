@@ -9,17 +9,18 @@ import (
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/datasets/metrics"
+	"github.com/kadapt/kadapt/host/data"
 )
 
 // Evaluate scores m on d with the task's metric, in eval mode and without gradients.
-func Evaluate(b core.Backend, m Model, d Data, task Task, batch int) (float64, error) {
+func Evaluate(b core.Backend, m Model, d data.Split, task Task, batch int) (float64, error) {
 	score, _, err := EvaluateWithLoss(b, m, d, task, batch)
 	return score, err
 }
 
 // evaluate is EvaluateWithLoss that gives up between batches once ctx is cancelled
 // and reports its progress to report (which may be nil).
-func evaluate(ctx context.Context, b core.Backend, m Model, d Data, task Task, batch int, report func(done, total int)) (score, loss float64, err error) {
+func evaluate(ctx context.Context, b core.Backend, m Model, d data.Split, task Task, batch int, report func(done, total int)) (score, loss float64, err error) {
 	logits, labels, err := predict(ctx, b, m, d, batch, report)
 	if err != nil {
 		return 0, 0, err
@@ -30,7 +31,7 @@ func evaluate(ctx context.Context, b core.Backend, m Model, d Data, task Task, b
 // EvaluateWithLoss also returns the mean loss (cross-entropy, or BCE for multi-label
 // tasks), which breaks ties between epochs of equal validation score: few-shot
 // validation sets are small enough that ties are the rule.
-func EvaluateWithLoss(b core.Backend, m Model, d Data, task Task, batch int) (score, loss float64, err error) {
+func EvaluateWithLoss(b core.Backend, m Model, d data.Split, task Task, batch int) (score, loss float64, err error) {
 	return evaluate(context.Background(), b, m, d, task, batch, nil)
 }
 
@@ -76,18 +77,18 @@ func meanLoss(logits [][]float32, labels [][]int, task Task) float64 {
 }
 
 // Predict returns every example's logits and labels.
-func Predict(b core.Backend, m Model, d Data, batch int) ([][]float32, [][]int, error) {
+func Predict(b core.Backend, m Model, d data.Split, batch int) ([][]float32, [][]int, error) {
 	return predict(context.Background(), b, m, d, batch, nil)
 }
 
-func predict(ctx context.Context, b core.Backend, m Model, d Data, batch int, report func(done, total int)) ([][]float32, [][]int, error) {
+func predict(ctx context.Context, b core.Backend, m Model, d data.Split, batch int, report func(done, total int)) ([][]float32, [][]int, error) {
 	tp := autograd.NewTape(b)
 	tp.Training = false
 	tp.SetGradEnabled(false)
 	shape := d.Shape()
 	var logits [][]float32
 	labels := make([][]int, 0, d.Len())
-	err := FetchChunks(ctx, d, batch, func(off int, x []float32, l [][]int) error {
+	err := data.FetchChunks(ctx, d, batch, func(off int, x []float32, l [][]int) error {
 		out := m.Head().Forward(tp, m.Features(tp, tp.Input(x, append([]int{len(l)}, shape...)...)))
 		c := out.Shape()[1]
 		flat := make([]float32, len(l)*c)

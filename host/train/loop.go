@@ -10,6 +10,7 @@ import (
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/core/optim"
 	"github.com/kadapt/kadapt/host/atomicfile"
+	"github.com/kadapt/kadapt/host/data"
 )
 
 // Run trains m on task and returns the selected result.
@@ -66,13 +67,10 @@ type runner struct {
 	sched   optim.Schedule
 	n       int // training examples
 	batches int // steps an epoch (batchCount)
-	shape   []int
-	per     int // values an example
 
-	redrawn EpochData  // the training split when it draws anew each epoch, else nil
-	staged  *stagedSet // the training split on the device, or nil
-	tp      *autograd.Tape
-	moves   *movementTracker
+	loader *data.Loader // the training split's batches on the backend
+	tp     *autograd.Tape
+	moves  *movementTracker
 
 	st                    state
 	steps                 int // optimizer steps taken, across resumptions
@@ -86,12 +84,11 @@ func newRunner(b core.Backend, m Model, task Task, cfg Config, opt Options) (*ru
 		return nil, err
 	}
 	r := &runner{b: b, m: m, task: task, cfg: cfg, opt: opt, ctx: opt.Context,
-		params: m.Trainable(), n: task.Train.Len(), shape: task.Train.Shape(),
+		params: m.Trainable(), n: task.Train.Len(),
 		metricsPath: MetricsPath(opt.Dir), ckptPath: CheckpointPath(opt.Dir)}
 	if r.ctx == nil {
 		r.ctx = context.Background()
 	}
-	r.per = core.Shape(r.shape).Size()
 	r.o = newOptimizer(b, r.params, cfg)
 	r.batches = batchCount(r.n, cfg.BatchSize)
 	r.sched = schedule(cfg, r.batches)
@@ -112,13 +109,9 @@ func newRunner(b core.Backend, m Model, task Task, cfg Config, opt Options) (*ru
 	} else if err := atomicfile.Write(r.metricsPath, nil); err != nil {
 		return nil, err
 	}
-	if d, ok := task.Train.(EpochData); ok {
-		r.redrawn = d
-	} else if shouldStage(b, opt.Staging, r.n, r.per) {
-		var err error
-		if r.staged, err = stage(b, task.Train, cfg.BatchSize); err != nil {
-			return nil, err
-		}
+	var err error
+	if r.loader, err = data.NewLoader(b, task.Train, opt.Staging, cfg.BatchSize); err != nil {
+		return nil, err
 	}
 	r.tp = autograd.NewTape(b)
 	r.steps = r.st.step
@@ -128,9 +121,7 @@ func newRunner(b core.Backend, m Model, task Task, cfg Config, opt Options) (*ru
 
 func (r *runner) release() {
 	r.moves.release()
-	if r.staged != nil {
-		r.staged.release()
-	}
+	r.loader.Close()
 }
 
 // patienceSpent says whether validation stopped improving for Patience epochs; a run
@@ -147,7 +138,7 @@ type epochRun struct {
 	lossSum float64
 	// correct and seen are the running training accuracy Progress shows.
 	correct, seen int
-	next          <-chan fetched
+	next          <-chan data.Batch
 	stop          func()
 }
 
@@ -156,17 +147,10 @@ type epochRun struct {
 func (r *runner) startEpoch(epoch int) *epochRun {
 	ep := &epochRun{epoch: epoch, start: time.Now()}
 	order := permutation(r.n, r.cfg.Seed, epoch)
-	if r.redrawn != nil {
-		r.redrawn.SetEpoch(epoch)
-	}
 	if epoch == r.st.epoch {
 		ep.batch, ep.lossSum = r.st.batch, r.st.epochLoss
 	}
-	if r.staged != nil {
-		ep.next, ep.stop = r.staged.epoch(order, r.cfg.BatchSize, ep.batch)
-	} else {
-		ep.next, ep.stop = prefetch(r.task.Train, order, r.cfg.BatchSize, r.per, ep.batch)
-	}
+	ep.next, ep.stop = r.loader.Epoch(epoch, epochBatches(order, r.cfg.BatchSize, ep.batch))
 	return ep
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/core/backend/cpu"
 	"github.com/kadapt/kadapt/host/adapt"
+	"github.com/kadapt/kadapt/host/data"
 	"github.com/kadapt/kadapt/methods/adapter"
 	"github.com/kadapt/kadapt/methods/compacter"
 	"github.com/kadapt/kadapt/methods/finetune"
@@ -36,9 +37,9 @@ func (m *towerModel) Trainable() []*autograd.Var {
 }
 
 // stripes is a 3-class task of 8×8 colour images: class c brightens channel c.
-func stripes(n int, seed uint64) *MemData {
+func stripes(n int, seed uint64) *data.Mem {
 	rng := rand.New(rand.NewPCG(seed, 3))
-	d := &MemData{ExShape: []int{3, 8, 8}}
+	d := &data.Mem{ExShape: []int{3, 8, 8}}
 	for i := 0; i < n; i++ {
 		c := i % 3
 		for ch := 0; ch < 3; ch++ {

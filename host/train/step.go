@@ -8,24 +8,18 @@ import (
 	"github.com/kadapt/kadapt/core"
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/core/optim"
+	"github.com/kadapt/kadapt/host/data"
 )
 
 // step trains on one batch: forward, loss, backward, clip, optimizer step.
-func (r *runner) step(ep *epochRun, fb fetched) error {
-	if fb.err != nil {
-		return fb.err
+func (r *runner) step(ep *epochRun, fb data.Batch) error {
+	if fb.Err != nil {
+		return fb.Err
 	}
-	b, tp, idx, labels := r.b, r.tp, fb.idx, fb.labels[:len(fb.idx)]
+	b, tp, idx, labels := r.b, r.tp, fb.Idx, fb.Labels[:len(fb.Idx)]
 	tp.Training = true
 	tp.SetSeed((r.cfg.Seed+1)*0x9E3779B97F4A7C15 + uint64(r.steps)<<20) // 2²⁰ dropout calls per step before masks could repeat
-	var x *autograd.Var
-	var xs *core.Tensor // the staged batch, released with the step's tensors
-	if r.staged != nil {
-		xs = r.staged.batch(idx)
-		x = tp.Const(xs)
-	} else {
-		x = tp.Input(fb.x[:len(idx)*r.per], append([]int{len(idx)}, r.shape...)...)
-	}
+	x := fb.Input(tp)
 	logits := r.m.Head().Forward(tp, r.m.Features(tp, x))
 	target := targetTensor(b, labels, r.task)
 	var loss *autograd.Var
@@ -49,16 +43,13 @@ func (r *runner) step(ep *epochRun, fb fetched) error {
 	}
 	tp.Reset()
 	b.Release(target)
-	if xs != nil {
-		b.Release(xs)
-	}
+	fb.Done()
 	if math.IsNaN(float64(l[0])) || math.IsInf(float64(l[0]), 0) {
 		return fmt.Errorf("%w (epoch %d, step %d, loss %v)", ErrDiverged, ep.epoch+1, r.steps+1, l[0])
 	}
 	ep.lossSum += float64(l[0])
 	r.steps++
 	r.showStep(ep, float64(l[0]))
-	fb.done()
 	return nil
 }
 

@@ -2,7 +2,8 @@
 // each epoch, for each batch, step (step.go); evaluate on validation and test
 // (evaluate.go); select the reported epoch (select.go); append metrics.jsonl
 // (metrics.go); write an atomic checkpoint that resumes bit-identically
-// (checkpoint.go). Batches are cut and prefetched in batches.go.
+// (checkpoint.go). Which examples form each batch is cut in batches.go; the
+// examples themselves arrive as inputs on the backend from package host/data.
 package train
 
 import (
@@ -12,6 +13,7 @@ import (
 	"fmt"
 
 	"github.com/kadapt/kadapt/core/autograd"
+	"github.com/kadapt/kadapt/host/data"
 )
 
 // Model is what the loop trains: features from inputs (the adapted backbone, or the
@@ -70,7 +72,7 @@ func (c Config) Validate() error {
 type Task struct {
 	// Val may be nil (selection then falls back to the last epoch); Test may be nil
 	// (hyperparameter-search trials, which look at validation scores only).
-	Train, Val, Test Data
+	Train, Val, Test data.Split
 	Classes          int
 	MultiLabel       bool
 	Metric           string // a datasets metric name
@@ -130,9 +132,9 @@ type Options struct {
 	// point, mid-epoch included, and returns an error wrapping context.Cause, so Resume
 	// continues bit-identically. Nil: never cancelled.
 	Context context.Context
-	// Staging keeps the training split on the device (see Staging); automatic by
+	// Staging keeps the training split on the device (see data.Staging); automatic by
 	// default.
-	Staging Staging
+	Staging data.Staging
 	// Identity is what the run is, as a JSON object: the host's whole run
 	// configuration; nil means {"train": cfg}. Every checkpoint records it, and Resume
 	// refuses a checkpoint written under another one, naming the first differing key

