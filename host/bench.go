@@ -42,6 +42,29 @@ type benchOptions struct {
 	precision  string
 	cpuProfile string
 	profile    bool
+	jsonOut    bool
+}
+
+// benchReport is what --json prints: the setting and one result per mode.
+type benchReport struct {
+	Device          string        `json:"device"`
+	Backbone        string        `json:"backbone"`
+	Plugin          string        `json:"plugin"`
+	Batch           int           `json:"batch"`
+	Precision       string        `json:"precision"`
+	TrainableParams int64         `json:"trainable_params"`
+	Results         []benchResult `json:"results"`
+}
+
+// benchResult is one RESULT line: device memory where the backend tracks it, else the
+// Go runtime's.
+type benchResult struct {
+	Mode            string   `json:"mode"`
+	ImagesPerSecond float64  `json:"images_per_s"`
+	PeakAllocGiB    *float64 `json:"peak_alloc_gib,omitempty"`
+	PeakReservedGiB *float64 `json:"peak_reserved_gib,omitempty"`
+	HostSysGiB      *float64 `json:"host_sys_gib,omitempty"`
+	Profile         string   `json:"profile,omitempty"`
 }
 
 func newBenchCmd() *cobra.Command {
@@ -52,15 +75,16 @@ func newBenchCmd() *cobra.Command {
 	}
 	fs := cmd.Flags()
 	var o benchOptions
-	fs.StringVar(&o.device, "device", "cpu", "cpu, cuda or cuda:N")
+	fs.StringVar(&o.device, "device", "cpu", deviceHelp)
 	fs.StringVar(&o.backbone, "backbone", "clip-vit-b32", "architecture preset ("+presetNames()+")")
-	fs.StringVar(&o.pluginName, "plugin", "lora", "method plugin")
+	fs.StringVar(&o.pluginName, "plugin", "lora", "the method plugin whose plan is measured (host plugins lists them)")
 	fs.IntVar(&o.batch, "batch", 8, "images per step")
 	fs.IntVar(&o.steps, "steps", 3, "timed steps after two warm-up steps")
 	fs.IntVar(&o.classes, "classes", 10, "head size")
 	fs.StringVar(&o.precision, "precision", "fp32", "fp32, tf32 or bf16 (GPU backends)")
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the measured steps (warm-up included) to this file, for `go tool pprof`")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the measured steps (warm-up included) to `FILE`, for go tool pprof")
 	fs.BoolVar(&o.profile, "profile", false, "time each kernel (waits after every launch, so throughput drops) and print where the time goes (GPU backends)")
+	fs.BoolVar(&o.jsonOut, "json", false, "print the setting and the results as one JSON object instead of RESULT lines")
 	cmd.RunE = func(*cobra.Command, []string) error {
 		return bench(o)
 	}
@@ -68,6 +92,13 @@ func newBenchCmd() *cobra.Command {
 }
 
 func bench(opt benchOptions) error {
+	switch {
+	case opt.batch < 2:
+		// The head's batch norm trains on batch statistics: one image has none.
+		return usageErr("--batch must be at least 2, got %d", opt.batch)
+	case opt.steps < 1:
+		return usageErr("--steps must be at least 1, got %d", opt.steps)
+	}
 	dev := opt.device
 	addOption := func(kv string) {
 		sep := "?"
@@ -159,6 +190,12 @@ func bench(opt benchOptions) error {
 	}
 	mem, _ := b.(core.DeviceMemory)
 	prof, _ := b.(profiled)
+	devName := b.Name()
+	if devName == "cpu" {
+		devName += " (gemm " + cpu.GEMM() + ")"
+	}
+	report := benchReport{Device: devName, Backbone: cfg.Name, Plugin: opt.pluginName, Batch: opt.batch, Precision: opt.precision,
+		TrainableParams: a.Count + int64(feat+1)*int64(opt.classes)}
 	// measure times f after two warm-up calls (pools fill, kernels compile, cuBLAS
 	// picks its algorithms) and prints one RESULT line, the format
 	// tools/bench/torch_clip_bench.py prints too, so a script can pair them.
@@ -181,27 +218,35 @@ func bench(opt benchOptions) error {
 			}
 		}
 		ips := float64(opt.batch*opt.steps) / time.Since(start).Seconds()
+		r := benchResult{Mode: mode, ImagesPerSecond: ips}
 		line := fmt.Sprintf("RESULT impl=kadapt mode=%s plugin=%s precision=%s batch=%d images_per_s=%.3g device=%s", mode, opt.pluginName, opt.precision, opt.batch, ips, opt.device)
 		if mem != nil {
-			line += fmt.Sprintf(" peak_alloc_gib=%.2f peak_reserved_gib=%.2f", float64(mem.PeakInUseBytes())/(1<<30), float64(mem.PeakBytes())/(1<<30))
+			alloc, reserved := float64(mem.PeakInUseBytes())/(1<<30), float64(mem.PeakBytes())/(1<<30)
+			r.PeakAllocGiB, r.PeakReservedGiB = &alloc, &reserved
+			line += fmt.Sprintf(" peak_alloc_gib=%.2f peak_reserved_gib=%.2f", alloc, reserved)
 		} else {
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
-			line += fmt.Sprintf(" host_sys_gib=%.2f", float64(ms.Sys)/(1<<30))
+			sys := float64(ms.Sys) / (1 << 30)
+			r.HostSysGiB = &sys
+			line += fmt.Sprintf(" host_sys_gib=%.2f", sys)
+		}
+		if prof != nil {
+			r.Profile = prof.ProfileReport()
+		}
+		report.Results = append(report.Results, r)
+		if opt.jsonOut {
+			return nil
 		}
 		fmt.Println(line)
-		if prof != nil {
-			if rep := prof.ProfileReport(); rep != "" {
-				fmt.Printf("profile of %d %s steps:\n%s", opt.steps, mode, rep)
-			}
+		if r.Profile != "" {
+			fmt.Printf("profile of %d %s steps:\n%s", opt.steps, mode, r.Profile)
 		}
 		return nil
 	}
-	devName := b.Name()
-	if devName == "cpu" {
-		devName += " (gemm " + cpu.GEMM() + ")"
+	if !opt.jsonOut {
+		fmt.Printf("device %s  backbone %s  plugin %s  batch %d  precision %s  trainable %d\n", report.Device, report.Backbone, report.Plugin, report.Batch, report.Precision, report.TrainableParams)
 	}
-	fmt.Printf("device %s  backbone %s  plugin %s  batch %d  precision %s  trainable %d\n", devName, cfg.Name, opt.pluginName, opt.batch, opt.precision, a.Count+int64(feat+1)*int64(opt.classes))
 	if opt.cpuProfile != "" {
 		f, err := os.Create(opt.cpuProfile)
 		if err != nil {
@@ -216,5 +261,11 @@ func bench(opt benchOptions) error {
 	if err := measure("train", step); err != nil {
 		return err
 	}
-	return measure("infer", infer)
+	if err := measure("infer", infer); err != nil {
+		return err
+	}
+	if opt.jsonOut {
+		return writeJSON(report)
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -108,9 +109,99 @@ var flagKeys = map[string]string{
 	"plan-max-params": "limits.plan_params", "plan-max-memory-mib": "limits.plan_memory_mib",
 }
 
-// flagHelp says more than "sets key" where a flag's values need it.
-var flagHelp = map[string]string{
-	"device": "sets device: cpu, cuda or cuda:N; a cuda device takes ?precision=fp32|tf32|bf16 (cuda:0?precision=bf16)",
+// deviceHelp is the help of every --device flag.
+const deviceHelp = "where tensors live: cpu, cuda or cuda:N (cuda in a -tags cuda build)"
+
+// keyHelp says what each configuration key does; its flag's help is this, the words
+// it takes (keyChoices) and its key, so a flag's help and the configuration file's
+// documentation cannot drift apart.
+var keyHelp = map[string]string{
+	"plugin":                 "the adaptation method: a plugin name (host plugins lists them)",
+	"plugin_path":            "extra plugin directories, colon-separated, searched before $KADAPT_PLUGIN_PATH and bin/plugins",
+	"plugin_sha256":          "refuse a plugin binary whose SHA-256 differs (with --resume: accept this binary instead of the recorded one)",
+	"model":                  "pretrained weights: a Hugging Face model folder or a .safetensors file (default: the built-in demo backbone)",
+	"model_config":           "config.json describing the architecture of --model (default: the model folder's)",
+	"backbone":               "architecture preset for a --model file without config.json, or for a --dry-run without weights (" + presetNames() + ")",
+	"adapter":                "a peft LoRA adapter folder merged into the backbone before the method's plan",
+	"device":                 deviceHelp + "; a cuda device takes ?precision=fp32|tf32|bf16 (cuda:0?precision=bf16)",
+	"head_init":              "how the classification head starts; text embeds class-name prompts (zeros on a backbone without a text tower)",
+	"search":                 "hyperparameter search first; paper picks lr and weight_decay by the paper's grid on the validation split, then trains on train+val",
+	"runs_dir":               "where run directories are made",
+	"run_id":                 "the run directory's name (default: time, plugin, dataset and seeds)",
+	"data.dataset":           "the dataset: an ELEVATER name (host data list) read from --data-root, or mnist-demo (built in)",
+	"data.root":              "the folder holding the dataset (host data fetch puts it there)",
+	"data.format":            "how --data-root is laid out (auto detects it)",
+	"data.shots":             "training images per class, drawn by --fewshot-seed (0: the whole training split)",
+	"data.fewshot_seed":      "which few-shot draw of the training images",
+	"data.val_fraction":      "share of the training images held out for validation (epoch selection, --search)",
+	"data.workers":           "image-decoding goroutines",
+	"data.templates":         "prompt-template file for --head-init text (default: kadapt's generic set)",
+	"data.augment":           "training-image distortions drawn afresh each epoch; digits suits mnist-demo only, auto is digits there and none elsewhere",
+	"train.epochs":           "passes over the training images",
+	"train.batch_size":       "images per optimizer step",
+	"train.optimizer":        "the optimizer",
+	"train.lr":               "peak learning rate",
+	"train.weight_decay":     "decoupled weight decay (not on biases and norms)",
+	"train.momentum":         "SGD momentum",
+	"train.nesterov":         "Nesterov momentum for SGD",
+	"train.schedule":         "learning-rate schedule after the warm-up",
+	"train.warmup_epochs":    "epochs of linear learning-rate warm-up",
+	"train.step_every":       "epochs between learning-rate drops of the step schedule",
+	"train.step_gamma":       "factor of each step-schedule drop",
+	"train.clip_grad":        "clip the global gradient norm to this (0: off)",
+	"train.label_smoothing":  "label smoothing of the cross-entropy (0: off)",
+	"train.select":           "the epoch whose test score is reported; val has the best validation score, best-test-epoch is the paper's code's choice (it peeks at the test set), auto is last on mnist-demo and val elsewhere",
+	"train.patience":         "stop after this many epochs without a better validation score (0: off)",
+	"train.seed":             "initialisation, shuffling and augmentation seed",
+	"train.checkpoint_every": "epochs between checkpoints (0: only the final one)",
+	"limits.plan_params":     "refuse a plugin plan with more trainable parameters than this",
+	"limits.plan_memory_mib": "refuse a plugin plan whose tensors need more MiB than this",
+}
+
+// hostChoices are the words the host's own settings take; decodeRunConfig rejects any
+// other value, naming the key. train.Config's are train's (train.Optimizers, …).
+var hostChoices = map[string][]string{
+	"head_init":    {"text", "zeros", "random"},
+	"search":       {"", "paper"},
+	"data.format":  {"auto", "elevater", "imagefolder", "cifar10", "cifar100", "mnist", "csv"},
+	"data.augment": {"auto", "digits", "none"},
+}
+
+// keyChoices are the words a configuration key takes, or nil for a free value.
+func keyChoices(key string) []string {
+	switch key {
+	case "train.optimizer":
+		return train.Optimizers
+	case "train.schedule":
+		return train.Schedules
+	case "train.select":
+		return append([]string{"auto"}, train.Selections...) // resolveAuto settles auto
+	}
+	return hostChoices[key]
+}
+
+// checkChoices rejects a value outside its key's words, naming the key and the words.
+func checkChoices(k *koanf.Koanf) error {
+	for _, key := range sortedKeys(hostChoices) {
+		if v := k.String(key); k.Exists(key) && !slices.Contains(hostChoices[key], v) {
+			return usageErr("%s %q: want %s", key, v, oneOf(hostChoices[key]))
+		}
+	}
+	return nil
+}
+
+// oneOf lists choices as a sentence does: "a, b or c" (an empty choice reads "empty").
+func oneOf(choices []string) string {
+	words := make([]string, len(choices))
+	for i, c := range choices {
+		if words[i] = c; c == "" {
+			words[i] = "empty"
+		}
+	}
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " or " + words[len(words)-1]
 }
 
 // addRunFlags declares the flags that set configuration keys.
@@ -118,9 +209,12 @@ func addRunFlags(fs *pflag.FlagSet) {
 	d := defaultRunConfig()
 	for _, name := range sortedKeys(flagKeys) {
 		key := flagKeys[name]
-		help := "sets " + key
-		if h, ok := flagHelp[name]; ok {
-			help = h
+		help := keyHelp[key]
+		if c := keyChoices(key); c != nil {
+			help += ": " + oneOf(c)
+		}
+		if key != strings.ReplaceAll(name, "-", "_") {
+			help += " (" + key + ")"
 		}
 		switch v := d[key].(type) {
 		case string:
@@ -133,8 +227,8 @@ func addRunFlags(fs *pflag.FlagSet) {
 			fs.Bool(name, v, help)
 		}
 	}
-	fs.String("config", "", "YAML configuration file")
-	fs.StringArray("hp", nil, "plugin hyperparameter NAME=VALUE (repeatable)")
+	fs.String("config", "", "read settings from this YAML `FILE` (keys as host config show prints them); KADAPT_* variables and flags override it")
+	fs.StringArray("hp", nil, "plugin hyperparameter `NAME=VALUE` (repeatable; host plugins show PLUGIN lists them)")
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -312,9 +406,12 @@ func decodeChecked(k *koanf.Koanf) (RunConfig, error) {
 	for key, v := range k.Cut("hp").All() {
 		rc.HP[key] = fmt.Sprint(v)
 	}
+	if err := checkChoices(k); err != nil {
+		return RunConfig{}, err
+	}
 	resolveAuto(&rc)
 	if err := rc.Train.Validate(); err != nil {
-		return RunConfig{}, err
+		return RunConfig{}, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if err := checkRunID(rc.RunID); err != nil {
 		return RunConfig{}, err

@@ -31,7 +31,7 @@ func addModelFlags(fs interface {
 	fs.StringVar(&mf.config, "config", "", "config.json describing the architecture (default: the model folder's)")
 	fs.StringVar(&mf.preset, "backbone", "", "architecture preset for a bare .safetensors file ("+presetNames()+")")
 	fs.StringVar(&mf.adapter, "adapter", "", "a peft LoRA adapter folder to apply")
-	fs.StringVar(&mf.device, "device", "cpu", "cpu, cuda or cuda:N")
+	fs.StringVar(&mf.device, "device", "cpu", deviceHelp)
 }
 
 func presetNames() string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -81,6 +82,9 @@ type pretrainOptions struct {
 	probeOnly  string
 }
 
+// positivesChoices are the words --positives takes.
+var positivesChoices = []string{"views", "class"}
+
 func newPretrainCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pretrain --out FILE.safetensors [--epochs N] [--seed S] | pretrain --probe FILE.safetensors",
@@ -105,7 +109,7 @@ func newPretrainCmd() *cobra.Command {
 	fs.Float64Var(&r.Augment.Elastic, "elastic", da.Elastic, "augmentation: elastic distortion of this RMS amplitude in pixels (0 = off)")
 	fs.Float64Var(&r.Augment.Sigma, "elastic-sigma", da.Sigma, "smoothness (Gaussian σ, pixels) of the elastic displacement field")
 	fs.Float64Var(&r.Contrast, "contrast", 0, "weight of a contrastive term on two augmented views of each image (0 = cross-entropy only)")
-	fs.StringVar(&r.Positives, "positives", "views", "contrastive positives: views (SimCLR) or class (supervised contrastive)")
+	fs.StringVar(&r.Positives, "positives", "views", "contrastive positives, the other views of an image (views: SimCLR) or every image of its digit (class: supervised contrastive): "+oneOf(positivesChoices))
 	fs.Float64Var(&r.Temperature, "temperature", 0.1, "contrastive temperature")
 	fs.Float64Var(&r.Reconstruct, "reconstruct", 0, "weight of a denoising term: a linear decoder reconstructs the clean image from each view's embedding (0 = off)")
 	fs.IntVar(&r.Rotations, "rotations", 4, "classify (digit, turn by a random multiple of 360°/N) jointly; 1 = digits only")
@@ -127,8 +131,8 @@ func pretrain(r pretrainRecipe, o pretrainOptions, args []string) error {
 		return usageErr("--epochs must be positive, got %d", r.Epochs)
 	case r.Batch < 2:
 		return usageErr("--batch-size must be at least 2, got %d", r.Batch)
-	case r.Positives != "views" && r.Positives != "class":
-		return usageErr("--positives %q: want views or class", r.Positives)
+	case !slices.Contains(positivesChoices, r.Positives):
+		return usageErr("--positives %q: want %s", r.Positives, oneOf(positivesChoices))
 	case r.Contrast < 0 || r.Temperature <= 0:
 		return usageErr("--contrast must be ≥ 0 and --temperature > 0")
 	case r.Reconstruct < 0:

@@ -384,7 +384,7 @@ func runJob(ctx context.Context, rc RunConfig, meth method, log hclog.Logger, at
 		}
 	default:
 		if !strings.HasPrefix(rc.Search, "paper (done") {
-			return nil, usageErr("search %q: want paper or nothing", rc.Search)
+			return nil, usageErr("search %q: want %s", rc.Search, oneOf(hostChoices["search"]))
 		}
 	}
 	as, err := assemble(rc, meth, b, mdl, task, names, log)

@@ -23,6 +23,9 @@ import (
 // or one Kubernetes Indexed Job completion, per point, each running
 // `host sweep worker SPEC --index I` against a runs directory every node shares.
 
+// executors are the schedulers sweep submit hands points to (its switch below).
+var executors = []string{"slurm", "k8s"}
+
 func newSweepSubmitCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "submit SPEC|--demo --executor slurm|k8s [flags] [--dry-run]",
@@ -31,9 +34,9 @@ func newSweepSubmitCmd() *cobra.Command {
 	}
 	fs := cmd.Flags()
 	src := addSpecFlags(fs)
-	executor := fs.String("executor", "", "slurm or k8s")
+	executor := fs.String("executor", "", "the cluster scheduler to hand the points to: "+oneOf(executors))
 	dryRun := fs.Bool("dry-run", false, "print the sbatch script or manifest instead of submitting it (the frozen spec it names is written)")
-	hostBin := fs.String("host-bin", "", "the host binary the tasks run (slurm: default this binary, which the nodes must see at the same path; k8s: default `host` on the image's PATH)")
+	hostBin := fs.String("host-bin", "", "the host binary the tasks run (slurm: default this binary, which the nodes must see at the same path; k8s: default host on the image's PATH)")
 	// Slurm
 	partition := fs.String("partition", "", "slurm: partition (sbatch --partition)")
 	gres := fs.String("gres", "", "slurm: generic resources per task, e.g. gpu:1")
@@ -48,7 +51,7 @@ func newSweepSubmitCmd() *cobra.Command {
 	mountPath := fs.String("mount-path", "/runs", "k8s: where the claim is mounted in the pod; the spec's runs_dir becomes this")
 	parallelism := fs.Int("parallelism", 0, "k8s: pods at once (0: all points)")
 	grace := fs.Int("grace-seconds", 120, "k8s: how long a pod has after SIGTERM to checkpoint")
-	apply := fs.Bool("apply", false, "k8s: `kubectl apply -f` the manifest instead of printing it")
+	apply := fs.Bool("apply", false, "k8s: kubectl apply -f the manifest instead of printing it")
 	cmd.RunE = func(*cobra.Command, []string) error {
 		sp, err := src.resolve(fs, true)
 		if err != nil {
@@ -93,7 +96,7 @@ func newSweepSubmitCmd() *cobra.Command {
 		case "":
 			return usageErr("give --executor slurm or --executor k8s (or run the sweep here: `host sweep SPEC -j N`)")
 		default:
-			return usageErr("--executor %q: want slurm or k8s", *executor)
+			return usageErr("--executor %q: want %s", *executor, oneOf(executors))
 		}
 	}
 	return cmd

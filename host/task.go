@@ -80,7 +80,7 @@ func buildTask(rc RunConfig, m *backbones.Model, log hclog.Logger) (train.Task, 
 	dc := rc.Data
 	switch {
 	case dc.Augment != "digits" && dc.Augment != "":
-		return train.Task{}, nil, usageErr("data.augment %q: want auto, digits or none", dc.Augment)
+		return train.Task{}, nil, usageErr("data.augment %q: want %s", dc.Augment, oneOf(hostChoices["data.augment"]))
 	case dc.Dataset == demoDataset:
 		return demoTask(dc, rc.Train.Seed, log)
 	case dc.Augment == "digits":
@@ -140,7 +140,7 @@ func buildTask(rc RunConfig, m *backbones.Model, log hclog.Logger) (train.Task, 
 			testDS, err = datasets.LoadManifest(filepath.Join(dc.Root, "test.csv"))
 		}
 	default:
-		return train.Task{}, nil, usageErr("data.format %q: want auto, elevater, imagefolder, cifar10, cifar100, mnist or csv", format)
+		return train.Task{}, nil, usageErr("data.format %q: want %s", format, oneOf(hostChoices["data.format"]))
 	}
 	if err != nil {
 		return train.Task{}, nil, err
@@ -271,7 +271,7 @@ func initHead(h *train.Head, rc RunConfig, m *backbones.Model, names []string, t
 	case "random":
 		h.InitRandom(rc.Train.Seed)
 	default:
-		return "", usageErr("head_init %q: want text, zeros or random", rc.HeadInit)
+		return "", usageErr("head_init %q: want %s", rc.HeadInit, oneOf(hostChoices["head_init"]))
 	}
 	return mode, nil
 }

@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/kadapt/kadapt/core/autograd"
 	"github.com/kadapt/kadapt/host/data"
@@ -49,6 +51,14 @@ type Config struct {
 	CheckpointEvery int    `koanf:"checkpoint_every" json:"checkpoint_every"` // epochs; 0 = only the final one
 }
 
+// The words Optimizer, Schedule and Select take; Validate accepts only these, and the
+// host's flag help lists them from here.
+var (
+	Optimizers = []string{"sgd", "adamw"}
+	Schedules  = []string{"constant", "cosine", "step"}
+	Selections = []string{"val", "last", "best-test-epoch"}
+)
+
 // Validate reports the first invalid setting, naming its key.
 func (c Config) Validate() error {
 	switch {
@@ -58,12 +68,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("train.batch_size must be positive, got %d", c.BatchSize)
 	case c.LR <= 0:
 		return fmt.Errorf("train.lr must be positive, got %g", c.LR)
-	case c.Optimizer != "sgd" && c.Optimizer != "adamw":
-		return fmt.Errorf("train.optimizer must be sgd or adamw, got %q", c.Optimizer)
-	case c.Schedule != "constant" && c.Schedule != "cosine" && c.Schedule != "step":
-		return fmt.Errorf("train.schedule must be constant, cosine or step, got %q", c.Schedule)
-	case c.Select != "val" && c.Select != "last" && c.Select != "best-test-epoch":
-		return fmt.Errorf("train.select must be val, last or best-test-epoch, got %q", c.Select)
+	case !slices.Contains(Optimizers, c.Optimizer):
+		return fmt.Errorf("train.optimizer must be one of %s, got %q", strings.Join(Optimizers, ", "), c.Optimizer)
+	case !slices.Contains(Schedules, c.Schedule):
+		return fmt.Errorf("train.schedule must be one of %s, got %q", strings.Join(Schedules, ", "), c.Schedule)
+	case !slices.Contains(Selections, c.Select):
+		return fmt.Errorf("train.select must be one of %s, got %q", strings.Join(Selections, ", "), c.Select)
 	}
 	return nil
 }
