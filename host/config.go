@@ -183,11 +183,24 @@ func keyChoices(key string) []string {
 // checkChoices rejects a value outside its key's words, naming the key and the words.
 func checkChoices(k *koanf.Koanf) error {
 	for _, key := range sortedKeys(hostChoices) {
-		if v := k.String(key); k.Exists(key) && !slices.Contains(hostChoices[key], v) {
+		v := k.String(key)
+		if k.Exists(key) && !slices.Contains(hostChoices[key], v) && !recordedForm(key, v) {
 			return usageErr("%s %q: want %s", key, v, oneOf(hostChoices[key]))
 		}
 	}
 	return nil
+}
+
+// recordedForm says whether v is how a run's config.json records a choice (none as
+// resolveAuto stores it, a finished --search's note): such a file is a valid --config.
+func recordedForm(key, v string) bool {
+	switch key {
+	case "data.augment":
+		return v == ""
+	case "search":
+		return strings.HasPrefix(v, "paper (done")
+	}
+	return false
 }
 
 // oneOf lists choices as a sentence does: "a, b or c" (an empty choice reads "empty").
@@ -343,7 +356,7 @@ func decodeRunConfig(k *koanf.Koanf, origin func(key string) string) (RunConfig,
 		return RunConfig{}, err // no single key fails alone: a combination does
 	}
 	if origin != nil && origin(key) != "" {
-		return RunConfig{}, fmt.Errorf("%s: %v", origin(key), keyErr)
+		return RunConfig{}, fmt.Errorf("%s: %w", origin(key), keyErr)
 	}
 	return RunConfig{}, keyErr
 }
@@ -411,7 +424,7 @@ func decodeChecked(k *koanf.Koanf) (RunConfig, error) {
 	}
 	resolveAuto(&rc)
 	if err := rc.Train.Validate(); err != nil {
-		return RunConfig{}, fmt.Errorf("%w: %v", errUsage, err)
+		return RunConfig{}, asUsage(err)
 	}
 	if err := checkRunID(rc.RunID); err != nil {
 		return RunConfig{}, err

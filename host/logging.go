@@ -8,10 +8,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kadapt/kadapt/host/progress"
+	"github.com/kadapt/kadapt/plugins"
 )
 
 // logLevelEnv sets the log level where --log-level is not given.
-const logLevelEnv = "KADAPT_LOG_LEVEL"
+const logLevelEnv = plugins.LogLevelEnv
 
 // logLevels are the values --log-level and $KADAPT_LOG_LEVEL take.
 var logLevels = []string{"trace", "debug", "info", "warn", "error", "off"}

@@ -29,7 +29,29 @@ func addCommand(make func() *cobra.Command) {
 	commandMakers = append(commandMakers, make)
 }
 
-var errUsage = errors.New("usage")
+// usageError marks a mistake in how a command was called: runMain exits 2 and points
+// at the command's help.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// usageErr is a usage error with this message.
+func usageErr(format string, a ...any) error {
+	return usageError{fmt.Errorf(format, a...)}
+}
+
+// asUsage marks err, if any, as a usage error.
+func asUsage(err error) error {
+	if err == nil || isUsage(err) {
+		return err
+	}
+	return usageError{err}
+}
+
+func isUsage(err error) bool {
+	var u usageError
+	return errors.As(err, &u)
+}
 
 func main() {
 	os.Exit(runMain(os.Args[1:]))
@@ -58,7 +80,7 @@ func runMain(args []string) int {
 	fmt.Fprintf(os.Stderr, "%s: %v\n", cmd.CommandPath(), err)
 	var exit *exitError
 	switch {
-	case errors.Is(err, errUsage):
+	case isUsage(err):
 		fmt.Fprintf(os.Stderr, "Run `%s --help` for usage.\n", cmd.CommandPath())
 		return 2
 	case errors.As(err, &exit):
@@ -93,9 +115,7 @@ adaptation method is a plugin binary (host plugins lists them).`,
 	}
 	root.Flags().BoolVar(&version, "version", false, "print the version, as host version does")
 	root.PersistentFlags().String("log-level", "", "log level: "+strings.Join(logLevels, ", ")+" (default info, or $"+logLevelEnv+")")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	})
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return asUsage(err) })
 	root.SetHelpCommand(newHelpCmd())
 	for _, mk := range commandMakers {
 		root.AddCommand(mk())
@@ -117,11 +137,7 @@ adaptation method is a plugin binary (host plugins lists them).`,
 // usageArgs marks the errors of an argument check as usage mistakes (exit 2).
 func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		err := check(cmd, args)
-		if err != nil && !errors.Is(err, errUsage) {
-			err = fmt.Errorf("%w: %v", errUsage, err)
-		}
-		return err
+		return asUsage(check(cmd, args))
 	}
 }
 
@@ -194,11 +210,6 @@ func newHelpCmd() *cobra.Command {
 			return out, cobra.ShellCompDirectiveNoFileComp
 		},
 	}
-}
-
-// usageErr marks an error as a usage mistake.
-func usageErr(format string, a ...any) error {
-	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
 }
 
 func splitList(s string) []string {

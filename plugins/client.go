@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -99,7 +98,9 @@ func Open(path string, opt OpenOptions) (*Client, error) {
 	cmd := exec.Command(path)
 	// The host's environment first, then ours, so ours win (SkipHostEnv below keeps
 	// go-plugin from appending the host's again after them).
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", hostPIDEnv, os.Getpid()), plugin.EnvUnixSocketDir+"="+socketDir)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", hostPIDEnv, os.Getpid()), plugin.EnvUnixSocketDir+"="+socketDir,
+		LogLevelEnv+"="+opt.Logger.GetLevel().String()) // the plugin logs what the host shows
+
 	ownGroup(cmd)
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  Handshake,
@@ -108,8 +109,8 @@ func Open(path string, opt OpenOptions) (*Client, error) {
 		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		StartTimeout:     opt.StartTimeout,
-		Logger:           opt.Logger.Named(filepath.Base(path)),
-		Managed:          true, // CleanupClients kills it
+		Logger:           relayLogger{opt.Logger}, // go-plugin names it after the binary
+		Managed:          true,                    // CleanupClients kills it
 		SyncStdout:       io.Discard,
 		SyncStderr:       io.Discard,
 	}

@@ -208,7 +208,7 @@ func Logger() hclog.Logger { return logger }
 // Serve runs m as a plugin process; a method's main calls it and nothing else. The
 // process exits by itself, with the processes it started, when its host dies.
 func Serve(m Method) {
-	logger = hclog.New(&hclog.LoggerOptions{Name: m.Describe().Name, JSONFormat: true, Output: os.Stderr, Level: hclog.Info})
+	logger = hclog.New(&hclog.LoggerOptions{Name: m.Describe().Name, JSONFormat: true, Output: os.Stderr, Level: hclog.LevelFromString(os.Getenv(LogLevelEnv))})
 	exitWithHost()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
