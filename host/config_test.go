@@ -26,11 +26,11 @@ func TestBadValueNamesItsSource(t *testing.T) {
 		{"yaml overridden by a flag", []string{"--config", yamlPath, "--epochs", "3"}, nil, ""},
 		{"env type", nil, map[string]string{"KADAPT_TRAIN__LR": "fast"}, `environment variable KADAPT_TRAIN__LR: train.lr: "fast" is not a number`},
 		{"env empty", nil, map[string]string{"KADAPT_TRAIN__EPOCHS": ""}, "environment variable KADAPT_TRAIN__EPOCHS: train.epochs must be positive, got 0"},
-		{"env value", nil, map[string]string{"KADAPT_TRAIN__OPTIMIZER": "adamx"}, `environment variable KADAPT_TRAIN__OPTIMIZER: train.optimizer must be sgd or adamw, got "adamx"`},
+		{"env value", nil, map[string]string{"KADAPT_TRAIN__OPTIMIZER": "adamx"}, `environment variable KADAPT_TRAIN__OPTIMIZER: train.optimizer must be one of sgd, adamw, got "adamx"`},
 		{"env bool", nil, map[string]string{"KADAPT_TRAIN__NESTEROV": "maybe"}, `environment variable KADAPT_TRAIN__NESTEROV: train.nesterov: "maybe" is not true or false`},
 		{"env overridden by a flag", []string{"--lr", "0.1"}, map[string]string{"KADAPT_TRAIN__LR": "fast"}, ""},
 		{"env unknown key", nil, map[string]string{"KADAPT_TRAIN__LRR": "0.1"}, "environment variable KADAPT_TRAIN__LRR"},
-		{"flag value", []string{"--optimizer", "adamx"}, nil, `--optimizer: train.optimizer must be sgd or adamw, got "adamx"`},
+		{"flag value", []string{"--optimizer", "adamx"}, nil, `--optimizer: train.optimizer must be one of sgd, adamw, got "adamx"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {

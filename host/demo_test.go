@@ -39,11 +39,16 @@ func TestAutoSettingsResolvePerDataset(t *testing.T) {
 }
 
 func TestUnknownAugmentationIsNamed(t *testing.T) {
-	rc := effectiveConfig(t, "--augment", "mixup")
-	if _, _, err := buildTask(rc, nil, nil); err == nil || !strings.Contains(err.Error(), "data.augment") || !strings.Contains(err.Error(), "mixup") {
+	// An unknown word is refused with the configuration, before anything loads.
+	fs := newFlags("run", "run")
+	addRunFlags(fs)
+	if err := fs.Parse([]string{"--augment", "mixup"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := loadRunConfig(fs); err == nil || !strings.Contains(err.Error(), "data.augment") || !strings.Contains(err.Error(), "mixup") {
 		t.Fatalf("err %v, want one naming data.augment and mixup", err)
 	}
-	rc = effectiveConfig(t, "--augment", "digits", "--dataset", "cifar-10")
+	rc := effectiveConfig(t, "--augment", "digits", "--dataset", "cifar-10")
 	if _, _, err := buildTask(rc, nil, nil); err == nil || !strings.Contains(err.Error(), "data.augment digits") {
 		t.Fatalf("digit distortions on cifar-10: err %v, want one naming data.augment", err)
 	}
