@@ -129,6 +129,7 @@ func probeAndLog(log interface{ Info(string, ...any) }, vision *backbones.Vision
 	if err != nil {
 		return "", err
 	}
+	// The sample standard deviation (n−1): the seeds are a sample of few-shot draws.
 	mean, std := stat.MeanStdDev(accs, nil)
 	summary := fmt.Sprintf("5-shot nearest-class-mean accuracy on digits 5-9 from frozen features %.4f ± %.4f over %d few-shot seeds", mean, std, seeds)
 	log.Info("transfer probe", "ncm_5shot_digits_5_9", fmt.Sprintf("%.4f", mean), "std", fmt.Sprintf("%.4f", std), "per_seed", fmt.Sprint(accs))

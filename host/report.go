@@ -335,7 +335,8 @@ func (c *reportCell) accuracies() []float64 {
 
 func (c *reportCell) Mean() float64 { return stat.Mean(c.accuracies(), nil) }
 
-// Std is the sample standard deviation over seeds, NaN for a single run.
+// Std is the sample standard deviation over seeds (stat.StdDev divides by n−1, as
+// the paper's ± and numpy's std(ddof=1) do), NaN for a single run.
 func (c *reportCell) Std() float64 {
 	if len(c.Runs) < 2 {
 		return math.NaN()
@@ -362,15 +363,15 @@ func (r *reportRow) Params() int64 {
 // Overall is the mean over datasets of the mean over seeds, as the paper averages;
 // NaN when the row lacks a dataset of the table.
 func (r *reportRow) Overall(datasets []string) float64 {
-	var s float64
-	for _, d := range datasets {
+	means := make([]float64, len(datasets))
+	for i, d := range datasets {
 		c, ok := r.Cells[d]
 		if !ok {
 			return math.NaN()
 		}
-		s += c.Mean()
+		means[i] = c.Mean()
 	}
-	return s / float64(len(datasets))
+	return stat.Mean(means, nil)
 }
 
 // OverallStd is the standard deviation over seeds of Overall, treating datasets as
