@@ -190,7 +190,11 @@ func embed(mf modelFlags, o embedOptions, args []string) error {
 		}
 		inputs = data.Files(o.images, cfg)
 	}
-	embeds, pooled, err := data.Embed(context.Background(), m.Vision, inputs, o.batch)
+	shown := display(false).Start("embed", int64(inputs.Len()))
+	embeds, pooled, err := data.Embed(context.Background(), m.Vision, inputs, o.batch, func(done, total int) {
+		shown.Update(int64(done), int64(total), "")
+	})
+	shown.End()
 	if err != nil {
 		return fmt.Errorf("%w; nothing was written", err)
 	}

@@ -56,7 +56,7 @@ func transferProbe(vision *backbones.Vision, shots, seeds int) ([]float64, error
 
 // frozenFeatures returns the tower's embeddings of every example, L2-normalised.
 func frozenFeatures(vision *backbones.Vision, d *data.Mem) ([][]float32, error) {
-	f, err := data.Features(context.Background(), vision, d, 256)
+	f, err := data.Features(context.Background(), vision, d, 256, nil)
 	if err != nil {
 		return nil, err
 	}

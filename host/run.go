@@ -495,7 +495,7 @@ func cacheFeatures(v *backbones.Vision, task train.Task, batch int) (train.Task,
 		if *split == nil {
 			continue
 		}
-		if *split, err = data.Features(context.Background(), v, *split, batch); err != nil {
+		if *split, err = data.Features(context.Background(), v, *split, batch, nil); err != nil {
 			return task, err
 		}
 	}

@@ -71,7 +71,12 @@ func zeroshot(mf modelFlags, o zeroshotOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	embeds, _, err := data.Embed(context.Background(), m.Vision, data.Files(o.images, cfg), 16)
+	images := data.Files(o.images, cfg)
+	shown := display(false).Start("embed", int64(images.Len()))
+	embeds, _, err := data.Embed(context.Background(), m.Vision, images, 16, func(done, total int) {
+		shown.Update(int64(done), int64(total), "")
+	})
+	shown.End()
 	if err != nil {
 		return err
 	}

@@ -220,9 +220,13 @@ func TestEmbedRowsFollowTheExamples(t *testing.T) {
 	v := tinyVision(t)
 	b := v.Params()[0].Value.Backend()
 	d := randomMem(7, []int{3, 8, 8}, 4)
-	embeds, pooled, err := Embed(context.Background(), v, d, 3)
+	var reports [][2]int
+	embeds, pooled, err := Embed(context.Background(), v, d, 3, func(done, total int) { reports = append(reports, [2]int{done, total}) })
 	if err != nil {
 		t.Fatal(err)
+	}
+	if want := [][2]int{{3, 7}, {6, 7}, {7, 7}}; !reflect.DeepEqual(reports, want) {
+		t.Errorf("progress reports %v, want %v", reports, want)
 	}
 	if embeds.Len() != 7 || pooled.Len() != 7 || embeds.ExShape[0] != 8 || pooled.ExShape[0] != 16 {
 		t.Fatalf("embeds %d×%v, pooled %d×%v; want 7×[8], 7×[16]", embeds.Len(), embeds.ExShape, pooled.Len(), pooled.ExShape)
@@ -244,7 +248,7 @@ func TestEmbedRowsFollowTheExamples(t *testing.T) {
 		}
 		tp.Reset()
 	}
-	f, err := Features(context.Background(), v, d, 4)
+	f, err := Features(context.Background(), v, d, 4, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +258,7 @@ func TestEmbedRowsFollowTheExamples(t *testing.T) {
 		}
 	}
 	d.X[5*per+10] = float32(math.NaN())
-	if _, _, err := Embed(context.Background(), v, d, 3); err == nil || !strings.Contains(err.Error(), "image 5 is not finite") {
+	if _, _, err := Embed(context.Background(), v, d, 3, nil); err == nil || !strings.Contains(err.Error(), "image 5 is not finite") {
 		t.Errorf("a NaN pixel in image 5: %v", err)
 	}
 }

@@ -13,21 +13,23 @@ import (
 // example of d, batch at a time, and returns the image embeddings and the pooled
 // tokens, one row per example with its label. A non-finite output is an error
 // naming the example, so that neither a written file nor a feature cache holds it.
-func Embed(ctx context.Context, v *backbones.Vision, d Split, batch int) (embeds, pooled *Mem, err error) {
-	return embed(ctx, v, d, batch, true)
+// report, when not nil, hears how many examples are done after each batch.
+func Embed(ctx context.Context, v *backbones.Vision, d Split, batch int, report func(done, total int)) (embeds, pooled *Mem, err error) {
+	return embed(ctx, v, d, batch, true, report)
 }
 
 // Features is the feature cache of a frozen backbone: d's image embeddings,
-// computed once, as a split the head trains on (nil for a nil d).
-func Features(ctx context.Context, v *backbones.Vision, d Split, batch int) (*Mem, error) {
+// computed once, as a split the head trains on (nil for a nil d). report is as
+// for Embed.
+func Features(ctx context.Context, v *backbones.Vision, d Split, batch int, report func(done, total int)) (*Mem, error) {
 	if d == nil {
 		return nil, nil
 	}
-	embeds, _, err := embed(ctx, v, d, batch, false)
+	embeds, _, err := embed(ctx, v, d, batch, false, report)
 	return embeds, err
 }
 
-func embed(ctx context.Context, v *backbones.Vision, d Split, batch int, withPooled bool) (embeds, pooled *Mem, err error) {
+func embed(ctx context.Context, v *backbones.Vision, d Split, batch int, withPooled bool, report func(done, total int)) (embeds, pooled *Mem, err error) {
 	b := v.Params()[0].Value.Backend()
 	tp := autograd.NewTape(b)
 	tp.Training = false
@@ -56,7 +58,12 @@ func embed(ctx context.Context, v *backbones.Vision, d Split, batch int, withPoo
 		embeds.Labels = append(embeds.Labels, labels...)
 		if withPooled {
 			pooled.Labels = embeds.Labels
-			return keep("pooled", pooled, out.Pooled, off)
+			if err := keep("pooled", pooled, out.Pooled, off); err != nil {
+				return err
+			}
+		}
+		if report != nil {
+			report(off+len(labels), d.Len())
 		}
 		return nil
 	})
