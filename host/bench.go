@@ -200,10 +200,14 @@ func bench(opt benchOptions) error {
 	// picks its algorithms) and prints one RESULT line, the format
 	// tools/bench/torch_clip_bench.py prints too, so a script can pair them.
 	measure := func(mode string, f func() error) error {
-		for range 2 {
+		// A ViT-B step on the CPU takes seconds: the bench would be silent for minutes.
+		shown := display(false).Start("bench "+mode, int64(2+opt.steps))
+		defer shown.End()
+		for i := range 2 {
 			if err := f(); err != nil {
 				return err
 			}
+			shown.Update(int64(i+1), 0, "warm-up")
 		}
 		if mem != nil {
 			mem.ResetPeak()
@@ -216,8 +220,10 @@ func bench(opt benchOptions) error {
 			if err := f(); err != nil {
 				return err
 			}
+			shown.Update(int64(2+i+1), 0, "timed")
 		}
 		ips := float64(opt.batch*opt.steps) / time.Since(start).Seconds()
+		shown.End() // before the RESULT line, so a bar never sits between it and the next
 		r := benchResult{Mode: mode, ImagesPerSecond: ips}
 		line := fmt.Sprintf("RESULT impl=kadapt mode=%s plugin=%s precision=%s batch=%d images_per_s=%.3g device=%s", mode, opt.pluginName, opt.precision, opt.batch, ips, opt.device)
 		if mem != nil {
