@@ -370,6 +370,25 @@ func statusOf(runsDir string, p sweepPoint) pointState {
 	return st
 }
 
+// lockedBuffer is a bytes.Buffer that a worker's stdout and stderr, copied by two
+// goroutines, can both write.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.TrimSpace(lines[len(lines)-1])
@@ -441,19 +460,41 @@ func runLocal(ctx context.Context, sp *sweepSpec, jobs int) error {
 		return err
 	}
 	log := newLogger("sweep")
-	var mu sync.Mutex
-	var failed, elsewhere []string
-	g := new(errgroup.Group)
-	g.SetLimit(jobs)
+	var todo []sweepPoint
 	for _, p := range pts {
 		switch st := statusOf(sp.RunsDir, p); st.State {
 		case "finished":
 			log.Info("finished already, skipping", "run", p.ID)
-			continue
 		case "running":
 			log.Info("running elsewhere, skipping", "run", p.ID, "host", st.Host, "pid", st.PID)
-			continue
+		default:
+			todo = append(todo, p)
 		}
+	}
+	// One task for the sweep (its ETA from the points handled so far) and, while a
+	// point runs, one for it, fed by its worker's progress events.
+	shown := display(false)
+	overall := shown.Start("sweep", int64(len(todo)))
+	defer overall.End()
+	overall.Update(0, 0, "")
+	overall.Show()
+	var mu sync.Mutex
+	var failed, elsewhere []string
+	handled := 0
+	finish := func() {
+		mu.Lock()
+		handled++
+		detail := ""
+		if len(failed) > 0 {
+			detail = fmt.Sprintf("%d failed", len(failed))
+		}
+		n := handled
+		mu.Unlock()
+		overall.Update(int64(n), 0, detail)
+	}
+	g := new(errgroup.Group)
+	g.SetLimit(jobs)
+	for _, p := range todo {
 		if ctx.Err() != nil {
 			break
 		}
@@ -461,17 +502,20 @@ func runLocal(ctx context.Context, sp *sweepSpec, jobs int) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			defer finish()
 			log.Info("starting", "run", p.ID, "of", fmt.Sprintf("%d/%d", p.Index+1, len(pts)))
 			// A worker stops with the sweep: SIGTERM (it checkpoints) when ctx ends, and
 			// from the kernel if the sweep itself is killed.
-			args := []string{"sweep", "worker", frozen, "--index", fmt.Sprint(p.Index), "--no-wait"}
+			args := []string{"sweep", "worker", frozen, "--index", fmt.Sprint(p.Index), "--no-wait", "--progress-events"}
 			if logLevelChosen {
 				args = append(args, "--log-level", logLevel.String())
 			}
 			cmd := lifecycle.Command(ctx, self, args...)
-			var out, result bytes.Buffer
-			cmd.Stdout, cmd.Stderr = io.MultiWriter(&out, &result), &out
+			var out, result lockedBuffer
+			events := shown.Forward(p.ID, &out)
+			cmd.Stdout, cmd.Stderr = io.MultiWriter(&out, &result), events
 			err := cmd.Run()
+			events.Close()
 			var exit *exec.ExitError
 			switch {
 			case err == nil:

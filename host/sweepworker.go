@@ -13,6 +13,7 @@ import (
 
 	"github.com/kadapt/kadapt/host/atomicfile"
 	"github.com/kadapt/kadapt/host/lifecycle"
+	"github.com/kadapt/kadapt/host/progress"
 	"github.com/kadapt/kadapt/host/runlock"
 )
 
@@ -50,8 +51,15 @@ func newSweepWorkerCmd() *cobra.Command {
 	fs := cmd.Flags()
 	index := fs.Int("index", -1, "the point to run (default: $JOB_COMPLETION_INDEX, then $SLURM_ARRAY_TASK_ID)")
 	noWait := fs.Bool("no-wait", false, fmt.Sprintf("exit %d at once when another live process holds the point, instead of waiting for it to finish or die", exitClaimed))
+	events := fs.Bool("progress-events", false, "report progress as machine-readable lines on stderr, for the local sweep that started this worker")
+	if err := fs.MarkHidden("progress-events"); err != nil {
+		panic(err)
+	}
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
+		if *events {
+			progress.Stderr().UseEvents()
+		}
 		if len(args) != 1 {
 			return usageErr("want one SPEC file")
 		}

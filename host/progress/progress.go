@@ -158,7 +158,7 @@ type Task struct {
 	firstDone int64
 	firstAt   time.Time
 	lastLine  time.Time // plain and events modes: when the last line was written
-	lines     int       // plain mode: lines written
+	lines     int       // plain and events modes: lines written
 	ended     bool
 	barAsked  bool // terminal mode: addBar was called
 }
@@ -172,6 +172,21 @@ func (d *Display) Start(name string, total int64) *Task {
 	d.live++
 	d.mu.Unlock()
 	return t
+}
+
+// Show draws the task's bar at once on a terminal, for a task that updates seldom
+// (a sweep's, once per finished run) and would otherwise wait barDelay for an update.
+func (t *Task) Show() {
+	if t.d.Mode() != Terminal {
+		return
+	}
+	t.mu.Lock()
+	asked := t.barAsked
+	t.barAsked = true
+	t.mu.Unlock()
+	if !asked {
+		t.addBar()
+	}
 }
 
 // barDelay is how long a task runs before it gets a bar: a five-image validation
@@ -234,8 +249,11 @@ func (t *Task) Update(done, total int64, detail string) {
 			line = t.plainLine(now)
 		}
 	case Events:
-		if now.Sub(t.lastLine) >= eventInterval || done == t.total {
+		// Like a bar, an event waits for barDelay: a validation pass of a few images
+		// each epoch would otherwise take over the parent's line.
+		if now.Sub(t.lastLine) >= eventInterval && now.Sub(t.start) >= barDelay {
 			t.lastLine = now
+			t.lines++
 			line = t.event(false)
 		}
 	}
@@ -276,7 +294,7 @@ func (t *Task) End() {
 		if t.detail != "" {
 			line += "  " + t.detail
 		}
-	case t.d.mode == Events:
+	case t.d.mode == Events && t.lines > 0:
 		line = t.event(true)
 	}
 	bar := t.bar
@@ -389,6 +407,7 @@ type forwarder struct {
 	task    *Task
 	rest    io.Writer
 	partial []byte
+	current string // the child's task being shown
 }
 
 func (f *forwarder) Write(b []byte) (int, error) {
@@ -401,6 +420,14 @@ func (f *forwarder) Write(b []byte) (int, error) {
 		line := f.partial[:i+1]
 		if e, ok := ParseEvent(string(line)); ok {
 			if !e.End {
+				if e.Task != f.current {
+					// Another of the child's tasks, counted in other units: the rate
+					// behind the ETA starts over.
+					f.current = e.Task
+					f.task.mu.Lock()
+					f.task.first = false
+					f.task.mu.Unlock()
+				}
 				detail := e.Task
 				if e.Detail != "" {
 					detail += ": " + e.Detail

@@ -106,6 +106,9 @@ func TestEventsRoundTrip(t *testing.T) {
 	}
 	train.End()
 	child.Println("2026-12-07T01:00:00Z [INFO]  worker: done")
+	short := child.Start("val", 5) // a pass too short to report
+	short.Update(5, 5, "")
+	short.End()
 	if n := strings.Count(childOut.String(), EventPrefix); n != 21 {
 		t.Errorf("%d event lines, want 21 (20 at one a second, and the end)", n)
 	}
