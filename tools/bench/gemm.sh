@@ -58,8 +58,15 @@ sort -k1,1 -k2,2 -k3,3g "$dir/t2.txt" | awk -v order="$contenders" '
 		printf "\n"
 		for (s = 1; s <= ns; s++) {
 			printf "%-32s", shapes[s]
-			for (i = 1; i <= nc; i++) printf " %14.1f", med[shapes[s] " " cs[i]]
-			for (i = 1; i <= nc; i++) if (cs[i] ~ /^kadapt-/) printf " %19.2fx", med[shapes[s] " " cs[i]] / med[shapes[s] " " base]
+			# A contender that does not take a product (packedB: batched ones) shows "-".
+			for (i = 1; i <= nc; i++) {
+				k = shapes[s] " " cs[i]
+				if (k in med) printf " %14.1f", med[k]; else printf " %14s", "-"
+			}
+			for (i = 1; i <= nc; i++) if (cs[i] ~ /^kadapt-/) {
+				k = shapes[s] " " cs[i]; b = shapes[s] " " base
+				if ((k in med) && (b in med) && med[b] > 0) printf " %19.2fx", med[k] / med[b]; else printf " %20s", "-"
+			}
 			printf "\n"
 		}
 	}'
