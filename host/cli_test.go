@@ -191,23 +191,34 @@ func TestJSONOfEveryReportingCommand(t *testing.T) {
 		w.Write(file)
 	}))
 	defer srv.Close()
-	cases := map[string][]string{
-		"version":       {"version", "--json"},
-		"config show":   {"config", "show", "--epochs", "3", "--json"},
-		"plugins":       {"plugins", "--json"},
-		"plugins show":  {"plugins", "show", "lora", "--json"},
-		"data list":     {"data", "list", "--json"},
-		"data fetch":    {"data", "fetch", dataset, "--root", t.TempDir(), "--base-url", srv.URL, "--insecure", "--files", "a.txt:5:" + hex.EncodeToString(sum[:]), "--json"},
-		"sweep plan":    {"sweep", "plan", "--demo", "--json"},
-		"sweep status":  {"sweep", "status", "--demo", "--runs-dir", runs, "--json"},
-		"sweep":         {"sweep", "--datasets", "mnist-demo", "--plugins", "linearprobe", "--seeds", "0", "--runs-dir", runs, "--json", "--", "--epochs", "1"},
-		"report":        {"report", reported, "--out", filepath.Join(t.TempDir(), "r"), "--json"},
-		"run --dry-run": {"run", "--plugin", "lora", "--dry-run", "--classes", "5", "--json"},
-		"bench":         {"bench", "--backbone", "clip-vit-b32", "--batch", "2", "--steps", "1", "--json"},
+	camera, err := filepath.Abs("../backbones/preprocess/testdata/camera.png")
+	if err != nil {
+		t.Fatal(err)
 	}
-	for name, args := range cases {
-		t.Run(name, func(t *testing.T) {
-			stdout, stderr, code := hostRun(t, nil, args...)
+	// In order: export reads the run that run writes.
+	cases := []struct {
+		name string
+		args []string
+	}{
+		{"version", []string{"version", "--json"}},
+		{"config show", []string{"config", "show", "--epochs", "3", "--json"}},
+		{"plugins", []string{"plugins", "--json"}},
+		{"plugins show", []string{"plugins", "show", "lora", "--json"}},
+		{"data list", []string{"data", "list", "--json"}},
+		{"data fetch", []string{"data", "fetch", dataset, "--root", t.TempDir(), "--base-url", srv.URL, "--insecure", "--files", "a.txt:5:" + hex.EncodeToString(sum[:]), "--json"}},
+		{"sweep plan", []string{"sweep", "plan", "--demo", "--json"}},
+		{"sweep status", []string{"sweep", "status", "--demo", "--runs-dir", runs, "--json"}},
+		{"sweep", []string{"sweep", "--datasets", "mnist-demo", "--plugins", "linearprobe", "--seeds", "0", "--runs-dir", runs, "--json", "--", "--epochs", "1"}},
+		{"report", []string{"report", reported, "--out", filepath.Join(t.TempDir(), "r"), "--json"}},
+		{"run --dry-run", []string{"run", "--plugin", "lora", "--dry-run", "--classes", "5", "--json"}},
+		{"bench", []string{"bench", "--backbone", "clip-vit-b32", "--batch", "2", "--steps", "1", "--json"}},
+		{"run", []string{"run", "--plugin", "lora", "--epochs", "1", "--runs-dir", runs, "--run-id", "r", "--json"}},
+		{"export", []string{"export", filepath.Join(runs, "r"), "--out", t.TempDir(), "--json"}},
+		{"zeroshot", []string{"zeroshot", "--model", clipFolder(t), "--classes", "cat,dog", "--images", camera, "--json"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			stdout, stderr, code := hostRun(t, nil, c.args...)
 			if code != 0 {
 				t.Fatalf("exit %d:\n%s", code, stderr)
 			}

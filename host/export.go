@@ -92,8 +92,9 @@ func restoreRun(dir string) (*restoredRun, error) {
 
 // exportOptions are the flags of `host export` (newExportCmd).
 type exportOptions struct {
-	out    string
-	merged bool
+	out     string
+	merged  bool
+	jsonOut bool
 }
 
 func newExportCmd() *cobra.Command {
@@ -106,6 +107,7 @@ func newExportCmd() *cobra.Command {
 	var o exportOptions
 	fs.StringVar(&o.out, "out", "", "output folder")
 	fs.BoolVar(&o.merged, "merged", false, "also write the full backbone with every weight delta merged in")
+	fs.BoolVar(&o.jsonOut, "json", false, "print the files written as one JSON object instead of lines")
 	cmd.RunE = func(_ *cobra.Command, args []string) error {
 		return export(o, args)
 	}
@@ -138,12 +140,19 @@ func export(o exportOptions, args []string) error {
 		"config": r.rc, "trainable_params": r.adapted.Count}); err != nil {
 		return err
 	}
-	fmt.Printf("wrote %s/adaptation.{safetensors,json}\n", o.out)
+	wrote := []string{"adaptation.safetensors", "adaptation.json"}
+	report := func(line string) {
+		if !o.jsonOut {
+			fmt.Println(line)
+		}
+	}
+	report(fmt.Sprintf("wrote %s/adaptation.{safetensors,json}", o.out))
 	if r.plan.Method == "lora" {
 		if err := exportPeft(r, o.out); err != nil {
 			return err
 		}
-		fmt.Printf("wrote %s/adapter_model.safetensors and adapter_config.json (peft LoRA)\n", o.out)
+		wrote = append(wrote, "adapter_model.safetensors", "adapter_config.json")
+		report(fmt.Sprintf("wrote %s/adapter_model.safetensors and adapter_config.json (peft LoRA)", o.out))
 	}
 	if o.merged {
 		if err := r.adapted.Merge(); err != nil {
@@ -154,7 +163,11 @@ func export(o exportOptions, args []string) error {
 			map[string]string{"kadapt.config": string(cfgJSON), "kadapt.note": "backbone with the " + r.rc.Plugin + " adaptation merged in"}); err != nil {
 			return err
 		}
-		fmt.Printf("wrote %s/merged.safetensors\n", o.out)
+		wrote = append(wrote, "merged.safetensors")
+		report(fmt.Sprintf("wrote %s/merged.safetensors", o.out))
+	}
+	if o.jsonOut {
+		return writeJSON(map[string]any{"dir": o.out, "plugin": r.rc.Plugin, "files": wrote})
 	}
 	return nil
 }

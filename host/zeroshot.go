@@ -21,6 +21,18 @@ type zeroshotOptions struct {
 	images    []string
 	templates []string
 	top       int
+	jsonOut   bool
+}
+
+// zeroshotRanking is one image's line: its top classes, most likely first.
+type zeroshotRanking struct {
+	Image   string          `json:"image"`
+	Classes []zeroshotClass `json:"classes"`
+}
+
+type zeroshotClass struct {
+	Class       string  `json:"class"`
+	Probability float64 `json:"probability"`
 }
 
 func newZeroshotCmd() *cobra.Command {
@@ -37,6 +49,7 @@ func newZeroshotCmd() *cobra.Command {
 	fs.StringSliceVar(&o.images, "images", nil, "image files")
 	fs.StringArrayVar(&o.templates, "template", nil, `prompt template with {} for the class (repeatable; default: kadapt's generic set, "a photo of a {}." and seven more)`)
 	fs.IntVar(&o.top, "top", 3, "classes to print per image")
+	fs.BoolVar(&o.jsonOut, "json", false, "print each image's top classes and probabilities as one JSON array")
 	cmd.RunE = func(_ *cobra.Command, args []string) error {
 		return zeroshot(mf, o, args)
 	}
@@ -81,6 +94,7 @@ func zeroshot(mf modelFlags, o zeroshotOptions, args []string) error {
 		return err
 	}
 	d := len(weights[0])
+	rankings := make([]zeroshotRanking, 0, len(o.images))
 	for i, path := range o.images {
 		row := embeds.X[i*d : (i+1)*d]
 		var norm float64
@@ -107,11 +121,22 @@ func zeroshot(mf modelFlags, o zeroshotOptions, args []string) error {
 			order[c] = c
 		}
 		sort.Slice(order, func(a, b int) bool { return logits[order[a]] > logits[order[b]] })
-		fmt.Printf("%s:", path)
+		r := zeroshotRanking{Image: path}
 		for _, c := range order[:min(o.top, len(order))] {
-			fmt.Printf("  %s %.1f%%", names[c], 100*math.Exp(logits[c]-maxL)/z)
+			r.Classes = append(r.Classes, zeroshotClass{names[c], math.Exp(logits[c]-maxL) / z})
+		}
+		rankings = append(rankings, r)
+		if o.jsonOut {
+			continue
+		}
+		fmt.Printf("%s:", path)
+		for _, c := range r.Classes {
+			fmt.Printf("  %s %.1f%%", c.Class, 100*c.Probability)
 		}
 		fmt.Println()
+	}
+	if o.jsonOut {
+		return writeJSON(rankings)
 	}
 	return nil
 }
