@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/kadapt/kadapt/backbones/preprocess"
@@ -140,5 +141,66 @@ func zipFiles(t *testing.T, w *bytes.Buffer, files map[string][]byte) {
 	}
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestImagesCacheWithinBudget: a preprocessed example is kept while the budget
+// allows, so a later epoch reads it without the file; beyond the budget the file is
+// read again, and a missing one is an error naming it.
+func TestImagesCacheWithinBudget(t *testing.T) {
+	dir := t.TempDir()
+	img := image.NewRGBA(image.Rect(0, 0, 9, 7))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i * 13)
+	}
+	var paths []string
+	for _, name := range []string{"a.png", "b.png"} {
+		var b bytes.Buffer
+		if err := png.Encode(&b, img); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	cfg := preprocess.CLIPConfig(8)
+	d := Files(paths, cfg)
+	d.budget = 3 * 8 * 8 // room for one example
+	first := make([]float32, 2*3*8*8)
+	if err := d.Fetch([]int{0, 1}, first, make([][]int, 2)); err != nil {
+		t.Fatal(err)
+	}
+	want, err := preprocess.Process(img, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(first[:len(want)], want) || !reflect.DeepEqual(first[len(want):], want) {
+		t.Fatal("Fetch differs from preprocess.Process of the same image")
+	}
+	if len(d.cache) != 1 || d.budget != 0 {
+		t.Fatalf("%d examples cached, budget left %d; want 1 and 0", len(d.cache), d.budget)
+	}
+	var cached int
+	for i := range d.cache {
+		cached = i
+	}
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again := make([]float32, 3*8*8)
+	if err := d.Fetch([]int{cached}, again, make([][]int, 1)); err != nil {
+		t.Fatalf("the cached example needed its file: %v", err)
+	}
+	if !reflect.DeepEqual(again, want) {
+		t.Error("the cached example changed")
+	}
+	other := 1 - cached
+	err = d.Fetch([]int{other}, again, make([][]int, 1))
+	if err == nil || !strings.Contains(err.Error(), paths[other]) {
+		t.Errorf("the uncached example's file is gone: error %v should name %s", err, paths[other])
 	}
 }
