@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // TestFetchChunks checks that every example arrives once, in order, with its own
@@ -85,3 +86,39 @@ type failingSplit struct {
 }
 
 func (f failingSplit) Fetch([]int, []float32, [][]int) error { return f.err }
+
+// overlapSplit blocks each Fetch of a chunk after the first until told, to see
+// whether the next chunk is fetched while the previous one is in use.
+type overlapSplit struct {
+	*Mem
+	started chan int // the first index of each fetch, as it begins
+}
+
+func (o overlapSplit) Fetch(idx []int, x []float32, labels [][]int) error {
+	o.started <- idx[0]
+	return o.Mem.Fetch(idx, x, labels)
+}
+
+// TestFetchChunksFetchesAhead: the second chunk is fetched while use still holds
+// the first, so decoding overlaps the forward pass.
+func TestFetchChunksFetchesAhead(t *testing.T) {
+	d := overlapSplit{&Mem{X: make([]float32, 4), Labels: [][]int{{0}, {1}, {2}, {3}}, ExShape: []int{1}}, make(chan int, 4)}
+	err := FetchChunks(context.Background(), d, 2, func(off int, _ []float32, _ [][]int) error {
+		if off != 0 {
+			return nil
+		}
+		<-d.started // the first chunk's own fetch
+		select {
+		case next := <-d.started:
+			if next != 2 {
+				t.Errorf("fetched from %d ahead, want 2", next)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("the second chunk was not fetched while the first was in use")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

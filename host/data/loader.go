@@ -1,6 +1,7 @@
 package data
 
 import (
+	"context"
 	"sync"
 
 	"github.com/kadapt/kadapt/core"
@@ -79,7 +80,7 @@ func (bt *Batch) Done() {
 	}
 }
 
-// prefetchDepth is how many batches are fetched ahead of the step that uses them.
+// prefetchDepth is how many batches are fetched ahead of the one in use.
 const prefetchDepth = 2
 
 // Epoch yields the batches of epoch, each a list of example indices, in order. The
@@ -101,12 +102,15 @@ func (l *Loader) Epoch(epoch int, batches [][]int) (next <-chan Batch, stop func
 		close(out)
 		return out, func() {}
 	}
-	return l.prefetch(batches)
+	return prefetch(context.Background(), l.d, l, batches)
 }
 
-// prefetch fetches batches on a goroutine, up to prefetchDepth ahead, into
-// prefetchDepth+1 buffers that Batch.Done hands back.
-func (l *Loader) prefetch(batches [][]int) (<-chan Batch, func()) {
+// prefetch fetches d's batches in order on a goroutine, up to prefetchDepth ahead,
+// into prefetchDepth+1 buffers that each Batch's Done hands back; l, when not nil,
+// is the Loader whose Input the batches serve. It stops after the first error, and
+// before fetching once ctx is cancelled.
+func prefetch(ctx context.Context, d Split, l *Loader, batches [][]int) (<-chan Batch, func()) {
+	per := core.Shape(d.Shape()).Size()
 	size := 0
 	for _, idx := range batches {
 		size = max(size, len(idx))
@@ -115,10 +119,8 @@ func (l *Loader) prefetch(batches [][]int) (<-chan Batch, func()) {
 	quit := make(chan struct{})
 	free := make(chan int, prefetchDepth+1)
 	bufs := make([][]float32, prefetchDepth+1)
-	labs := make([][][]int, prefetchDepth+1)
 	for i := range bufs {
-		bufs[i] = make([]float32, size*l.per)
-		labs[i] = make([][]int, size)
+		bufs[i] = make([]float32, size*per)
 		free <- i
 	}
 	go func() {
@@ -130,10 +132,13 @@ func (l *Loader) prefetch(batches [][]int) (<-chan Batch, func()) {
 			case <-quit:
 				return
 			}
-			x, lab := bufs[slot][:len(idx)*l.per], labs[slot][:len(idx)]
-			err := l.d.Fetch(idx, x, lab)
+			if ctx.Err() != nil {
+				return
+			}
+			x, labels := bufs[slot][:len(idx)*per], make([][]int, len(idx))
+			err := d.Fetch(idx, x, labels)
 			select {
-			case out <- Batch{Idx: idx, Labels: lab, Err: err, x: x, l: l, done: func() { free <- slot }}:
+			case out <- Batch{Idx: idx, Labels: labels, Err: err, x: x, l: l, done: func() { free <- slot }}:
 			case <-quit:
 				return
 			}
