@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kadapt/kadapt/datasets"
+	"github.com/kadapt/kadapt/host/train"
 )
 
 // newFlags is a bare flag set, for tests that parse run flags outside a command.
@@ -155,6 +157,12 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
 func TestCompletionScripts(t *testing.T) {
 	for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
 		t.Run(shell, func(t *testing.T) {
@@ -172,6 +180,27 @@ func TestCompletionScripts(t *testing.T) {
 	stdout, _, _ = hostRun(t, nil, "__complete", "run", "--optim")
 	if !strings.Contains(stdout, "--optimizer") {
 		t.Fatalf("completing `host run --optim`:\n%s", stdout)
+	}
+	// Flag values and arguments come from the tables the commands check them against.
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"run", "--optimizer", ""}, train.Optimizers},
+		{[]string{"config", "show", "--head-init", ""}, hostChoices["head_init"]},
+		{[]string{"--log-level", ""}, logLevels},
+		{[]string{"run", "--plugin", ""}, allMethods},
+		{[]string{"plugins", "show", ""}, allMethods},
+		{[]string{"bench", "--backbone", ""}, presetList()},
+		{[]string{"data", "fetch", ""}, datasetNames()[1:]},
+		{[]string{"sweep", "submit", "--executor", ""}, executors},
+	} {
+		stdout, _, _ := hostRun(t, nil, append([]string{"__complete"}, c.args...)...)
+		got := strings.Split(strings.TrimSpace(stdout), "\n")
+		got = got[:len(got)-1] // the directive
+		if !slices.Equal(sorted(got), sorted(c.want)) {
+			t.Errorf("completing host %v: %v, want %v", c.args, got, c.want)
+		}
 	}
 }
 

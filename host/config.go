@@ -471,6 +471,7 @@ func init() {
 			Args:  noArgs,
 		}
 		addRunFlags(show.Flags())
+		completeRunFlags(show)
 		jsonOut := show.Flags().Bool("json", false, "print it as one JSON object instead of YAML")
 		show.RunE = func(cmd *cobra.Command, _ []string) error {
 			return showConfig(cmd.Flags(), *jsonOut)

@@ -59,7 +59,13 @@ func newDataListCmd() *cobra.Command {
 
 func newDataFetchCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "fetch NAME --root DIR [--base-url URL] [--files a.zip,b.txt]",
+		Use: "fetch NAME --root DIR [--base-url URL] [--files a.zip,b.txt]",
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return datasetNames()[1:], cobra.ShellCompDirectiveNoFileComp // the registry's; mnist-demo is built in
+		},
 		Short: "download a dataset to ROOT/NAME, checking sizes and SHA-256 sums",
 		Args:  cobra.ExactArgs(1),
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sort"
 
 	"github.com/spf13/cobra"
 
@@ -32,22 +31,6 @@ func addModelFlags(fs interface {
 	fs.StringVar(&mf.preset, "backbone", "", "architecture preset for a bare .safetensors file ("+presetNames()+")")
 	fs.StringVar(&mf.adapter, "adapter", "", "a peft LoRA adapter folder to apply")
 	fs.StringVar(&mf.device, "device", "cpu", deviceHelp)
-}
-
-func presetNames() string {
-	var names []string
-	for n := range backbones.Presets {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	s := ""
-	for i, n := range names {
-		if i > 0 {
-			s += ", "
-		}
-		s += n
-	}
-	return s
 }
 
 func (mf *modelFlags) open(withText bool) (core.Backend, *backbones.Model, error) {

@@ -116,6 +116,7 @@ adaptation method is a plugin binary (host plugins lists them).`,
 	root.Flags().BoolVar(&version, "version", false, "print the version, as host version does")
 	root.PersistentFlags().String("log-level", "", "log level: "+strings.Join(logLevels, ", ")+" (default info, or $"+logLevelEnv+")")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return asUsage(err) })
+	completeWords(root, "log-level", logLevels...)
 	root.SetHelpCommand(newHelpCmd())
 	for _, mk := range commandMakers {
 		root.AddCommand(mk())
@@ -123,6 +124,7 @@ adaptation method is a plugin binary (host plugins lists them).`,
 	var settle func(c *cobra.Command)
 	settle = func(c *cobra.Command) {
 		c.Flags().SortFlags = false // in declaration order: related flags stay together
+		completeCommonFlags(c)
 		if c.Args != nil {
 			c.Args = usageArgs(c.Args)
 		}

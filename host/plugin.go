@@ -45,7 +45,13 @@ func newPluginsCmd() *cobra.Command {
 		},
 	}
 	show := &cobra.Command{
-		Use:   "show NAME",
+		Use: "show NAME",
+		ValidArgsFunction: func(c *cobra.Command, args []string, s string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return completePlugins(c, args, s)
+		},
 		Short: "a plugin's description and hyperparameters (name, type, default, help)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {

@@ -110,6 +110,7 @@ func newPretrainCmd() *cobra.Command {
 	fs.Float64Var(&r.Augment.Sigma, "elastic-sigma", da.Sigma, "smoothness (Gaussian σ, pixels) of the elastic displacement field")
 	fs.Float64Var(&r.Contrast, "contrast", 0, "weight of a contrastive term on two augmented views of each image (0 = cross-entropy only)")
 	fs.StringVar(&r.Positives, "positives", "views", "contrastive positives, the other views of an image (views: SimCLR) or every image of its digit (class: supervised contrastive): "+oneOf(positivesChoices))
+	completeWords(cmd, "positives", positivesChoices...)
 	fs.Float64Var(&r.Temperature, "temperature", 0.1, "contrastive temperature")
 	fs.Float64Var(&r.Reconstruct, "reconstruct", 0, "weight of a denoising term: a linear decoder reconstructs the clean image from each view's embedding (0 = off)")
 	fs.IntVar(&r.Rotations, "rotations", 4, "classify (digit, turn by a random multiple of 360°/N) jointly; 1 = digits only")

@@ -92,6 +92,7 @@ func newRunCmd() *cobra.Command {
 	fs.BoolVar(&o.jsonOut, "json", false, "print the result as one JSON object")
 	fs.StringVar(&o.resume, "resume", "", "continue the run in this directory (runs/<id>)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress output")
+	completeRunFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		return cmdRun(cmd.Context(), fs, o)
 	}

@@ -35,6 +35,7 @@ func newSweepSubmitCmd() *cobra.Command {
 	fs := cmd.Flags()
 	src := addSpecFlags(fs)
 	executor := fs.String("executor", "", "the cluster scheduler to hand the points to: "+oneOf(executors))
+	completeWords(cmd, "executor", executors...)
 	dryRun := fs.Bool("dry-run", false, "print the sbatch script or manifest instead of submitting it (the frozen spec it names is written)")
 	hostBin := fs.String("host-bin", "", "the host binary the tasks run (slurm: default this binary, which the nodes must see at the same path; k8s: default host on the image's PATH)")
 	// Slurm
