@@ -56,7 +56,11 @@ func transferProbe(vision *backbones.Vision, shots, seeds int) ([]float64, error
 
 // frozenFeatures returns the tower's embeddings of every example, L2-normalised.
 func frozenFeatures(vision *backbones.Vision, d *data.Mem) ([][]float32, error) {
-	f, err := data.Features(context.Background(), vision, d, 256, nil)
+	shown := display(false).Start("probe features", int64(d.Len()))
+	f, err := data.Features(context.Background(), vision, d, 256, func(done, total int) {
+		shown.Update(int64(done), int64(total), "")
+	})
+	shown.End()
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/kadapt/kadapt/host/atomicfile"
 	"github.com/kadapt/kadapt/host/data"
 	"github.com/kadapt/kadapt/host/lifecycle"
+	"github.com/kadapt/kadapt/host/progress"
 	"github.com/kadapt/kadapt/host/runlock"
 	"github.com/kadapt/kadapt/host/train"
 	"github.com/kadapt/kadapt/plugins"
@@ -277,7 +278,7 @@ type assembled struct {
 	headInit   string // the head initialisation applied (initHead)
 }
 
-func assemble(rc RunConfig, meth method, b core.Backend, mdl *backbones.Model, task train.Task, names []string, log hclog.Logger) (*assembled, error) {
+func assemble(rc RunConfig, meth method, b core.Backend, mdl *backbones.Model, task train.Task, names []string, log hclog.Logger, shown *progress.Display) (*assembled, error) {
 	vision := mdl.Vision
 	bb := adapt.Describe(vision)
 	bb.Budget = rc.Limits.budget()
@@ -309,7 +310,7 @@ func assemble(rc RunConfig, meth method, b core.Backend, mdl *backbones.Model, t
 	// Frozen features are computed once, unless the training images change each epoch.
 	if _, redrawn := task.Train.(data.EpochSplit); !redrawn && len(a.Trainable) == 0 && len(p.Edits) == 0 {
 		log.Info("frozen backbone: computing features once", "plugin", rc.Plugin)
-		if out.task, err = cacheFeatures(vision, task, rc.Train.BatchSize); err != nil {
+		if out.task, err = cacheFeatures(vision, task, rc.Train.BatchSize, shown); err != nil {
 			return nil, err
 		}
 		out.model = &probeModel{head: head}
@@ -368,7 +369,7 @@ func runJob(ctx context.Context, rc RunConfig, meth method, log hclog.Logger, at
 		if task.Val == nil {
 			return nil, usageErr("--search paper needs a validation split (data.val_fraction > 0)")
 		}
-		lr, wd, err := paperSearch(ctx, rc, meth, b, task, names, log)
+		lr, wd, err := paperSearch(ctx, rc, meth, b, task, names, log, display(quiet))
 		if lifecycle.IsInterrupted(err) {
 			return nil, lifecycle.Stopped(ctx, "stopped during the --search paper trials, which are not resumable")
 		}
@@ -388,7 +389,7 @@ func runJob(ctx context.Context, rc RunConfig, meth method, log hclog.Logger, at
 			return nil, usageErr("search %q: want %s", rc.Search, oneOf(hostChoices["search"]))
 		}
 	}
-	as, err := assemble(rc, meth, b, mdl, task, names, log)
+	as, err := assemble(rc, meth, b, mdl, task, names, log, display(quiet))
 	if err != nil {
 		return nil, err
 	}
@@ -489,16 +490,31 @@ func newRunDir(rc RunConfig) (string, error) {
 	return dir, nil
 }
 
-// cacheFeatures runs the frozen tower once over every split.
-func cacheFeatures(v *backbones.Vision, task train.Task, batch int) (train.Task, error) {
+// cacheFeatures runs the frozen tower once over every split, shown as one task: on a
+// full test split it is most of a linear probe's run.
+func cacheFeatures(v *backbones.Vision, task train.Task, batch int, shown *progress.Display) (train.Task, error) {
+	splits := []*data.Split{&task.Train, &task.Val, &task.Test}
+	total := 0
+	for _, split := range splits {
+		if *split != nil {
+			total += (*split).Len()
+		}
+	}
+	features := shown.Start("features", int64(total))
+	defer features.End()
 	var err error
-	for _, split := range []*data.Split{&task.Train, &task.Val, &task.Test} {
+	before := 0 // examples of the splits already done
+	for _, split := range splits {
 		if *split == nil {
 			continue
 		}
-		if *split, err = data.Features(context.Background(), v, *split, batch, nil); err != nil {
+		n := (*split).Len()
+		if *split, err = data.Features(context.Background(), v, *split, batch, func(done, _ int) {
+			features.Update(int64(before+done), 0, "")
+		}); err != nil {
 			return task, err
 		}
+		before += n
 	}
 	return task, nil
 }

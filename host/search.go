@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/kadapt/kadapt/core"
+	"github.com/kadapt/kadapt/host/progress"
 	"github.com/kadapt/kadapt/host/train"
 )
 
@@ -29,7 +30,7 @@ func wdGrid(i int) float64 { return math.Pow(10, -6+12*float64(i)/float64(wdGrid
 
 // paperSearch stops at the next step of a trial when ctx is cancelled; a search is
 // not resumable (its trials are in a temporary directory), so nothing is kept.
-func paperSearch(ctx context.Context, rc RunConfig, meth method, b core.Backend, task train.Task, names []string, log hclog.Logger) (lr, wd float64, err error) {
+func paperSearch(ctx context.Context, rc RunConfig, meth method, b core.Backend, task train.Task, names []string, log hclog.Logger, shown *progress.Display) (lr, wd float64, err error) {
 	tmp, err := os.MkdirTemp("", "kadapt-search-")
 	if err != nil {
 		return 0, 0, err
@@ -51,7 +52,7 @@ func paperSearch(ctx context.Context, rc RunConfig, meth method, b core.Backend,
 		}
 		ttask := task
 		ttask.Test = nil
-		as, err := assemble(trc, meth, b, mdl, ttask, names, hclog.NewNullLogger())
+		as, err := assemble(trc, meth, b, mdl, ttask, names, hclog.NewNullLogger(), shown)
 		if err != nil {
 			return worst, err
 		}
@@ -76,9 +77,20 @@ func paperSearch(ctx context.Context, rc RunConfig, meth method, b core.Backend,
 		log.Info("search trial", "n", trials, "lr", lr, "weight_decay", fmt.Sprintf("%.3g", wd), "val", fmt.Sprintf("%.4f", s.val), "val_loss", fmt.Sprintf("%.4f", s.loss))
 		return s, nil
 	}
+	// At most: every learning rate, the coarse weight-decay grid, two points per
+	// refinement step; a point already scored is counted without a trial.
+	asked := 0
+	searching := shown.Start("search", int64(len(searchLRs)+(wdGridPoints+wdCoarseEvery-1)/wdCoarseEvery+8))
+	defer searching.End()
+	counted := func(lr, wd float64, scoreOf func() (score, error)) (score, error) {
+		v, err := scoreOf()
+		asked++
+		searching.Update(int64(asked), 0, fmt.Sprintf("lr %g weight decay %.3g", lr, wd))
+		return v, err
+	}
 	bestLR, bestVal := searchLRs[0], score{math.Inf(-1), math.Inf(1)}
 	for _, lr := range searchLRs {
-		v, err := trial(lr, 0)
+		v, err := counted(lr, 0, func() (score, error) { return trial(lr, 0) })
 		if err != nil {
 			return 0, 0, err
 		}
@@ -88,12 +100,14 @@ func paperSearch(ctx context.Context, rc RunConfig, meth method, b core.Backend,
 	}
 	scores := map[int]score{}
 	scoreAt := func(i int) (score, error) {
-		if v, ok := scores[i]; ok {
-			return v, nil
-		}
-		v, err := trial(bestLR, wdGrid(i))
-		scores[i] = v
-		return v, err
+		return counted(bestLR, wdGrid(i), func() (score, error) {
+			if v, ok := scores[i]; ok {
+				return v, nil
+			}
+			v, err := trial(bestLR, wdGrid(i))
+			scores[i] = v
+			return v, err
+		})
 	}
 	best := 0
 	bestWD := score{math.Inf(-1), math.Inf(1)}
