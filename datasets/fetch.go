@@ -34,7 +34,7 @@ type File struct {
 // FetchOptions configures Fetch.
 type FetchOptions struct {
 	BaseURL  string       // "" means DefaultBaseURL
-	Progress io.Writer    // nil means silent
+	Progress Progress     // nil means silent
 	Client   *http.Client // nil means http.DefaultClient
 	// Files lists what to download. Empty means: read the dataset's MANIFEST (see
 	// Fetch) and download every file it lists. kadapt bundles no per-dataset file
@@ -50,6 +50,17 @@ type FetchOptions struct {
 	// MaxBytes caps a file whose size is not known in advance (no size in the file
 	// list); 0 means DefaultMaxBytes. The MANIFEST is capped at maxManifestBytes.
 	MaxBytes int64
+}
+
+// Progress follows downloads (FetchOptions.Progress): for each file the server
+// answers, Start with the bytes already on disk and the size (-1 while unknown),
+// Advance as bytes arrive, and End once the file is done or given up. A file resumed
+// after a dropped connection is started again. Names are file names, never URLs,
+// whose query may hold an access signature.
+type Progress interface {
+	Start(file string, done, total int64)
+	Advance(done int64)
+	End(err error)
 }
 
 // DefaultMaxBytes caps a download of unknown size: above ELEVATER's largest
@@ -242,7 +253,7 @@ func FetchFile(ctx context.Context, rawURL, dest string, want File, opt FetchOpt
 			}
 		}
 	}
-	d.progress.finish(err == nil)
+	d.progress.finish(err)
 	if err == nil {
 		err = d.verify()
 	}
@@ -354,7 +365,7 @@ type download struct {
 	want     File
 	limit    int64 // the most bytes the file may have
 	total    int64 // -1 while unknown
-	progress *progress
+	progress *tracker
 	madeDir  string // the topmost folder this download created, "" if none
 }
 
@@ -568,100 +579,36 @@ func redactErr(err error) error {
 	return err
 }
 
-// progress draws a one-line bar: name, bytes done / total, percentage, rate and
-// time left, redrawn at most every 200 ms.
-type progress struct {
-	w        io.Writer
-	name     string
-	done     int64 // bytes of the file on disk
-	total    int64 // -1 while unknown
-	received int64 // bytes downloaded by this run, the basis of the rate
-	began    time.Time
-	last     time.Time
+// tracker relays a download's progress to a Progress that may be nil, and counts
+// the bytes on disk.
+type tracker struct {
+	to      Progress
+	name    string
+	done    int64
+	started bool
 }
 
-func newProgress(w io.Writer, name string) *progress {
-	return &progress{w: w, name: name, total: -1}
+func newProgress(to Progress, name string) *tracker {
+	return &tracker{to: to, name: name}
 }
 
-func (p *progress) start(done, total int64) {
-	p.done, p.total = done, total
-	if p.began.IsZero() {
-		p.began = time.Now()
+func (p *tracker) start(done, total int64) {
+	p.done, p.started = done, true
+	if p.to != nil {
+		p.to.Start(p.name, done, total)
 	}
-	p.draw(true)
 }
 
-func (p *progress) Write(b []byte) (int, error) {
+func (p *tracker) Write(b []byte) (int, error) {
 	p.done += int64(len(b))
-	p.received += int64(len(b))
-	p.draw(false)
+	if p.to != nil {
+		p.to.Advance(p.done)
+	}
 	return len(b), nil
 }
 
-func (p *progress) finish(ok bool) {
-	if p.w == nil || p.began.IsZero() {
-		return
+func (p *tracker) finish(err error) {
+	if p.to != nil && p.started {
+		p.to.End(err)
 	}
-	p.draw(true)
-	if ok {
-		fmt.Fprintln(p.w)
-	} else {
-		fmt.Fprintln(p.w, " (failed)")
-	}
-}
-
-func (p *progress) draw(force bool) {
-	if p.w == nil {
-		return
-	}
-	now := time.Now()
-	if !force && now.Sub(p.last) < 200*time.Millisecond {
-		return
-	}
-	p.last = now
-	fmt.Fprint(p.w, "\r"+p.line(now))
-}
-
-// line renders the bar; the rate counts only bytes of this run, not resumed ones.
-func (p *progress) line(now time.Time) string {
-	elapsed := now.Sub(p.began).Seconds()
-	rate := 0.0
-	if elapsed > 0 {
-		rate = float64(p.received) / elapsed
-	}
-	if p.total <= 0 {
-		return fmt.Sprintf("%s  %s  %s/s", p.name, formatBytes(float64(p.done)), formatBytes(rate))
-	}
-	frac := min(float64(p.done)/float64(p.total), 1)
-	const width = 24
-	filled := int(frac * width)
-	bar := strings.Repeat("=", filled) + strings.Repeat(" ", width-filled)
-	eta := "--:--"
-	if rate > 0 {
-		eta = formatDuration(time.Duration(float64(p.total-p.done) / rate * float64(time.Second)))
-	}
-	return fmt.Sprintf("%s [%s] %s / %s %5.1f%% %s/s ETA %s", p.name, bar,
-		formatBytes(float64(p.done)), formatBytes(float64(p.total)), 100*frac, formatBytes(rate), eta)
-}
-
-func formatBytes(b float64) string {
-	const unit = 1024
-	if b < unit {
-		return fmt.Sprintf("%.0f B", b)
-	}
-	suffix := "KMGTPE"
-	i := 0
-	for b /= unit; b >= unit && i < len(suffix)-1; b /= unit {
-		i++
-	}
-	return fmt.Sprintf("%.1f %ciB", b, suffix[i])
-}
-
-func formatDuration(d time.Duration) string {
-	s := int64(d.Round(time.Second) / time.Second)
-	if s >= 3600 {
-		return fmt.Sprintf("%d:%02d:%02d", s/3600, s/60%60, s%60)
-	}
-	return fmt.Sprintf("%d:%02d", s/60, s%60)
 }

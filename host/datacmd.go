@@ -86,7 +86,9 @@ func fetchData(name, root, base, files string, insecure bool, maxBytes int64, js
 	if root == "" {
 		return usageErr("--root is required: the dataset goes to ROOT/NAME")
 	}
-	opt := datasets.FetchOptions{BaseURL: base, Progress: os.Stderr, Insecure: insecure, MaxBytes: maxBytes}
+	downloads := &downloadProgress{d: display(false)}
+	defer downloads.End(nil)
+	opt := datasets.FetchOptions{BaseURL: base, Progress: downloads, Insecure: insecure, MaxBytes: maxBytes}
 	for _, spec := range splitList(files) {
 		parts := strings.Split(spec, ":")
 		f := datasets.File{Path: parts[0]}

@@ -83,3 +83,34 @@ func (p *runProgress) Close() {
 		p.steps = nil
 	}
 }
+
+// downloadProgress shows each file `data fetch` downloads as a task counted in bytes
+// (datasets.Progress).
+type downloadProgress struct {
+	d    *progress.Display
+	task *progress.Task
+	file string
+}
+
+func (p *downloadProgress) Start(file string, done, total int64) {
+	if p.task != nil && p.file != file {
+		p.End(nil)
+	}
+	if p.task == nil { // a resumed file keeps its task, and its rate
+		p.task, p.file = p.d.StartBytes(file, max(total, 0)), file
+	}
+	p.task.Update(done, total, "")
+}
+
+func (p *downloadProgress) Advance(done int64) {
+	if p.task != nil {
+		p.task.Update(done, 0, "")
+	}
+}
+
+func (p *downloadProgress) End(error) {
+	if p.task != nil {
+		p.task.End()
+		p.task = nil
+	}
+}

@@ -147,6 +147,7 @@ func (d *Display) Println(line string) {
 type Task struct {
 	d     *Display
 	name  string
+	bytes bool // counted in bytes
 	start time.Time
 	bar   *mpb.Bar // terminal mode, once the task has run barDelay
 
@@ -166,7 +167,16 @@ type Task struct {
 // Start begins a task of total units (0 when unknown yet). End it when it stops,
 // whether it finished or failed.
 func (d *Display) Start(name string, total int64) *Task {
-	t := &Task{d: d, name: name, total: total, start: d.now()}
+	return d.start(name, total, false)
+}
+
+// StartBytes begins a task counted in bytes, shown as "1.5 GiB/4.0 GiB".
+func (d *Display) StartBytes(name string, total int64) *Task {
+	return d.start(name, total, true)
+}
+
+func (d *Display) start(name string, total int64, bytes bool) *Task {
+	t := &Task{d: d, name: name, total: total, start: d.now(), bytes: bytes}
 	t.lastLine = t.start
 	d.mu.Lock()
 	d.live++
@@ -349,10 +359,29 @@ func (t *Task) plainLine(now time.Time) string {
 
 // counts is "done/total (pct%)", or the count alone while the total is unknown.
 func (t *Task) counts() string {
-	if t.total <= 0 {
-		return fmt.Sprint(t.done)
+	count := func(n int64) string { return fmt.Sprint(n) }
+	if t.bytes {
+		count = formatBytes
 	}
-	return fmt.Sprintf("%d/%d (%.0f%%)", t.done, t.total, 100*float64(t.done)/float64(t.total))
+	if t.total <= 0 {
+		return count(t.done)
+	}
+	return fmt.Sprintf("%s/%s (%.0f%%)", count(t.done), count(t.total), 100*float64(t.done)/float64(t.total))
+}
+
+// formatBytes is "512 B", "1.5 KiB", "3.0 GiB".
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	b := float64(n) / unit
+	suffix := "KMGTPE"
+	i := 0
+	for ; b >= unit && i < len(suffix)-1; i++ {
+		b /= unit
+	}
+	return fmt.Sprintf("%.1f %ciB", b, suffix[i])
 }
 
 // eta extrapolates the rate since the first update, so that a run resumed half way

@@ -86,6 +86,26 @@ func TestPlainModePrintsPeriodicLines(t *testing.T) {
 	}
 }
 
+// TestBytesTask: a download counts in bytes, and its ETA ignores the bytes an
+// earlier attempt left on disk (its rate is that of this run's bytes).
+func TestBytesTask(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	var out bytes.Buffer
+	d := New(&out, Options{Mode: modeOf(Plain), Interval: 10 * time.Second, Now: clock.now})
+	task := d.StartBytes("f.zip", 8<<30)
+	task.Update(2<<30, 0, "") // resumed: 2 GiB already there
+	clock.advance(1024 * time.Second)
+	task.Update(3<<30, 0, "") // 1 GiB in 1024 s: 1 MiB/s, 5 GiB to go
+	unknown := d.StartBytes("g.bin", 0)
+	clock.advance(10 * time.Second)
+	unknown.Update(100, 0, "")
+	want := "f.zip: 3.0 GiB/8.0 GiB (38%)  17:04 elapsed, ETA 1:25:20\n" +
+		"g.bin: 100 B  10s elapsed\n"
+	if out.String() != want {
+		t.Fatalf("lines:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
 // TestEventsRoundTrip: a worker's events, read back by its parent through Forward,
 // become one task of the parent's display whose lines follow the worker's tasks;
 // other lines pass through untouched, however the writes split them.
