@@ -62,7 +62,7 @@ func commandPaths() [][]string {
 		}
 	}
 	walk(newRootCmd(), nil)
-	return append(paths, []string{"completion"}, []string{"completion", "bash"})
+	return paths
 }
 
 func TestEveryCommandsHelpGoesToStdoutAndExitsZero(t *testing.T) {
@@ -95,6 +95,9 @@ func TestUsageErrorsExitTwoWithAHint(t *testing.T) {
 		{"data", "fetch"},
 		{"data", "fetch", "a", "b", "--root", "x"},
 		{"config"},
+		{"completion"},
+		{"completion", "tcsh"},
+		{"completion", "bash", "extra"},
 		{"plugins", "bogus"},
 		{"plugins", "show"},
 		{"report"},

@@ -121,10 +121,14 @@ adaptation method is a plugin binary (host plugins lists them).`,
 	for _, mk := range commandMakers {
 		root.AddCommand(mk())
 	}
+	root.InitDefaultCompletionCmd() // now, not at Execute, so that settle reaches it
 	var settle func(c *cobra.Command)
 	settle = func(c *cobra.Command) {
 		c.Flags().SortFlags = false // in declaration order: related flags stay together
 		completeCommonFlags(c)
+		if !c.Runnable() && c.HasSubCommands() { // cobra's completion: a group like ours
+			c.Args, c.RunE = unknownCommand, needSubcommand
+		}
 		if c.Args != nil {
 			c.Args = usageArgs(c.Args)
 		}
@@ -166,20 +170,18 @@ func noArgs(_ *cobra.Command, args []string) error {
 // newGroupCmd is a command that only holds subcommands: alone it is a usage error
 // naming them.
 func newGroupCmd(use, short string, subs ...*cobra.Command) *cobra.Command {
-	c := &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  unknownCommand,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var names []string
-			for _, s := range cmd.Commands() {
-				names = append(names, s.Name())
-			}
-			return usageErr("want a subcommand: %s", strings.Join(names, ", "))
-		},
-	}
+	c := &cobra.Command{Use: use, Short: short, Args: unknownCommand, RunE: needSubcommand}
 	c.AddCommand(subs...)
 	return c
+}
+
+// needSubcommand is a group command's run without a subcommand: a usage error.
+func needSubcommand(cmd *cobra.Command, _ []string) error {
+	var names []string
+	for _, s := range cmd.Commands() {
+		names = append(names, s.Name())
+	}
+	return usageErr("want a subcommand: %s", strings.Join(names, ", "))
 }
 
 // newHelpCmd replaces cobra's help command, which prints the root's usage and exits 0
