@@ -437,7 +437,7 @@ func decodeChecked(k *koanf.Koanf) (RunConfig, error) {
 // validation: selecting the epoch on five images picked epoch 2 of 50 for few-shot seed
 // 2 (69.9% where the last epoch had 78.0%), noise larger than the gaps between methods,
 // so the demo reports the last epoch; its 20 training images are distorted afresh each
-// epoch (digitAugmentation). Everywhere else: selection on validation, no augmentation.
+// epoch (data.DigitAugmentation). Everywhere else: selection on validation, no augmentation.
 func resolveAuto(rc *RunConfig) {
 	demo := rc.Data.Dataset == demoDataset
 	if rc.Train.Select == "auto" {

@@ -53,7 +53,7 @@ type pretrainRecipe struct {
 	Epochs, Batch, WarmupEpochs int
 	LR, WeightDecay             float64
 	Seed                        uint64
-	Augment                     augmentation // zero value: no augmentation
+	Augment                     data.Augmentation // zero value: no augmentation
 	// Contrast weighs a contrastive term (train.ContrastiveLoss on the embeddings of
 	// two augmented views of each image) added to the cross-entropy; 0 = off.
 	Contrast float64
@@ -102,7 +102,7 @@ func newPretrainCmd() *cobra.Command {
 	fs.IntVar(&r.WarmupEpochs, "warmup-epochs", 1, "epochs of linear learning-rate warm-up")
 	fs.Float64Var(&r.WeightDecay, "weight-decay", 0.05, "AdamW weight decay (not on biases and norms)")
 	fs.IntVar(&r.Batch, "batch-size", 64, "images per step (each gives two views when --contrast > 0)")
-	da := digitAugmentation
+	da := data.DigitAugmentation
 	fs.Float64Var(&r.Augment.MaxRotate, "rotate", da.MaxRotate, "augmentation: random rotation within ± this many degrees")
 	fs.Float64Var(&r.Augment.MaxScale, "scale", da.MaxScale, "augmentation: random scale within 1 ± this")
 	fs.Float64Var(&r.Augment.MaxShift, "shift", da.MaxShift, "augmentation: random shift within ± this many pixels per axis")
@@ -255,7 +255,7 @@ func pretrainLoop(b core.Backend, m *fullModel, images *data.Mem, r pretrainReci
 		views = 2
 	}
 	background := float32((0 - data.MNISTMean) / data.MNISTStd)
-	augment := r.Augment != augmentation{}
+	augment := r.Augment != data.Augmentation{}
 	x := make([]float32, views*r.Batch*per)
 	clean := make([]float32, views*r.Batch*per)
 	labels := make([]float32, views*r.Batch)
@@ -279,9 +279,9 @@ func pretrainLoop(b core.Backend, m *fullModel, images *data.Mem, r pretrainReci
 						turn = rng.IntN(r.Rotations)
 					}
 					if augment || turn > 0 {
-						wp := r.Augment.draw(rng, side, side)
+						wp := r.Augment.Draw(rng, side, side)
 						wp.Theta += 2 * math.Pi * float64(turn) / float64(r.Rotations)
-						wp.apply(dst, src, side, side, background)
+						wp.Apply(dst, src, side, side, background)
 					} else {
 						copy(dst, src)
 					}

@@ -212,8 +212,8 @@ func demoTask(dc DataConfig, seed uint64, log hclog.Logger) (train.Task, []strin
 	}
 	task.Train = trainData
 	if dc.Augment == "digits" {
-		task.Train = &augmentedData{Mem: trainData, aug: digitAugmentation, seed: seed, side: data.MNISTSide,
-			background: (0 - data.MNISTMean) / data.MNISTStd}
+		task.Train = &data.Augmented{Mem: trainData, Aug: data.DigitAugmentation, Seed: seed, Side: data.MNISTSide,
+			Background: (0 - data.MNISTMean) / data.MNISTStd}
 	}
 	if valSet != nil {
 		if task.Val, err = data.MNISTPixels(valSet); err != nil {

@@ -22,8 +22,8 @@
 //     batch, and keeps the result in memory while a budget allows: few-shot
 //     training revisits the same images every epoch. The built-in demo's MNIST
 //     digits skip this step: MNISTPixels normalises the grey 28×28 images once into
-//     a Mem, and the demo's random distortions are an EpochSplit drawn afresh each
-//     epoch.
+//     a Mem, and the demo's random distortions (Augmented, DigitAugmentation) are
+//     an EpochSplit drawn afresh each epoch.
 //  4. Batches on the backend. The training loop hands a Loader the indices of each
 //     batch; the Loader either fetches them on the host prefetchDepth batches ahead
 //     of the step (so decoding overlaps computing) and uploads them, or, for a split

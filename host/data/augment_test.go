@@ -1,11 +1,9 @@
-package main
+package data
 
 import (
 	"math"
 	"math/rand/v2"
 	"testing"
-
-	"github.com/kadapt/kadapt/host/data"
 )
 
 func randomImage(rng *rand.Rand, h, w int) []float32 {
@@ -29,26 +27,26 @@ func TestWarpClosedForms(t *testing.T) {
 	}
 	cases := []struct {
 		name string
-		wp   warp
+		wp   Warp
 		want func(x, y int) float32
 	}{
-		{"identity", warp{Scale: 1}, func(x, y int) float32 { return at(x, y) }},
-		{"shift right 2, up 1", warp{Scale: 1, TX: 2, TY: -1}, func(x, y int) float32 { return at(x-2, y+1) }},
-		{"rotate 90°", warp{Scale: 1, Theta: math.Pi / 2}, func(x, y int) float32 { return at(y, h-1-x) }},
-		{"rotate 180°", warp{Scale: 1, Theta: math.Pi}, func(x, y int) float32 { return at(w-1-x, h-1-y) }},
+		{"identity", Warp{Scale: 1}, func(x, y int) float32 { return at(x, y) }},
+		{"shift right 2, up 1", Warp{Scale: 1, TX: 2, TY: -1}, func(x, y int) float32 { return at(x-2, y+1) }},
+		{"rotate 90°", Warp{Scale: 1, Theta: math.Pi / 2}, func(x, y int) float32 { return at(y, h-1-x) }},
+		{"rotate 180°", Warp{Scale: 1, Theta: math.Pi}, func(x, y int) float32 { return at(w-1-x, h-1-y) }},
 		// Scaling by 1/2 about the centre 2.5 reads pixel 2.5+2(x−2.5) = 2x−2.5: the
 		// mean of columns 2x−3 and 2x−2.
-		{"shrink ×½", warp{Scale: 0.5},
+		{"shrink ×½", Warp{Scale: 0.5},
 			func(x, y int) float32 {
 				sy := 2*y - 3 // 2y−2.5 = sy + ½
 				return 0.25 * (at(2*x-3, sy) + at(2*x-2, sy) + at(2*x-3, sy+1) + at(2*x-2, sy+1))
 			}},
-		{"uniform elastic field = shift", warp{Scale: 1, DX: constField(h*w, 1), DY: constField(h*w, -2)},
+		{"uniform elastic field = shift", Warp{Scale: 1, DX: constField(h*w, 1), DY: constField(h*w, -2)},
 			func(x, y int) float32 { return at(x+1, y-2) }},
 	}
 	for _, c := range cases {
 		dst := make([]float32, h*w)
-		c.wp.apply(dst, src, h, w, bg)
+		c.wp.Apply(dst, src, h, w, bg)
 		for y := range h {
 			for x := range w {
 				if got, want := dst[y*w+x], c.want(x, y); math.Abs(float64(got-want)) > 1e-6 {
@@ -104,9 +102,9 @@ func abs(v int) int { return max(v, -v) }
 // Drawn distortions stay within their bounds, the elastic field has the requested
 // RMS amplitude, and the same seed draws the same distortion.
 func TestAugmentationDraw(t *testing.T) {
-	a := augmentation{MaxRotate: 15, MaxScale: 0.1, MaxShift: 2, Elastic: 1.5, Sigma: 3}
+	a := Augmentation{MaxRotate: 15, MaxScale: 0.1, MaxShift: 2, Elastic: 1.5, Sigma: 3}
 	for i := range 50 {
-		wp := a.draw(rand.New(rand.NewPCG(uint64(i), 0)), 28, 28)
+		wp := a.Draw(rand.New(rand.NewPCG(uint64(i), 0)), 28, 28)
 		if math.Abs(wp.Theta) > 15*math.Pi/180 || math.Abs(wp.Scale-1) > 0.1 || math.Abs(wp.TX) > 2 || math.Abs(wp.TY) > 2 {
 			t.Fatalf("draw %d out of bounds: %+v", i, wp)
 		}
@@ -118,8 +116,8 @@ func TestAugmentationDraw(t *testing.T) {
 			t.Fatalf("draw %d: elastic RMS displacement %v, want 1.5", i, rms)
 		}
 	}
-	w1 := a.draw(rand.New(rand.NewPCG(7, 0)), 28, 28)
-	w2 := a.draw(rand.New(rand.NewPCG(7, 0)), 28, 28)
+	w1 := a.Draw(rand.New(rand.NewPCG(7, 0)), 28, 28)
+	w2 := a.Draw(rand.New(rand.NewPCG(7, 0)), 28, 28)
 	if w1.Theta != w2.Theta || w1.DX[100] != w2.DX[100] {
 		t.Fatal("the same seed drew different distortions")
 	}
@@ -127,15 +125,15 @@ func TestAugmentationDraw(t *testing.T) {
 
 // An example's distortion depends on (seed, epoch, example) only: not on which batch
 // fetched it or in what order, so resumed runs redraw what uninterrupted ones drew.
-func TestAugmentedDataDrawsPerEpochAndExample(t *testing.T) {
+func TestAugmentedDrawsPerEpochAndExample(t *testing.T) {
 	const side = 28
 	rng := rand.New(rand.NewPCG(9, 9))
-	base := &data.Mem{ExShape: []int{1, side, side}}
+	base := &Mem{ExShape: []int{1, side, side}}
 	for i := range 3 {
 		base.X = append(base.X, randomImage(rng, side, side)...)
 		base.Labels = append(base.Labels, []int{i})
 	}
-	d := &augmentedData{Mem: base, aug: digitAugmentation, seed: 4, side: side, background: -0.42}
+	d := &Augmented{Mem: base, Aug: DigitAugmentation, Seed: 4, Side: side, Background: -0.42}
 	fetch := func(epoch int, idx ...int) [][]float32 {
 		d.SetEpoch(epoch)
 		x := make([]float32, len(idx)*side*side)

@@ -1,16 +1,14 @@
-package main
+package data
 
 import (
 	"math"
 	"math/rand/v2"
-
-	"github.com/kadapt/kadapt/host/data"
 )
 
-// augmentation draws a random geometric distortion per image, as digit-recognition
+// Augmentation draws a random geometric distortion per image, as digit-recognition
 // pretraining has used since Simard et al. (2003): an affine map (rotation, scale,
 // shift) composed with an elastic displacement field, resampled bilinearly.
-type augmentation struct {
+type Augmentation struct {
 	MaxRotate float64 // degrees, drawn uniformly in ±MaxRotate
 	MaxScale  float64 // relative, scale drawn in 1 ± MaxScale
 	MaxShift  float64 // pixels, each axis drawn in ±MaxShift
@@ -18,21 +16,21 @@ type augmentation struct {
 	Sigma     float64 // σ of the Gaussian that smooths the displacement field
 }
 
-// warp is one drawn distortion. The output pixel (x, y) reads the input at
+// Warp is one drawn distortion. The output pixel (x, y) reads the input at
 //
 //	c + R(−θ)·((x, y) − c − t)/s + (dx, dy)(x, y)
 //
 // with c the image centre, so θ rotates the content, s scales it about c and t moves
 // it; pixels read from outside the image take the background value.
-type warp struct {
+type Warp struct {
 	Theta, Scale, TX, TY float64
 	DX, DY               []float64 // per output pixel; nil for none
 }
 
-// draw returns a distortion for an h×w image.
-func (a augmentation) draw(rng *rand.Rand, h, w int) warp {
+// Draw returns a distortion for an h×w image.
+func (a Augmentation) Draw(rng *rand.Rand, h, w int) Warp {
 	uniform := func(r float64) float64 { return (2*rng.Float64() - 1) * r }
-	wp := warp{Theta: uniform(a.MaxRotate) * math.Pi / 180, Scale: 1 + uniform(a.MaxScale),
+	wp := Warp{Theta: uniform(a.MaxRotate) * math.Pi / 180, Scale: 1 + uniform(a.MaxScale),
 		TX: uniform(a.MaxShift), TY: uniform(a.MaxShift)}
 	if a.Elastic > 0 {
 		wp.DX, wp.DY = make([]float64, h*w), make([]float64, h*w)
@@ -56,8 +54,8 @@ func (a augmentation) draw(rng *rand.Rand, h, w int) warp {
 	return wp
 }
 
-// apply writes the warped src (h×w, row-major) into dst.
-func (wp warp) apply(dst, src []float32, h, w int, background float32) {
+// Apply writes the warped src (h×w, row-major) into dst.
+func (wp Warp) Apply(dst, src []float32, h, w int, background float32) {
 	cx, cy := float64(w-1)/2, float64(h-1)/2
 	cos, sin := math.Cos(wp.Theta), math.Sin(wp.Theta)
 	at := func(x, y int) float64 {
@@ -124,34 +122,35 @@ func gaussianBlur(f []float64, h, w int, sigma float64) []float64 {
 	return out
 }
 
-// digitAugmentation is the distortion the demo task and `host pretrain` draw: small
+// DigitAugmentation is the distortion the demo task and `host pretrain` draw: small
 // rotations, scalings and shifts and a gentle elastic field, which keep a digit
 // legible (a 12° turn leaves a 6 a 6).
-var digitAugmentation = augmentation{MaxRotate: 12, MaxScale: 0.1, MaxShift: 2, Elastic: 1.5, Sigma: 4}
+var DigitAugmentation = Augmentation{MaxRotate: 12, MaxScale: 0.1, MaxShift: 2, Elastic: 1.5, Sigma: 4}
 
-// augmentedData redraws a distortion of every image each epoch; the draw is a function
-// of (seed, epoch, example), so resumed runs repeat it (data.EpochSplit).
-type augmentedData struct {
-	*data.Mem
-	aug        augmentation
-	seed       uint64
+// Augmented is the square grey images of Mem, each redrawn with a distortion each
+// epoch; the draw is a function of (Seed, epoch, example), so resumed runs repeat
+// it (an EpochSplit).
+type Augmented struct {
+	*Mem
+	Aug        Augmentation
+	Seed       uint64
+	Side       int     // width and height of an image
+	Background float32 // the value of pixels drawn from outside the image
 	epoch      int
-	side       int
-	background float32
 }
 
-func (d *augmentedData) SetEpoch(epoch int) { d.epoch = epoch }
+func (d *Augmented) SetEpoch(epoch int) { d.epoch = epoch }
 
-func (d *augmentedData) Fetch(idx []int, x []float32, labels [][]int) error {
+func (d *Augmented) Fetch(idx []int, x []float32, labels [][]int) error {
 	if err := d.Mem.Fetch(idx, x, labels); err != nil {
 		return err
 	}
-	per := d.side * d.side
+	per := d.Side * d.Side
 	src := make([]float32, per)
 	for i, j := range idx {
-		rng := rand.New(rand.NewPCG(d.seed^0x617567, uint64(d.epoch)<<32|uint64(j)))
+		rng := rand.New(rand.NewPCG(d.Seed^0x617567, uint64(d.epoch)<<32|uint64(j)))
 		copy(src, x[i*per:(i+1)*per])
-		d.aug.draw(rng, d.side, d.side).apply(x[i*per:(i+1)*per], src, d.side, d.side, d.background)
+		d.Aug.Draw(rng, d.Side, d.Side).Apply(x[i*per:(i+1)*per], src, d.Side, d.Side, d.Background)
 	}
 	return nil
 }
