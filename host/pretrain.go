@@ -29,7 +29,7 @@ func init() {
 // class token) cost a third of what 4×4 patches (49) did, for features that transfer
 // better within the same pretraining time.
 func demoBackbone() backbones.Config {
-	return backbones.Config{Name: "mnist-vit", Family: backbones.CLIP, ImageSize: 28, PatchSize: 7, Channels: 1,
+	return backbones.Config{Name: "mnist-vit", Family: backbones.CLIP, ImageSize: data.MNISTSide, PatchSize: 7, Channels: 1,
 		Width: 64, Layers: 4, Heads: 4, MLPDim: 256, EmbedDim: 32, ActName: "quick_gelu", Eps: 1e-5,
 		Mean: [3]float32{data.MNISTMean, data.MNISTMean, data.MNISTMean}, Std: [3]float32{data.MNISTStd, data.MNISTStd, data.MNISTStd}}
 }
@@ -235,7 +235,7 @@ func pretrain(r pretrainRecipe, o pretrainOptions, args []string) error {
 // step draws its augmentations from (seed, step), so a run is a function of the recipe.
 func pretrainLoop(b core.Backend, m *fullModel, images *data.Mem, r pretrainRecipe, progress train.Progress) error {
 	params := m.Trainable()
-	const side = 28
+	const side = data.MNISTSide
 	per := side * side
 	var dec *decoder
 	if r.Reconstruct > 0 {
