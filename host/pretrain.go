@@ -243,7 +243,7 @@ func pretrainLoop(b core.Backend, m *fullModel, images *data.Mem, r pretrainReci
 		defer dec.release()
 		params = append(params, dec.W, dec.B)
 	}
-	o := optim.NewAdamW(b, train.ParamGroups(params, float32(r.WeightDecay)), optim.AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})
+	o := optim.NewAdamW(b, train.ParamGroups(params, float32(r.WeightDecay)), optim.DefaultAdamWConfig())
 	n := images.Len()
 	batches := n / r.Batch // the last partial batch is dropped: contrastive terms want full batches
 	if batches == 0 {

@@ -45,5 +45,5 @@ func newOptimizer(b core.Backend, params []*autograd.Var, cfg Config) optim.Opti
 	if cfg.Optimizer == "sgd" {
 		return optim.NewSGD(b, groups, optim.SGDConfig{Momentum: float32(cfg.Momentum), Nesterov: cfg.Nesterov})
 	}
-	return optim.NewAdamW(b, groups, optim.AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})
+	return optim.NewAdamW(b, groups, optim.DefaultAdamWConfig())
 }
