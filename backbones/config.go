@@ -172,6 +172,10 @@ func activation(name string) (core.UnaryOp, error) {
 	return 0, fmt.Errorf("unsupported activation %q", name)
 }
 
+// CLIPLayerNormEps is the eps of every LayerNorm in CLIP's towers (OpenAI's code and
+// HF's layer_norm_eps default alike).
+const CLIPLayerNormEps = 1e-5
+
 // CLIP's image statistics are preprocess.CLIPMean and preprocess.CLIPStd.
 var (
 	// ImageNetInceptionMean is timm's default for the original ViT weights (mean = std = 0.5).
@@ -181,7 +185,7 @@ var (
 func clipVision(name string, patch, width, layers, heads, embed, image int) Config {
 	return Config{Name: name, Family: CLIP, ImageSize: image, PatchSize: patch, Channels: 3,
 		Width: width, Layers: layers, Heads: heads, MLPDim: 4 * width, EmbedDim: embed,
-		ActName: "quick_gelu", Eps: 1e-5, Mean: preprocess.CLIPMean, Std: preprocess.CLIPStd}
+		ActName: "quick_gelu", Eps: CLIPLayerNormEps, Mean: preprocess.CLIPMean, Std: preprocess.CLIPStd}
 }
 
 // Presets are the architectures kadapt knows by name.
@@ -389,7 +393,7 @@ func (r *jsonReader) clipVision(m map[string]any, proj int) Config {
 	c.Channels = r.size(m, "num_channels", 3, 1, maxChannels)
 	c.MLPDim = r.size(m, "intermediate_size", 4*c.Width, 1, maxMLPDim)
 	c.ActName = r.str(m, "hidden_act", "quick_gelu")
-	c.Eps = r.eps(m, "layer_norm_eps", 1e-5)
+	c.Eps = r.eps(m, "layer_norm_eps", CLIPLayerNormEps)
 	return c
 }
 
@@ -402,10 +406,10 @@ func (r *jsonReader) clipText(m map[string]any, proj int) TextConfig {
 	return TextConfig{Vocab: r.size(m, "vocab_size", 49408, 1, maxVocab), Context: r.size(m, "max_position_embeddings", 77, 1, maxTokens),
 		Width: r.size(m, "hidden_size", 512, 1, maxWidth), Layers: r.size(m, "num_hidden_layers", 12, 1, maxLayers),
 		Heads: r.size(m, "num_attention_heads", 8, 1, maxWidth), MLPDim: r.size(m, "intermediate_size", 2048, 1, maxMLPDim),
-		EmbedDim: proj, Act: act, Eps: r.eps(m, "layer_norm_eps", 1e-5),
+		EmbedDim: proj, Act: act, Eps: r.eps(m, "layer_norm_eps", CLIPLayerNormEps),
 		EOSID: eos, PoolArgmax: eos == 2}
 }
 
 // CLIPTextB is the text tower of every OpenAI CLIP ViT-B model.
 var CLIPTextB = TextConfig{Vocab: 49408, Context: 77, Width: 512, Layers: 12, Heads: 8, MLPDim: 2048,
-	EmbedDim: 512, Act: core.QuickGELU, Eps: 1e-5, EOSID: 49407, PoolArgmax: true}
+	EmbedDim: 512, Act: core.QuickGELU, Eps: CLIPLayerNormEps, EOSID: 49407, PoolArgmax: true}

@@ -217,7 +217,7 @@ func InferConfig(path string) (Config, *TextConfig, error) {
 			tpos, tproj, tfc := shape("positional_embedding"), shape("text_projection"), shape("transformer.resblocks.0.mlp.c_fc.weight")
 			if len(tpos) == 2 && len(tproj) == 2 && len(tfc) == 2 {
 				tc = &TextConfig{Vocab: tok[0], Context: tpos[0], Width: tok[1], Layers: count("transformer.resblocks.%d.ln_1.weight"),
-					Heads: tok[1] / 64, MLPDim: tfc[0], EmbedDim: tproj[1], Act: core.QuickGELU, Eps: 1e-5, EOSID: tok[0] - 1, PoolArgmax: true}
+					Heads: tok[1] / 64, MLPDim: tfc[0], EmbedDim: tproj[1], Act: core.QuickGELU, Eps: CLIPLayerNormEps, EOSID: tok[0] - 1, PoolArgmax: true}
 			}
 		}
 		return vc, tc, nil
