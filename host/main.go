@@ -25,8 +25,8 @@ import (
 // in-process call (a test's) to the next.
 var commandMakers []func() *cobra.Command
 
-func addCommand(make func() *cobra.Command) {
-	commandMakers = append(commandMakers, make)
+func addCommand(build func() *cobra.Command) {
+	commandMakers = append(commandMakers, build)
 }
 
 // usageError marks a mistake in how a command was called: runMain exits 2 and points
