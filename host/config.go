@@ -43,6 +43,10 @@ type RunConfig struct {
 	Data         DataConfig        `koanf:"data" json:"data"`
 	Limits       LimitsConfig      `koanf:"limits" json:"limits"`
 	Train        train.Config      `koanf:"train" json:"train"`
+	// setBy names where a key's value came from ("--lr", "environment variable
+	// KADAPT_TRAIN__LR", "run.yaml, key train.lr"; "" for a default), for errors that
+	// must name what to fix; nil when unknown (a config.json read back).
+	setBy func(key string) string
 }
 
 // DataConfig selects the dataset and the few-shot protocol.
@@ -349,6 +353,7 @@ func loadRunConfig(fs *pflag.FlagSet) (RunConfig, *koanf.Koanf, error) {
 func decodeRunConfig(k *koanf.Koanf, origin func(key string) string) (RunConfig, error) {
 	rc, err := decodeChecked(k)
 	if err == nil {
+		rc.setBy = origin
 		return rc, nil
 	}
 	key, keyErr := badKey(k)

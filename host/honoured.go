@@ -18,10 +18,19 @@ func checkHonoured(rc RunConfig) error {
 	for flag, key := range flagKeys {
 		flagOf[key] = flag
 	}
-	// add names a setting by its flag and key ("--lr (train.lr)"), or by its key alone
-	// where no flag sets it (YAML and KADAPT_* only).
+	// add names a setting by where it was set and its key ("--lr (train.lr)",
+	// "environment variable KADAPT_TRAIN__LR (train.lr)"), else by its flag and key,
+	// or by its key alone where no flag sets it (YAML and KADAPT_* only).
 	add := func(flag, key, why string) {
+		from := ""
+		if rc.setBy != nil && key != "" {
+			from = rc.setBy(key)
+		}
 		switch {
+		case from != "" && strings.HasSuffix(from, ", key "+key): // a YAML file and key
+			bad = append(bad, from+": "+why)
+		case from != "":
+			bad = append(bad, from+" ("+key+"): "+why)
 		case key == "":
 			bad = append(bad, "--"+flag+": "+why)
 		case flagOf[key] == "":
@@ -75,7 +84,14 @@ func checkHonoured(rc RunConfig) error {
 	if rc.Search == "paper" {
 		for _, key := range []string{"train.lr", "train.weight_decay", "train.select"} {
 			v := map[string]any{"train.lr": t.LR, "train.weight_decay": t.WeightDecay, "train.select": t.Select}[key]
-			if v != def[key] {
+			// Where the sources are known, only a value someone set counts: train.select
+			// "auto" resolves to val or last (resolveAuto), which is no choice of the
+			// user's and differs from its default.
+			chosen := v != def[key]
+			if rc.setBy != nil {
+				chosen = rc.setBy(key) != ""
+			}
+			if chosen {
 				add("", key, "--search paper chooses it (and reports the last epoch)")
 			}
 		}

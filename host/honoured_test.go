@@ -29,9 +29,13 @@ func TestRunRefusesSettingsItCannotHonour(t *testing.T) {
 		{[]string{"--optimizer", "adamw", "--momentum", "0.5"}, nil, "--momentum (train.momentum): applies to sgd, not adamw"},
 		{[]string{"--optimizer", "adamw", "--nesterov"}, nil, "--nesterov (train.nesterov)"},
 		{[]string{"--warmup-epochs", "3"}, nil, "--warmup-epochs (train.warmup_epochs): applies to the cosine schedule, not constant"},
-		{nil, map[string]string{"KADAPT_TRAIN__STEP_EVERY": "3"}, "train.step_every: applies to the step schedule"},
-		{[]string{"--schedule", "cosine"}, map[string]string{"KADAPT_TRAIN__STEP_GAMMA": "0.5"}, "train.step_gamma: applies to the step schedule, not cosine"},
+		{nil, map[string]string{"KADAPT_TRAIN__STEP_EVERY": "3"}, "environment variable KADAPT_TRAIN__STEP_EVERY (train.step_every): applies to the step schedule"},
+		{[]string{"--schedule", "cosine"}, map[string]string{"KADAPT_TRAIN__STEP_GAMMA": "0.5"}, "environment variable KADAPT_TRAIN__STEP_GAMMA (train.step_gamma): applies to the step schedule, not cosine"},
+		{nil, map[string]string{"KADAPT_TRAIN__WARMUP_EPOCHS": "3"}, "environment variable KADAPT_TRAIN__WARMUP_EPOCHS (train.warmup_epochs): applies to the cosine schedule, not constant"},
 		{[]string{"--search", "paper", "--lr", "0.1"}, nil, "--lr (train.lr): --search paper chooses it"},
+		{[]string{"--search", "paper"}, nil, ""}, // train.select is auto, resolved: not a choice
+		{[]string{"--search", "paper", "--dataset", "cifar-10", "--data-root", "/data"}, nil, ""},
+		{[]string{"--search", "paper", "--select", "last"}, nil, "--select (train.select): --search paper chooses it"},
 	} {
 		for k, v := range tc.env {
 			os.Setenv(k, v)
