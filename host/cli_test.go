@@ -105,6 +105,7 @@ func TestUsageErrorsExitTwoWithAHint(t *testing.T) {
 		{"run", "extra"},
 		{"run", "--epochs", "x"},
 		{"run", "--epochs", "0"},
+		{"run", "--batch-size", "1"}, // panicked in the head's batch norm
 		{"run", "--optimizer", "adam"},
 		{"run", "--head-init", "ones"},
 		{"run", "--format", "tar"},

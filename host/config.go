@@ -142,7 +142,7 @@ var keyHelp = map[string]string{
 	"data.templates":         "prompt-template file for --head-init text (default: kadapt's generic set)",
 	"data.augment":           "training-image distortions drawn afresh each epoch; digits suits mnist-demo only, auto is digits there and none elsewhere",
 	"train.epochs":           "passes over the training images",
-	"train.batch_size":       "images per optimizer step",
+	"train.batch_size":       "images per optimizer step, at least 2 (the head's batch norm needs a batch)",
 	"train.optimizer":        "the optimizer",
 	"train.lr":               "peak learning rate",
 	"train.weight_decay":     "decoupled weight decay (not on biases and norms)",

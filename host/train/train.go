@@ -64,8 +64,9 @@ func (c Config) Validate() error {
 	switch {
 	case c.Epochs <= 0:
 		return fmt.Errorf("train.epochs must be positive, got %d", c.Epochs)
-	case c.BatchSize <= 0:
-		return fmt.Errorf("train.batch_size must be positive, got %d", c.BatchSize)
+	case c.BatchSize < 2:
+		// The head's BatchNorm trains on batch statistics: one image has none.
+		return fmt.Errorf("train.batch_size must be at least 2, got %d", c.BatchSize)
 	case c.LR <= 0:
 		return fmt.Errorf("train.lr must be positive, got %g", c.LR)
 	case !slices.Contains(Optimizers, c.Optimizer):
