@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kadapt/kadapt/backbones"
 	"github.com/kadapt/kadapt/core"
@@ -285,5 +286,43 @@ func TestPreprocessConfigFromTheModelFolder(t *testing.T) {
 	}
 	if cfg.CropHeight != 6 || cfg.ShortestEdge != 7 || cfg.Mean[0] != 0.5 {
 		t.Errorf("from preprocessor_config.json: %+v", cfg)
+	}
+}
+
+// blockingSplit's Fetch says it started and then waits to be released.
+type blockingSplit struct {
+	*Mem
+	started, release chan struct{}
+}
+
+func (d blockingSplit) Fetch(idx []int, x []float32, labels [][]int) error {
+	d.started <- struct{}{}
+	<-d.release
+	return d.Mem.Fetch(idx, x, labels)
+}
+
+// TestLoaderStopWaitsForTheFetch: after stop returns, no fetch of the split is
+// under way, so a resumed run may tell the split its epoch (a stopped run's last
+// fetch read the epoch while the resumed run set it, a data race).
+func TestLoaderStopWaitsForTheFetch(t *testing.T) {
+	d := blockingSplit{randomMem(4, []int{1}, 1), make(chan struct{}, 4), make(chan struct{})}
+	l, err := NewLoader(cpu.New(), d, StageOff, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stop := l.Epoch(0, [][]int{{0, 1}, {2, 3}})
+	<-d.started
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Fatal("stop returned while a fetch was under way")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(d.release)
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("stop did not return after the fetch ended")
 	}
 }

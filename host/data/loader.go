@@ -85,7 +85,8 @@ const prefetchDepth = 2
 
 // Epoch yields the batches of epoch, each a list of example indices, in order. The
 // channel closes after the last batch or the first error; stop ends the fetching
-// early (an early return must not strand the prefetching goroutine).
+// early and returns once no fetch is under way (an early return must not strand the
+// prefetching goroutine).
 func (l *Loader) Epoch(epoch int, batches [][]int) (next <-chan Batch, stop func()) {
 	if l.redrawn != nil {
 		l.redrawn.SetEpoch(epoch)
@@ -123,7 +124,9 @@ func prefetch(ctx context.Context, d Split, l *Loader, batches [][]int) (<-chan 
 		bufs[i] = make([]float32, size*per)
 		free <- i
 	}
+	finished := make(chan struct{})
 	go func() {
+		defer close(finished)
 		defer close(out)
 		for _, idx := range batches {
 			var slot int
@@ -148,5 +151,10 @@ func prefetch(ctx context.Context, d Split, l *Loader, batches [][]int) (<-chan 
 		}
 	}()
 	var once sync.Once
-	return out, func() { once.Do(func() { close(quit) }) }
+	// stop waits for a fetch under way: once it returns, nothing reads the split
+	// (a resumed run's SetEpoch must not race a stopped run's last fetch).
+	return out, func() {
+		once.Do(func() { close(quit) })
+		<-finished
+	}
 }
