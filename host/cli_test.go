@@ -92,6 +92,7 @@ func TestUsageErrorsExitTwoWithAHint(t *testing.T) {
 		{"help", "bogus"},
 		{"data"},
 		{"data", "bogus"},
+		{"sweep", "plna"}, // a mistyped subcommand, not a spec file
 		{"data", "fetch"},
 		{"data", "fetch", "a", "b", "--root", "x"},
 		{"config"},
@@ -137,6 +138,13 @@ func TestUsageErrorsExitTwoWithAHint(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a near miss is named", func(t *testing.T) {
+		for args, want := range map[string]string{"rnu": "did you mean run?", "data lst": "did you mean list?", "sweep plna": "did you mean sweep plan?"} {
+			if _, stderr, _ := hostRun(t, nil, strings.Fields(args)...); !strings.Contains(stderr, want) {
+				t.Errorf("host %s: %q, want %q", args, stderr, want)
+			}
+		}
+	})
 	t.Run("the hint names the command", func(t *testing.T) {
 		_, stderr, _ := hostRun(t, nil, "sweep", "plan", "--no-such-flag")
 		if !strings.Contains(stderr, "host sweep plan: unknown flag: --no-such-flag") || !strings.Contains(stderr, "Run `host sweep plan --help`") {

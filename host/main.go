@@ -126,6 +126,7 @@ adaptation method is a plugin binary (host plugins lists them).`,
 	settle = func(c *cobra.Command) {
 		c.Flags().SortFlags = false // in declaration order: related flags stay together
 		completeCommonFlags(c)
+		c.SuggestionsMinimumDistance = 2         // cobra's default, which SuggestionsFor does not apply itself
 		if !c.Runnable() && c.HasSubCommands() { // cobra's completion: a group like ours
 			c.Args, c.RunE = unknownCommand, needSubcommand
 		}

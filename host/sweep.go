@@ -55,7 +55,13 @@ build one).`,
 	src := addSpecFlags(fs)
 	jobs := fs.IntP("jobs", "j", 1, "runs at once")
 	jsonOut := fs.Bool("json", false, "when the sweep ends, print each point's state (as `sweep status --json`) as one JSON array")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		// A mistyped subcommand reaches here as a SPEC file that does not exist.
+		if len(args) > 0 && !fileExists(args[0]) {
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				return usageErr("no spec file %q (did you mean sweep %s?)", args[0], strings.Join(s, " or sweep "))
+			}
+		}
 		if *jobs < 1 {
 			return usageErr("--jobs must be at least 1")
 		}
