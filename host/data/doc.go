@@ -34,7 +34,8 @@
 // Features runs the tower over a split and returns the embeddings as a Mem, which
 // then replaces the split, and Embed does the same for `host embed` and
 // `zeroshot`, pooled tokens included. FetchChunks is the one loop that reads a
-// whole split in order, chunk by chunk (evaluation, staging, features, Load).
+// whole split in order, chunk by chunk, fetching ahead as the Loader does
+// (evaluation, staging, features, Load).
 //
 // Why host/data: the package depends on the backbones (feature caching runs the
 // tower) and on core's backends (staging, uploads), which package datasets, a
