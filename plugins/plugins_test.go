@@ -165,6 +165,18 @@ func TestRealPluginProcess(t *testing.T) {
 		}
 	})
 
+	t.Run("dies mid-call", func(t *testing.T) {
+		c, err := Open(bin, OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, err = c.Plan(tiny, map[string]string{"r": "666"})
+		if err == nil || !strings.Contains(err.Error(), "the plugin process exited") || strings.Contains(err.Error(), "rpc error") {
+			t.Fatalf("error %v, want it to say the plugin exited, without gRPC's wrapping", err)
+		}
+	})
+
 	t.Run("sha256 pin", func(t *testing.T) {
 		data, _ := os.ReadFile(bin)
 		sum := sha256.Sum256(data)

@@ -3,7 +3,8 @@
 // handshake, "crash" exits at once, "version" speaks another protocol version, "cookie"
 // expects another host's magic cookie, "chatty" prints a line that is no handshake.
 // The event "spawn" starts a child process (sleep) that must die with the plugin; the
-// event "hang" never returns. Each start appends a line to $KADAPT_TESTPLUGIN_LOG.
+// event "hang" never returns. Plan with r = 13 fails; with r = 666 the process
+// exits in the middle of the call. Each start appends a line to $KADAPT_TESTPLUGIN_LOG.
 package main
 
 import (
@@ -30,6 +31,9 @@ func (method) Plan(bb plan.Backbone, hp plugins.Values) (plan.Plan, error) {
 	plugins.Logger().Info("planning", "backbone", bb.Name, "r", r)
 	if r == 13 {
 		return plan.Plan{}, fmt.Errorf("r = 13 is unlucky")
+	}
+	if r == 666 {
+		os.Exit(2) // dies in the middle of a call
 	}
 	w := bb.Width
 	return plan.Plan{Method: "testplugin", Version: "0.1", Trainable: plan.TrainableSpec{Mode: plan.TrainNone},
