@@ -244,10 +244,10 @@ func TestDiscover(t *testing.T) {
 	write("notes.txt", "not a plugin")
 	write(FilePrefix+"hung", "#!/bin/sh\nsleep 30\n")
 	data, _ := os.ReadFile(bin)
-	// The copy differs by a trailing byte: with the same SHA-256 it could be served from
+	// The copy differs by a trailing byte (not the 0 the rebuild below appends): with the same SHA-256 it could be served from
 	// the description cache the real binary fills while both are described in parallel,
 	// and the count of starts below would depend on which finished first.
-	write(FilePrefix+"misnamed", string(data)+"\x00")
+	write(FilePrefix+"misnamed", string(data)+"\x01")
 	discover := func() ([]Info, []error) {
 		return Discover([]string{dir, filepath.Join(dir, "missing")}, OpenOptions{StartTimeout: 2 * time.Second})
 	}
