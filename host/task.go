@@ -248,7 +248,7 @@ func initHead(h *train.Head, rc RunConfig, m *backbones.Model, names []string, t
 	case "text":
 		tok, err := loadTokenizer(m)
 		if err != nil {
-			return "", fmt.Errorf("head_init text: %v", err)
+			return "", fmt.Errorf("head_init text (the default) embeds the class names with the model's tokenizer, or pass --head-init zeros: %v", err)
 		}
 		var tf *datasets.TemplateFile
 		if rc.Data.Templates != "" {

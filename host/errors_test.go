@@ -1,0 +1,40 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestModelFolderErrorsThroughRun: what `host run` says about a model folder that is
+// missing, or that lacks the tokenizer the default text head needs — each names the
+// path, what a model folder holds, and the way out.
+func TestModelFolderErrorsThroughRun(t *testing.T) {
+	root := elevaterDataset(t)
+	noTokenizer := clipFolder(t)
+	for _, name := range []string{"vocab.json", "merges.txt"} {
+		if err := os.Remove(filepath.Join(noTokenizer, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	missing := filepath.Join(t.TempDir(), "clip-vit-base-patch32")
+	for _, tc := range []struct {
+		model string
+		want  []string
+	}{
+		{missing, []string{missing + ": no such file or folder", "model.safetensors", "config.json", "vocab.json"}},
+		{noTokenizer, []string{noTokenizer, "neither vocab.json and merges.txt nor tokenizer.json", "--head-init zeros", "a model folder holds"}},
+	} {
+		out, err := host(t, t.TempDir(), "run", "--plugin", "linearprobe", "--model", tc.model, "--dataset", "cifar-10",
+			"--data-root", root, "--shots", "2", "--epochs", "1")
+		if err == nil {
+			t.Fatalf("--model %s: ran\n%s", tc.model, out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("--model %s: output does not say %q:\n%s", tc.model, w, out)
+			}
+		}
+	}
+}
