@@ -33,7 +33,7 @@ type restoredRun struct {
 
 func restoreRun(dir string) (*restoredRun, error) {
 	var r restoredRun
-	for name, v := range map[string]any{"config.json": &r.rc, "plan.json": &r.plan} {
+	for name, v := range map[string]any{runConfigFile: &r.rc, runPlanFile: &r.plan} {
 		raw, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			return nil, err

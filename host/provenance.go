@@ -40,7 +40,7 @@ func resolvePlugin(rc *RunConfig, resumeDir, override string) error {
 		rc.PluginBinary, rc.PluginSHA256 = path, sum
 		return nil
 	}
-	config := filepath.Join(resumeDir, "config.json")
+	config := filepath.Join(resumeDir, runConfigFile)
 	want := override
 	if want == "" {
 		want = strings.ToLower(rc.PluginSHA256)
@@ -74,7 +74,7 @@ func (rc RunConfig) identity() (json.RawMessage, error) {
 // started with (plan.json): another binary, or the same one given other
 // hyperparameters, would continue training a different method from the checkpoint.
 func samePlan(dir string, fresh plan.Plan) error {
-	path := filepath.Join(dir, "plan.json")
+	path := filepath.Join(dir, runPlanFile)
 	recorded, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("resume: %v", err)

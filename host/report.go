@@ -67,7 +67,7 @@ type runRecord struct {
 func experimentKey(s Summary, config map[string]any) map[string]string {
 	key := map[string]string{}
 	if config == nil {
-		key["config.json"] = "missing"
+		key[runConfigFile] = "missing"
 	}
 	flatten("", config, key)
 	for k := range key {
@@ -199,7 +199,7 @@ func scalarString(v any) string {
 func collectRuns(root string) ([]*runRecord, error) {
 	var runs []*runRecord
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Name() != "final.json" {
+		if err != nil || d.IsDir() || d.Name() != runFinalFile {
 			return err
 		}
 		raw, err := os.ReadFile(path)
@@ -212,9 +212,9 @@ func collectRuns(root string) ([]*runRecord, error) {
 		}
 		dir := filepath.Dir(path)
 		var config map[string]any
-		if raw, err := os.ReadFile(filepath.Join(dir, "config.json")); err == nil {
+		if raw, err := os.ReadFile(filepath.Join(dir, runConfigFile)); err == nil {
 			if err := json.Unmarshal(raw, &config); err != nil {
-				return fmt.Errorf("%s: %v", filepath.Join(dir, "config.json"), err)
+				return fmt.Errorf("%s: %v", filepath.Join(dir, runConfigFile), err)
 			}
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return err

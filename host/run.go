@@ -408,10 +408,10 @@ func runJob(ctx context.Context, rc RunConfig, meth method, log hclog.Logger, at
 		defer lock.Release()
 	}
 	if !at.Resume {
-		if err := atomicfile.WriteJSON(filepath.Join(dir, "config.json"), rc); err != nil {
+		if err := atomicfile.WriteJSON(filepath.Join(dir, runConfigFile), rc); err != nil {
 			return nil, err
 		}
-		if err := atomicfile.WriteJSON(filepath.Join(dir, "plan.json"), as.plan); err != nil {
+		if err := atomicfile.WriteJSON(filepath.Join(dir, runPlanFile), as.plan); err != nil {
 			return nil, err
 		}
 	} else if err := samePlan(dir, as.plan); err != nil {
@@ -442,7 +442,7 @@ func runJob(ctx context.Context, rc RunConfig, meth method, log hclog.Logger, at
 	s.PluginVersion, s.PluginBinarySHA256, s.HP, s.BackboneSHA256 = meth.Describe().Version, pluginDigest, hp.Raw(), digest
 	s.Movement = res.Movement
 	warnInert(log, res.Movement)
-	if err := atomicfile.WriteJSON(filepath.Join(dir, "final.json"), s); err != nil {
+	if err := atomicfile.WriteJSON(filepath.Join(dir, runFinalFile), s); err != nil {
 		return nil, err
 	}
 	if err := meth.Event("final_metrics", s); err != nil {

@@ -56,6 +56,16 @@ func lockRunDir(dir, command string) (*runlock.Lock, error) {
 	return lock, nil
 }
 
+// The files of a run directory besides train's checkpoint and metrics
+// (train.CheckpointPath, train.MetricsPath).
+const (
+	runConfigFile = "config.json" // the RunConfig the run started with
+	runPlanFile   = "plan.json"   // the resolved plan
+	runFinalFile  = "final.json"  // the summary, written last: a run that has it is finished
+	runFailedFile = "failed.json" // a sweep worker's record of the point's last failure
+	runPointFile  = "point.json"  // the sweep point the directory belongs to
+)
+
 // removeTempFiles deletes the temporaries of host/atomicfile and the safetensors
 // writer that a killed writer left behind.
 func removeTempFiles(dir string) error {
@@ -78,7 +88,7 @@ func hasCheckpoint(dir string) bool { return fileExists(train.CheckpointPath(dir
 
 // readRunConfig reads the configuration a run directory was started with.
 func readRunConfig(dir string) (RunConfig, error) {
-	p := filepath.Join(dir, "config.json")
+	p := filepath.Join(dir, runConfigFile)
 	raw, err := os.ReadFile(p)
 	if err != nil {
 		return RunConfig{}, err

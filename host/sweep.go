@@ -347,7 +347,7 @@ func statusOf(runsDir string, p sweepPoint) pointState {
 	dir := filepath.Join(runsDir, p.ID)
 	st := pointState{Index: p.Index, ID: p.ID, State: "pending"}
 	var fin Summary
-	if raw, err := os.ReadFile(filepath.Join(dir, "final.json")); err == nil && json.Unmarshal(raw, &fin) == nil {
+	if raw, err := os.ReadFile(filepath.Join(dir, runFinalFile)); err == nil && json.Unmarshal(raw, &fin) == nil {
 		st.State, st.Accuracy = "finished", &fin.Accuracy
 		st.Detail = fmt.Sprintf("%s %.2f%% at epoch %d", fin.Metric, fin.Accuracy, fin.Epoch)
 		return st
@@ -361,7 +361,7 @@ func statusOf(runsDir string, p sweepPoint) pointState {
 		return st
 	}
 	var fr failureRecord
-	if raw, err := os.ReadFile(filepath.Join(dir, "failed.json")); err == nil && json.Unmarshal(raw, &fr) == nil {
+	if raw, err := os.ReadFile(filepath.Join(dir, runFailedFile)); err == nil && json.Unmarshal(raw, &fr) == nil {
 		st.State, st.Error, st.Host, st.Since = "failed", lastLine(fr.Error), fr.Host, fr.At
 		return st
 	}

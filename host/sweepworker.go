@@ -92,7 +92,7 @@ func newSweepWorkerCmd() *cobra.Command {
 		}
 		log := newLogger("worker").With("point", p.Index, "run", p.ID)
 		dir := filepath.Join(sp.RunsDir, p.ID)
-		if fileExists(filepath.Join(dir, "final.json")) {
+		if fileExists(filepath.Join(dir, runFinalFile)) {
 			log.Info("finished already")
 			return nil
 		}
@@ -118,7 +118,7 @@ func newSweepWorkerCmd() *cobra.Command {
 				return lifecycle.Stopped(ctx, "while waiting for the point's other writer")
 			case <-time.After(workerPoll):
 			}
-			if fileExists(filepath.Join(dir, "final.json")) {
+			if fileExists(filepath.Join(dir, runFinalFile)) {
 				log.Info("finished by the other process")
 				return nil
 			}
@@ -127,26 +127,26 @@ func newSweepWorkerCmd() *cobra.Command {
 			return err
 		}
 		defer lock.Release()
-		if fileExists(filepath.Join(dir, "final.json")) { // finished between the check and the lock
+		if fileExists(filepath.Join(dir, runFinalFile)) { // finished between the check and the lock
 			log.Info("finished already")
 			return nil
 		}
 		if err := claimPoint(dir, sp, p); err != nil {
 			return err
 		}
-		os.Remove(filepath.Join(dir, "failed.json"))
+		os.Remove(filepath.Join(dir, runFailedFile))
 
 		rc := p.Config
 		at := runAt{Dir: dir, Lock: lock}
 		switch {
-		case fileExists(filepath.Join(dir, "config.json")) && hasCheckpoint(dir):
+		case fileExists(filepath.Join(dir, runConfigFile)) && hasCheckpoint(dir):
 			// The directory's config.json, not the spec's: it holds what --search chose.
 			if rc, err = readRunConfig(dir); err != nil {
 				return err
 			}
 			at.Resume = true
 			log.Info("resuming from the checkpoint of an earlier attempt")
-		case fileExists(filepath.Join(dir, "config.json")):
+		case fileExists(filepath.Join(dir, runConfigFile)):
 			log.Info("an earlier attempt left no checkpoint: starting over")
 		}
 		resumeDir := ""
@@ -176,7 +176,7 @@ func newSweepWorkerCmd() *cobra.Command {
 
 // claimPoint records which point the directory holds, refusing one that holds another.
 func claimPoint(dir string, sp *sweepSpec, p sweepPoint) error {
-	path := filepath.Join(dir, "point.json")
+	path := filepath.Join(dir, runPointFile)
 	if raw, err := os.ReadFile(path); err == nil {
 		var old pointRecord
 		if err := json.Unmarshal(raw, &old); err != nil {
@@ -193,7 +193,7 @@ func claimPoint(dir string, sp *sweepSpec, p sweepPoint) error {
 // recordFailure writes failed.json for `sweep status`, and returns err.
 func recordFailure(dir string, err error) error {
 	host, _ := os.Hostname()
-	if werr := atomicfile.WriteJSON(filepath.Join(dir, "failed.json"), failureRecord{Error: err.Error(), Host: host, PID: os.Getpid(), At: time.Now().UTC()}); werr != nil {
+	if werr := atomicfile.WriteJSON(filepath.Join(dir, runFailedFile), failureRecord{Error: err.Error(), Host: host, PID: os.Getpid(), At: time.Now().UTC()}); werr != nil {
 		return fmt.Errorf("%w (and recording the failure: %v)", err, werr)
 	}
 	return err
