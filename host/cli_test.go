@@ -111,6 +111,8 @@ func TestUsageErrorsExitTwoWithAHint(t *testing.T) {
 		{"run", "--head-init", "ones"},
 		{"run", "--format", "tar"},
 		{"run", "--nesterov=maybe"},
+		{"run", "--plugin", "lora", "--hp", "rnak=4", "--dry-run"}, // exited 1, like a failed run
+		{"run", "--plugin", "lora", "--hp", "r=four", "--dry-run"},
 		{"config", "show", "--schedule", "linear"},
 		{"sweep", "-j", "x"},
 		{"sweep", "-j", "0", "--demo"},
@@ -142,6 +144,21 @@ func TestUsageErrorsExitTwoWithAHint(t *testing.T) {
 		for args, want := range map[string]string{"rnu": "did you mean run?", "data lst": "did you mean list?", "sweep plna": "did you mean sweep plan?"} {
 			if _, stderr, _ := hostRun(t, nil, strings.Fields(args)...); !strings.Contains(stderr, want) {
 				t.Errorf("host %s: %q, want %q", args, stderr, want)
+			}
+		}
+	})
+	t.Run("a bad hyperparameter is named with where it was set", func(t *testing.T) {
+		for _, tc := range []struct {
+			env, args []string
+			want      string
+		}{
+			{nil, []string{"--hp", "rnak=4"}, `--hp: plugin "lora": unknown hyperparameter "rnak" (lora has: r, alpha`},
+			{[]string{"KADAPT_HP__R=four"}, nil, `environment variable KADAPT_HP__R: plugin "lora": hyperparameter "r": "four" is not a valid int`},
+		} {
+			// Without --dry-run: the check comes before the model and data load.
+			_, stderr, code := hostRun(t, tc.env, append([]string{"run", "--plugin", "lora"}, tc.args...)...)
+			if code != 2 || !strings.Contains(stderr, tc.want) || !strings.Contains(stderr, "`host plugins show lora`") {
+				t.Errorf("%v %v: exit %d, stderr:\n%s\nwant exit 2 and %q", tc.env, tc.args, code, stderr, tc.want)
 			}
 		}
 	})

@@ -341,6 +341,7 @@ func loadRunConfig(fs *pflag.FlagSet) (RunConfig, *koanf.Koanf, error) {
 		if err := k.Set("hp."+name, value); err != nil {
 			return RunConfig{}, nil, err
 		}
+		origin["hp."+name] = "--hp"
 	}
 	rc, err := decodeRunConfig(k, func(key string) string { return origin[key] })
 	return rc, k, err

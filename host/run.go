@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -145,6 +147,9 @@ func cmdRun(ctx context.Context, fs *pflag.FlagSet, o runOptions) error {
 		return err
 	}
 	defer meth.Close()
+	if err := checkHyperparameters(rc, meth.Describe()); err != nil {
+		return err
+	}
 	if o.dryRun {
 		return dryRunPlan(rc, meth, o.classes, o.jsonOut)
 	}
@@ -159,6 +164,24 @@ func cmdRun(ctx context.Context, fs *pflag.FlagSet, o runOptions) error {
 	}
 	fmt.Printf("%s on %s (%s): %s %.2f%% at epoch %d (%s)\n", s.Plugin, s.Dataset, s.Backbone, s.Metric, s.Accuracy, s.Epoch, s.Selection)
 	fmt.Printf("trainable_params: %d (head %d)\npe: %.2f\nrun_dir: %s\n", s.TrainableParams, s.HeadParams, s.PE, s.RunDir)
+	return nil
+}
+
+// checkHyperparameters refuses an unknown hyperparameter, or a value of the wrong
+// type, as the usage error it is (a bad flag value), before any weights load, and
+// names where it was set: the plugin checks the same values again, but only after
+// the model and data are loaded, and without knowing the flag, file or variable.
+func checkHyperparameters(rc RunConfig, d plugins.Description) error {
+	for _, name := range slices.Sorted(maps.Keys(rc.HP)) {
+		_, err := plugins.ParseValues(d, map[string]string{name: rc.HP[name]})
+		if err == nil {
+			continue
+		}
+		if rc.setBy != nil && rc.setBy("hp."+name) != "" {
+			err = fmt.Errorf("%s: %w", rc.setBy("hp."+name), err)
+		}
+		return asUsage(fmt.Errorf("%w; `host plugins show %s` lists its hyperparameters", err, d.Name))
+	}
 	return nil
 }
 
