@@ -491,6 +491,15 @@ func TestLoadELEVATER(t *testing.T) {
 	}
 }
 
+// TestLoadELEVATERWithoutItsRoot: a data root that does not exist (a typo, or a
+// dataset not fetched yet) is named as such, with the command that fills it, rather
+// than as ReadDir's "open …: no such file or directory".
+func TestLoadELEVATERWithoutItsRoot(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "data")
+	_, err := LoadELEVATER(root, "cifar-10", TrainSplit)
+	wantErr(t, err, "cifar-10", "the data root "+root+" does not exist", "host data fetch cifar-10 --root "+root)
+}
+
 func TestFolderMatches(t *testing.T) {
 	tests := []struct {
 		folder, name string

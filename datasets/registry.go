@@ -1,7 +1,9 @@
 package datasets
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -241,6 +243,10 @@ func findDatasetDir(root, name string) (string, error) {
 		return exact, nil
 	}
 	entries, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Most often a mistyped root, or a dataset not fetched yet; say which folder.
+		return "", fmt.Errorf("datasets: looking for %s: the data root %s does not exist (`host data fetch %s --root %s` downloads the dataset there)", name, root, name, root)
+	}
 	if err != nil {
 		return "", fmt.Errorf("datasets: looking for %s: %w", name, err)
 	}
