@@ -38,3 +38,19 @@ func TestModelFolderErrorsThroughRun(t *testing.T) {
 		}
 	}
 }
+
+// TestMistypedDatasetThroughRun: a --dataset that is not in the registry is read as
+// an image folder; when there is none either, the error says the name is unknown and
+// offers the nearest ones (it said only "image folder: open …/train: no such file").
+func TestMistypedDatasetThroughRun(t *testing.T) {
+	root := t.TempDir()
+	out, err := host(t, t.TempDir(), "run", "--plugin", "linearprobe", "--dataset", "cifar10", "--data-root", root, "--epochs", "1")
+	if err == nil {
+		t.Fatalf("ran:\n%s", out)
+	}
+	for _, w := range []string{`unknown dataset "cifar10"`, "did you mean cifar-10", "there is no " + filepath.Join(root, "train")} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output does not say %q:\n%s", w, out)
+		}
+	}
+}

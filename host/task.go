@@ -3,8 +3,10 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -90,9 +92,10 @@ func buildTask(rc RunConfig, m *backbones.Model, log hclog.Logger) (train.Task, 
 	metric := metrics.NameAccuracy
 	var err error
 	format := dc.Format
+	var unknown error // why an automatic format took the dataset for an image folder
 	if format == "auto" || format == "" {
 		format = "elevater"
-		if _, lerr := datasets.Lookup(dc.Dataset); lerr != nil {
+		if _, unknown = datasets.Lookup(dc.Dataset); unknown != nil {
 			format = "imagefolder"
 		}
 	}
@@ -118,6 +121,10 @@ func buildTask(rc RunConfig, m *backbones.Model, log hclog.Logger) (train.Task, 
 			root = dc.Dataset
 		}
 		if trainDS, err = datasets.LoadImageFolder(filepath.Join(root, "train")); err != nil {
+			if unknown != nil && errors.Is(err, fs.ErrNotExist) {
+				// Most often a mistyped registry name: say so, with the nearest names.
+				return train.Task{}, nil, fmt.Errorf("%w (nor is it an image folder: there is no %s)", unknown, filepath.Join(root, "train"))
+			}
 			return train.Task{}, nil, err
 		}
 		if testDS, err = datasets.LoadImageFolder(filepath.Join(root, "test")); err != nil {
