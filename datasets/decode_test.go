@@ -1,16 +1,13 @@
 package datasets
 
 import (
-	"bytes"
 	"image"
 	"image/color"
-	"image/gif"
-	"image/png"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/kadapt/kadapt/backbones/preprocess"
+	"github.com/kadapt/kadapt/backbones/preprocess/preprocesstest"
 )
 
 // TestImageDecodesLikePIL: training reads images through Dataset.Image and must
@@ -23,22 +20,8 @@ import (
 // convert("RGB") gives (the palette colour of the transparent index, the frame
 // placed on the logical screen).
 func TestImageDecodesLikePIL(t *testing.T) {
-	fixtures := filepath.Join("..", "backbones", "preprocess", "testdata", "webp")
-	webpData, err := os.ReadFile(filepath.Join(fixtures, "ihc61x45.webp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	refFile, err := os.Open(filepath.Join(fixtures, "ihc61x45.dwebp.png"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	webpRef, err := png.Decode(refFile)
-	refFile.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	gifData, gifRef := transparentGIF(t)
+	webpData, webpRef := preprocesstest.LossyWebP(t)
+	gifData, gifRef := preprocesstest.TransparentGIF(t)
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "a.webp"), webpData)
 	writeFile(t, filepath.Join(dir, "b.gif"), gifData)
@@ -73,40 +56,4 @@ func TestImageDecodesLikePIL(t *testing.T) {
 			t.Errorf("%s: %d of %d pixels differ from PIL's decoding", d.Samples[i].Source, bad, want.Bounds().Dx()*want.Bounds().Dy())
 		}
 	}
-}
-
-// transparentGIF is a 6×4 GIF whose 3×2 frame sits at (2,1) and whose palette
-// entry 1, the transparent one, is (200,100,50); it returns the file and the RGB
-// image PIL's convert("RGB") makes of it.
-func transparentGIF(t *testing.T) ([]byte, image.Image) {
-	t.Helper()
-	pal := color.Palette{color.RGBA{10, 20, 30, 255}, color.RGBA{200, 100, 50, 0}, color.RGBA{0, 255, 0, 255}}
-	frame := image.NewPaletted(image.Rect(2, 1, 5, 3), pal)
-	for i := range frame.Pix {
-		frame.Pix[i] = uint8(i % 3)
-	}
-	var b bytes.Buffer
-	if err := gif.EncodeAll(&b, &gif.GIF{Image: []*image.Paletted{frame}, Delay: []int{0},
-		Config: image.Config{ColorModel: pal, Width: 6, Height: 4}}); err != nil {
-		t.Fatal(err)
-	}
-	data := b.Bytes()
-	// Go's encoder blanks the transparent entry; other encoders keep its colour in
-	// the global colour table, which starts at byte 13.
-	if data[10]&0x80 == 0 {
-		t.Fatal("encoder wrote no global colour table")
-	}
-	copy(data[13+3:], []byte{200, 100, 50})
-	want := image.NewRGBA(image.Rect(0, 0, 6, 4))
-	colours := []color.RGBA{{10, 20, 30, 255}, {200, 100, 50, 255}, {0, 255, 0, 255}}
-	for y := range 4 {
-		for x := range 6 {
-			c := colours[1] // the screen outside the frame: the transparent index
-			if (image.Point{x, y}).In(frame.Rect) {
-				c = colours[frame.ColorIndexAt(x, y)]
-			}
-			want.SetRGBA(x, y, c)
-		}
-	}
-	return data, want
 }

@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
+
+	"github.com/kadapt/kadapt/backbones/preprocess/preprocesstest"
 )
 
 // readRefPNG loads a reference decode stored as PNG.
@@ -209,50 +211,21 @@ func TestDecodeFormats(t *testing.T) {
 // logical screen is placed on it, the rest filled with the transparent
 // index (or index 0 without transparency).
 func TestDecodeGIFLikePIL(t *testing.T) {
-	pal := color.Palette{
-		color.RGBA{10, 20, 30, 255},
-		color.RGBA{200, 100, 50, 0}, // transparent; Go's encoder writes it as 0,0,0
-		color.RGBA{0, 255, 0, 255},
-	}
-	frame := image.NewPaletted(image.Rect(2, 1, 5, 3), pal)
-	for i := range frame.Pix {
-		frame.Pix[i] = uint8(i % 3)
-	}
-	var b bytes.Buffer
-	err := gif.EncodeAll(&b, &gif.GIF{
-		Image:  []*image.Paletted{frame},
-		Delay:  []int{0},
-		Config: image.Config{ColorModel: pal, Width: 6, Height: 4},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := b.Bytes()
-	// Put the transparent entry's real colour back into the global colour
-	// table (it starts at byte 13), as other encoders keep it.
-	if data[10]&0x80 == 0 {
-		t.Fatal("encoder wrote no global colour table")
-	}
-	copy(data[13+3:], []byte{200, 100, 50})
-
+	data, want := preprocesstest.TransparentGIF(t)
 	img, err := DecodeBytes(data, "t.gif")
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := img.(*RGB)
-	if got.Rect != image.Rect(0, 0, 6, 4) {
-		t.Fatalf("bounds %v, want the 6x4 logical screen", got.Rect)
+	if got.Rect != want.Bounds() {
+		t.Fatalf("bounds %v, want the %v logical screen", got.Rect, want.Bounds())
 	}
-	colors := [][3]uint8{{10, 20, 30}, {200, 100, 50}, {0, 255, 0}}
-	for y := range 4 {
-		for x := range 6 {
-			want := colors[1] // outside the frame: the transparent index
-			if (image.Point{x, y}).In(frame.Rect) {
-				want = colors[frame.ColorIndexAt(x, y)]
-			}
+	for y := range got.Rect.Dy() {
+		for x := range got.Rect.Dx() {
+			r, g, b, _ := want.At(x, y).RGBA()
 			o := got.PixOffset(x, y)
-			if g := [3]uint8(got.Pix[o : o+3]); g != want {
-				t.Errorf("(%d,%d) = %v, want %v", x, y, g, want)
+			if w := [3]uint8{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8)}; [3]uint8(got.Pix[o:o+3]) != w {
+				t.Errorf("(%d,%d) = %v, want %v", x, y, got.Pix[o:o+3], w)
 			}
 		}
 	}

@@ -4,8 +4,6 @@ import (
 	"archive/zip"
 	"bytes"
 	"image"
-	"image/color"
-	"image/gif"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -14,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/kadapt/kadapt/backbones/preprocess"
+	"github.com/kadapt/kadapt/backbones/preprocess/preprocesstest"
 	"github.com/kadapt/kadapt/datasets"
 )
 
@@ -26,21 +25,8 @@ import (
 // with the frame placed on its logical screen. Training decoded with image.Decode
 // until both went through one decoder, and differed on both files.
 func TestTrainingAndEmbeddingSeeTheSamePixels(t *testing.T) {
-	fixtures := filepath.Join("..", "..", "backbones", "preprocess", "testdata", "webp")
-	webpData, err := os.ReadFile(filepath.Join(fixtures, "ihc61x45.webp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(filepath.Join(fixtures, "ihc61x45.dwebp.png"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	webpRef, err := png.Decode(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	gifData, gifRef := transparentGIF(t)
+	webpData, webpRef := preprocesstest.LossyWebP(t)
+	gifData, gifRef := preprocesstest.TransparentGIF(t)
 
 	dir := t.TempDir()
 	write := func(name string, b []byte) string {
@@ -92,39 +78,6 @@ func TestTrainingAndEmbeddingSeeTheSamePixels(t *testing.T) {
 			t.Errorf("labels %v", labels)
 		}
 	}
-}
-
-// transparentGIF is a 6×4 GIF whose 3×2 frame sits at (2,1) and whose palette
-// entry 1, the transparent one, is (200,100,50); it returns the file and the RGB
-// image PIL's convert("RGB") makes of it.
-func transparentGIF(t *testing.T) ([]byte, image.Image) {
-	t.Helper()
-	pal := color.Palette{color.RGBA{10, 20, 30, 255}, color.RGBA{200, 100, 50, 0}, color.RGBA{0, 255, 0, 255}}
-	frame := image.NewPaletted(image.Rect(2, 1, 5, 3), pal)
-	for i := range frame.Pix {
-		frame.Pix[i] = uint8(i % 3)
-	}
-	var b bytes.Buffer
-	if err := gif.EncodeAll(&b, &gif.GIF{Image: []*image.Paletted{frame}, Delay: []int{0},
-		Config: image.Config{ColorModel: pal, Width: 6, Height: 4}}); err != nil {
-		t.Fatal(err)
-	}
-	data := b.Bytes()
-	// Go's encoder blanks the transparent entry; other encoders keep its colour in
-	// the global colour table, which starts at byte 13.
-	copy(data[13+3:], []byte{200, 100, 50})
-	want := image.NewRGBA(image.Rect(0, 0, 6, 4))
-	colours := []color.RGBA{{10, 20, 30, 255}, {200, 100, 50, 255}, {0, 255, 0, 255}}
-	for y := range 4 {
-		for x := range 6 {
-			c := colours[1] // the screen outside the frame: the transparent index
-			if (image.Point{x, y}).In(frame.Rect) {
-				c = colours[frame.ColorIndexAt(x, y)]
-			}
-			want.SetRGBA(x, y, c)
-		}
-	}
-	return data, want
 }
 
 func zipFiles(t *testing.T, w *bytes.Buffer, files map[string][]byte) {
