@@ -35,12 +35,20 @@ func recorder(got *allTypes) plan.Method[allTypes] {
 		}}
 }
 
-func TestTypedDescription(t *testing.T) {
-	var got allTypes
-	m, err := NewMethod(recorder(&got))
+// newRecorder serves recorder as the SDK does and returns where its Plan records the
+// Config it was given.
+func newRecorder(t *testing.T) (Method, *allTypes) {
+	t.Helper()
+	got := new(allTypes)
+	m, err := NewMethod(recorder(got))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m, got
+}
+
+func TestTypedDescription(t *testing.T) {
+	m, _ := newRecorder(t)
 	want := Description{Name: "rec", Version: "3", Summary: "records its config", Hyperparameters: []Hyperparameter{
 		{Name: "rank", Type: "int", Default: "4", Help: "the rank"},
 		{Name: "scale", Type: "float", Default: "0.02", Help: "a scale"},
@@ -62,11 +70,7 @@ func TestTypedDescription(t *testing.T) {
 // Values a user sets arrive in the Config as the types they name; unset ones are the
 // defaults, from the tags or from Method.Default.
 func TestTypedValuesRoundTrip(t *testing.T) {
-	var got allTypes
-	m, err := NewMethod(recorder(&got))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, got := newRecorder(t)
 	for _, tc := range []struct {
 		raw  map[string]string
 		want allTypes
@@ -80,13 +84,13 @@ func TestTypedValuesRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got = allTypes{}
+		*got = allTypes{}
 		p, err := m.Plan(tiny, hp)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("%v: config %#v, want %#v", tc.raw, got, tc.want)
+		if !reflect.DeepEqual(*got, tc.want) {
+			t.Errorf("%v: config %#v, want %#v", tc.raw, *got, tc.want)
 		}
 		if p.Method != "rec" || p.Version != "3" {
 			t.Errorf("plan names %q %q, want the method's name and version", p.Method, p.Version)
@@ -98,11 +102,7 @@ func TestTypedValuesRoundTrip(t *testing.T) {
 // host (ParseValues) or the plugin (Plan, given values checked against another
 // description) finds them.
 func TestTypedBadValuesNameTheHyperparameter(t *testing.T) {
-	var got allTypes
-	m, err := NewMethod(recorder(&got))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, _ := newRecorder(t)
 	for _, tc := range []struct {
 		raw  map[string]string
 		want string
@@ -272,11 +272,7 @@ func TestTypedPlanMustNameItsMethod(t *testing.T) {
 
 // The typed method travels over the same gRPC service as a hand-written one.
 func TestTypedOverGRPC(t *testing.T) {
-	var got allTypes
-	m, err := NewMethod(recorder(&got))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, got := newRecorder(t)
 	client, _ := goplugin.TestPluginGRPCConn(t, false, map[string]goplugin.Plugin{pluginName: &GRPCPlugin{Impl: m}})
 	defer client.Close()
 	raw, err := client.Dispense(pluginName)
@@ -296,7 +292,7 @@ func TestTypedOverGRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.Rank != 2 || !reflect.DeepEqual(got.Targets, []string{"k"}) || p.Method != "rec" {
-		t.Fatalf("config %+v, plan %+v", got, p)
+		t.Fatalf("config %+v, plan %+v", *got, p)
 	}
 	if _, err := g.plan(context.Background(), tiny, map[string]string{"rank": "two"}); err == nil || !strings.Contains(err.Error(), `hyperparameter "rank": "two" is not a valid int`) {
 		t.Fatalf("bad value over gRPC: %v", err)
