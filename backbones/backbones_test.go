@@ -427,3 +427,32 @@ func TestTextTowerBackward(t *testing.T) {
 	}
 	tp.Reset()
 }
+
+// TestActivationNames maps Hugging Face's hidden_act names to the backbone's ops and
+// refuses GELU's approximations rather than serving them as the exact GELU, from which
+// they differ by up to 5e-4 per activation.
+func TestActivationNames(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want core.UnaryOp
+		ok   bool
+	}{
+		{"quick_gelu", core.QuickGELU, true},
+		{"gelu", core.GELU, true},
+		{"GELU", core.GELU, true},
+		{"relu", core.ReLU, true},
+		{"silu", core.SiLU, true},
+		{"gelu_new", 0, false},
+		{"gelu_pytorch_tanh", 0, false},
+		{"gelu_fast", 0, false},
+		{"tanh", 0, false},
+	} {
+		got, err := activation(tc.name)
+		if tc.ok && (err != nil || got != tc.want) {
+			t.Errorf("activation(%q) = %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+		if !tc.ok && (err == nil || !strings.Contains(err.Error(), tc.name)) {
+			t.Errorf("activation(%q) = %v, %v; want an error naming it", tc.name, got, err)
+		}
+	}
+}

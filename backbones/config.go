@@ -162,14 +162,18 @@ func activation(name string) (core.UnaryOp, error) {
 	switch strings.ToLower(name) {
 	case "quick_gelu", "quickgelu":
 		return core.QuickGELU, nil
-	case "gelu", "gelu_new", "gelu_pytorch_tanh_exact":
+	case "gelu", "gelu_python":
 		return core.GELU, nil
 	case "relu":
 		return core.ReLU, nil
 	case "silu", "swish":
 		return core.SiLU, nil
+	case "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_accurate":
+		// Approximations of GELU that differ from the exact one by up to 5e-4 per
+		// activation: serving them as exact GELU would quietly change the model.
+		return 0, fmt.Errorf("activation %q approximates GELU, which kadapt does not implement (it has gelu, quick_gelu, relu and silu)", name)
 	}
-	return 0, fmt.Errorf("unsupported activation %q", name)
+	return 0, fmt.Errorf("unsupported activation %q (kadapt has gelu, quick_gelu, relu and silu)", name)
 }
 
 // CLIPLayerNormEps is the eps of every LayerNorm in CLIP's towers (OpenAI's code and
