@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -63,7 +64,27 @@ func Find(name string, dirs []string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("no plugin %q (a file %s%s) in %s (build them with `make build`, or set KADAPT_PLUGIN_PATH)", name, FilePrefix, name, strings.Join(dirs, ", "))
+	there := "none"
+	if names := pluginNames(dirs); len(names) > 0 {
+		there = strings.Join(names, ", ")
+	}
+	return "", fmt.Errorf("no plugin %q (a file %s%s) in %s; plugins there: %s (build them with `make build`, or set KADAPT_PLUGIN_PATH)", name, FilePrefix, name, strings.Join(dirs, ", "), there)
+}
+
+// pluginNames lists, sorted and once each, the plugins in dirs by their file names
+// alone (none is run): what a mistyped --plugin could have meant.
+func pluginNames(dirs []string) []string {
+	var names []string
+	for _, d := range dirs {
+		entries, _ := os.ReadDir(d) // a search-path folder that does not exist holds none
+		for _, e := range entries {
+			if n, ok := strings.CutPrefix(e.Name(), FilePrefix); ok && n != "" && isPlugin(filepath.Join(d, e.Name())) {
+				names = append(names, n)
+			}
+		}
+	}
+	sort.Strings(names)
+	return slices.Compact(names)
 }
 
 // Discover lists the plugins in dirs (files named FilePrefix+NAME). A description

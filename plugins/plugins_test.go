@@ -217,8 +217,13 @@ func TestRealPluginProcess(t *testing.T) {
 		if err != nil || p != bin {
 			t.Fatalf("Find: %q %v", p, err)
 		}
-		if _, err := Find("nothing", []string{dir}); err == nil || !strings.Contains(err.Error(), "kadapt-plugin-nothing") {
+		// A mistyped name is told the plugins there are, by file name, each once.
+		if _, err := Find("nothing", []string{dir, dir}); err == nil || !strings.Contains(err.Error(), "kadapt-plugin-nothing") ||
+			!strings.Contains(err.Error(), "; plugins there: testplugin (build") {
 			t.Fatalf("Find of a missing plugin: %v", err)
+		}
+		if _, err := Find("nothing", []string{t.TempDir()}); err == nil || !strings.Contains(err.Error(), "plugins there: none") {
+			t.Fatalf("Find in an empty folder: %v", err)
 		}
 	})
 }
