@@ -54,3 +54,24 @@ func TestMistypedDatasetThroughRun(t *testing.T) {
 		}
 	}
 }
+
+// TestNotARunDirectory: export and run --resume given a path that is no run directory
+// say so (they said "open DIR/config.json: no such file or directory", or stat's
+// error).
+func TestNotARunDirectory(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "runs", "x")
+	empty := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"export", missing, "--out", t.TempDir()}, missing + ": no such run directory"},
+		{[]string{"export", empty, "--out", t.TempDir()}, empty + " is not a run directory: it has no config.json"},
+		{[]string{"run", "--resume", missing}, "--resume: " + missing + ": no such run directory"},
+		{[]string{"run", "--resume", empty}, "--resume: " + empty + " is not a run directory"},
+	} {
+		if out, err := host(t, t.TempDir(), tc.args...); err == nil || !strings.Contains(out, tc.want) {
+			t.Errorf("host %v: %v\n%s\nwant it to say %q", tc.args, err, out, tc.want)
+		}
+	}
+}

@@ -118,6 +118,9 @@ func export(o exportOptions, args []string) error {
 	if len(args) != 1 || o.out == "" {
 		return usageErr("want RUN_DIR and --out")
 	}
+	if err := checkRunDir(args[0]); err != nil {
+		return err
+	}
 	r, err := restoreRun(args[0])
 	if err != nil {
 		return err

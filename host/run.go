@@ -116,6 +116,9 @@ func cmdRun(ctx context.Context, fs *pflag.FlagSet, o runOptions) error {
 		if err := resumeFlagsIgnored(fs); err != nil {
 			return err
 		}
+		if err := checkRunDir(o.resume); err != nil {
+			return fmt.Errorf("--resume: %w", err)
+		}
 		lock, err := lockRunDir(o.resume, "host run --resume")
 		if err != nil {
 			return fmt.Errorf("--resume: %w", err)

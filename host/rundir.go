@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,6 +87,24 @@ func removeTempFiles(dir string) error {
 }
 
 func hasCheckpoint(dir string) bool { return fileExists(train.CheckpointPath(dir)) }
+
+// checkRunDir says what is wrong with a path given as a run directory that is none (a
+// mistyped path, or a folder that host run did not make), where reading its files
+// would say only "open DIR/config.json: no such file or directory".
+func checkRunDir(dir string) error {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s: no such run directory", dir)
+	case err != nil:
+		return err
+	case !st.IsDir():
+		return fmt.Errorf("%s is a file, not a run directory", dir)
+	case !fileExists(filepath.Join(dir, runConfigFile)):
+		return fmt.Errorf("%s is not a run directory: it has no %s, which host run writes as it starts", dir, runConfigFile)
+	}
+	return nil
+}
 
 // readRunConfig reads the configuration a run directory was started with.
 func readRunConfig(dir string) (RunConfig, error) {
