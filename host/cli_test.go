@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -82,6 +84,20 @@ func TestEveryCommandsHelpGoesToStdoutAndExitsZero(t *testing.T) {
 					t.Fatalf("stdout has no usage of %s:\n%s", name, stdout)
 				}
 			})
+		}
+	}
+}
+
+// TestOneLineHelpIsLowerCase: every command's one-line help, cobra's completion
+// commands' included, reads the same way in a command list.
+func TestOneLineHelpIsLowerCase(t *testing.T) {
+	for _, path := range commandPaths() {
+		c, _, err := newRootCmd().Find(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := utf8.DecodeRuneInString(c.Short); c.Short == "" || unicode.IsUpper(r) {
+			t.Errorf("host %s: one-line help %q is empty or starts with a capital", strings.Join(path, " "), c.Short)
 		}
 	}
 }

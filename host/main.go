@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -124,6 +126,11 @@ adaptation method is a plugin binary (host plugins lists them).`,
 	root.InitDefaultCompletionCmd() // now, not at Execute, so that settle reaches it
 	var settle func(c *cobra.Command)
 	settle = func(c *cobra.Command) {
+		// cobra's completion commands start their one-line help with a capital, and
+		// stood out in `host --help` among ours.
+		if r, n := utf8.DecodeRuneInString(c.Short); n > 0 {
+			c.Short = string(unicode.ToLower(r)) + c.Short[n:]
+		}
 		c.Flags().SortFlags = false // in declaration order: related flags stay together
 		completeCommonFlags(c)
 		c.SuggestionsMinimumDistance = 2         // cobra's default, which SuggestionsFor does not apply itself
