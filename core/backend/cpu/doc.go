@@ -31,7 +31,8 @@
 // may write it bumps (only MatMul's operands and Download read without bumping), and a
 // copy is made at the second use at one version and dropped at the first use after a
 // write, or when the buffer is released. Trainable weights, written by the optimizer
-// between steps, are never copied. The copies are bounded by packCacheLimit (2 GiB);
+// between steps, are never copied. The copies are bounded by packCacheLimit (2 GiB;
+// KADAPT_CPU_PACK_CACHE_MIB sets it, 0 turns the copies off);
 // a frozen ViT-B/32 backbone takes about 0.7 GiB.
 //
 // A batched product whose operands are [batch, m, k] × [k, n] with a shared right-hand

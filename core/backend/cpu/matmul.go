@@ -2,7 +2,9 @@ package cpu
 
 import (
 	"fmt"
+	"os"
 	"runtime"
+	"strconv"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
@@ -161,8 +163,21 @@ func (g gemmBatch) run(lo, hi int) {
 
 // packCacheLimit bounds the memory a backend spends on packed weights. A frozen
 // ViT-B/32 backbone needs about 0.7 GiB (its linear weights packed once for x·Wᵀ and
-// once for the backward pass's dy·W).
-var packCacheLimit int64 = 2 << 30
+// once for the backward pass's dy·W). KADAPT_CPU_PACK_CACHE_MIB sets it, for a
+// machine short of memory (0 turns the copies off) and for measuring what they buy.
+var packCacheLimit = packCacheLimitFromEnv(os.Getenv("KADAPT_CPU_PACK_CACHE_MIB"), 2<<30)
+
+func packCacheLimitFromEnv(mib string, def int64) int64 {
+	if mib == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(mib, 10, 64)
+	if err != nil || n < 0 || n > 1<<40 {
+		fmt.Fprintf(os.Stderr, "KADAPT_CPU_PACK_CACHE_MIB: %q is not a size in MiB (0 or more); using %d MiB\n", mib, def>>20)
+		return def
+	}
+	return n << 20
+}
 
 // packEntry is what a buffer remembers of its last use as a shared right-hand operand
 // in one orientation: the shape and version it was seen at and, once it has been seen

@@ -293,3 +293,19 @@ func TestMatMulPackedWeightsConcurrent(t *testing.T) {
 		closeTo(t, fmt.Sprintf("goroutine %d", g), got[g], want, 1e-4, 1e-4)
 	}
 }
+
+// TestPackCacheLimitFromEnv reads KADAPT_CPU_PACK_CACHE_MIB: a size in MiB, 0 turning
+// the packed copies off; anything else keeps the default.
+func TestPackCacheLimitFromEnv(t *testing.T) {
+	const def = 2 << 30
+	for _, tc := range []struct {
+		env  string
+		want int64
+	}{
+		{"", def}, {"0", 0}, {"512", 512 << 20}, {"-1", def}, {"lots", def}, {"1.5", def},
+	} {
+		if got := packCacheLimitFromEnv(tc.env, def); got != tc.want {
+			t.Errorf("KADAPT_CPU_PACK_CACHE_MIB=%q: limit %d, want %d", tc.env, got, tc.want)
+		}
+	}
+}
