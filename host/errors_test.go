@@ -75,3 +75,27 @@ func TestNotARunDirectory(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepChecksPluginsFirst: a sweep whose spec names a plugin that is not there,
+// or a hyperparameter its plugin does not have, fails before any worker starts (each
+// point's worker failed in turn, after loading its model), naming the point.
+func TestSweepChecksPluginsFirst(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+		code int
+	}{
+		{[]string{"--plugins", "lorax"}, `point 0 (lorax-mnist-demo-s0-`, 1},
+		{[]string{"--plugins", "lora", "--", "--hp", "rnak=3"}, `unknown hyperparameter "rnak"`, 2},
+	} {
+		runs := filepath.Join(t.TempDir(), "runs")
+		args := append([]string{"sweep", "--datasets", "mnist-demo", "--seeds", "0", "--runs-dir", runs}, tc.args...)
+		_, stderr, code := hostRun(t, nil, args...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) {
+			t.Errorf("host %v: exit %d, stderr:\n%s\nwant exit %d and %q", args, code, stderr, tc.code, tc.want)
+		}
+		if entries, _ := os.ReadDir(runs); len(entries) > 0 {
+			t.Errorf("host %v left %d entries in the runs directory", args, len(entries))
+		}
+	}
+}

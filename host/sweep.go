@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
@@ -26,6 +27,7 @@ import (
 	"github.com/kadapt/kadapt/host/lifecycle"
 	"github.com/kadapt/kadapt/host/runlock"
 	"github.com/kadapt/kadapt/host/train"
+	"github.com/kadapt/kadapt/plugins"
 )
 
 func init() {
@@ -452,12 +454,39 @@ func printSweepStatus(sp *sweepSpec, pts []sweepPoint, jsonOut bool) error {
 // as a `host sweep worker` child on the frozen spec: the same claim, resume and
 // failure record as on a cluster, so a local sweep and cluster workers can share a
 // runs directory.
+// checkPlugins finds each point's plugin and checks the point's hyperparameters
+// against its description before any worker starts, each plugin started once: a
+// mistyped plugin or hyperparameter in the spec would otherwise fail every point
+// that uses it, one worker after another, each after loading its model.
+func checkPlugins(sp *sweepSpec, pts []sweepPoint, log hclog.Logger) error {
+	described := map[string]plugins.Description{} // by what resolves the plugin
+	for _, p := range pts {
+		rc := p.Config
+		key := strings.Join([]string{rc.Plugin, rc.PluginPath, rc.PluginSHA256}, "\x00")
+		d, ok := described[key]
+		if !ok {
+			m, err := func() (method, error) {
+				if err := resolvePlugin(&rc, "", ""); err != nil {
+					return nil, err
+				}
+				return openMethod(rc, log)
+			}()
+			if err != nil {
+				return fmt.Errorf("%s: point %d (%s): %w", sp.Source, p.Index, p.ID, err)
+			}
+			d = m.Describe()
+			m.Close()
+			described[key] = d
+		}
+		if err := checkHyperparameters(rc, d); err != nil {
+			return fmt.Errorf("%s: point %d (%s): %w", sp.Source, p.Index, p.ID, err)
+		}
+	}
+	return nil
+}
+
 func runLocal(ctx context.Context, sp *sweepSpec, jobs int) error {
 	pts, err := sp.plan()
-	if err != nil {
-		return err
-	}
-	frozen, err := freeze(sp)
 	if err != nil {
 		return err
 	}
@@ -476,6 +505,13 @@ func runLocal(ctx context.Context, sp *sweepSpec, jobs int) error {
 		default:
 			todo = append(todo, p)
 		}
+	}
+	if err := checkPlugins(sp, todo, log); err != nil {
+		return err
+	}
+	frozen, err := freeze(sp)
+	if err != nil {
+		return err
 	}
 	// One task for the sweep (its ETA from the points handled so far) and, while a
 	// point runs, one for it, fed by its worker's progress events.
