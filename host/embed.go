@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kadapt/kadapt/backbones"
 	"github.com/kadapt/kadapt/backbones/safetensors"
@@ -31,6 +32,12 @@ func addModelFlags(fs interface {
 	fs.StringVar(&mf.preset, "backbone", "", "architecture preset for a bare .safetensors file ("+presetNames()+")")
 	fs.StringVar(&mf.adapter, "adapter", "", "a peft LoRA adapter folder to apply")
 	fs.StringVar(&mf.device, "device", "cpu", deviceHelp)
+}
+
+// addImagesFlag declares --images alike for preprocess, embed and zeroshot, which
+// also take the files as arguments.
+func addImagesFlag(fs *pflag.FlagSet, images *[]string) {
+	fs.StringSliceVar(images, "images", nil, "image files (JPEG, PNG, GIF, BMP, TIFF, WebP), comma-separated; also taken as arguments")
 }
 
 func (mf *modelFlags) open(withText bool) (core.Backend, *backbones.Model, error) {
@@ -69,7 +76,7 @@ func newPreprocessCmd() *cobra.Command {
 	var o preprocessOptions
 	var mf modelFlags
 	addModelFlags(fs, &mf)
-	fs.StringSliceVar(&o.images, "images", nil, "image files (JPEG, PNG, GIF, BMP, TIFF, WebP)")
+	addImagesFlag(fs, &o.images)
 	fs.StringVar(&o.out, "out", "", "output .safetensors file")
 	cmd.RunE = func(_ *cobra.Command, args []string) error {
 		return preprocessImages(mf, o, args)
@@ -119,7 +126,7 @@ func newEmbedCmd() *cobra.Command {
 	var o embedOptions
 	var mf modelFlags
 	addModelFlags(fs, &mf)
-	fs.StringSliceVar(&o.images, "images", nil, "image files")
+	addImagesFlag(fs, &o.images)
 	fs.StringVar(&o.pixels, "pixels", "", "a .safetensors file with pixel_values [N,3,H,W], already preprocessed")
 	fs.StringVar(&o.out, "out", "", "output .safetensors file")
 	fs.IntVar(&o.batch, "batch", 32, "images per forward pass")

@@ -46,7 +46,7 @@ func newZeroshotCmd() *cobra.Command {
 	var mf modelFlags
 	addModelFlags(fs, &mf)
 	fs.StringVar(&o.classes, "classes", "", "comma-separated class names")
-	fs.StringSliceVar(&o.images, "images", nil, "image files")
+	addImagesFlag(fs, &o.images)
 	fs.StringArrayVar(&o.templates, "template", nil, `prompt template with {} for the class (repeatable; default: kadapt's generic set, "a photo of a {}." and seven more)`)
 	fs.IntVar(&o.top, "top", 3, "classes to print per image")
 	fs.BoolVar(&o.jsonOut, "json", false, "print each image's top classes and probabilities as one JSON array")
