@@ -127,6 +127,8 @@ func TestUsageErrorsExitTwoWithAHint(t *testing.T) {
 		{"run", "--head-init", "ones"},
 		{"run", "--format", "tar"},
 		{"run", "--nesterov=maybe"},
+		{"run", "--shots", "-1"}, // ran on the whole training split
+		{"run", "--val-fraction", "1"},
 		{"run", "--plugin", "lora", "--hp", "rnak=4", "--dry-run"}, // exited 1, like a failed run
 		{"run", "--plugin", "lora", "--hp", "r=four", "--dry-run"},
 		{"config", "show", "--schedule", "linear"},

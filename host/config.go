@@ -432,10 +432,25 @@ func decodeChecked(k *koanf.Koanf) (RunConfig, error) {
 	if err := rc.Train.Validate(); err != nil {
 		return RunConfig{}, asUsage(err)
 	}
+	if err := rc.Data.validate(); err != nil {
+		return RunConfig{}, asUsage(err)
+	}
 	if err := checkRunID(rc.RunID); err != nil {
 		return RunConfig{}, err
 	}
 	return rc, nil
+}
+
+// validate refuses the counts and shares no run can use (a negative --shots started
+// a run on the whole training split).
+func (d DataConfig) validate() error {
+	switch {
+	case d.Shots < 0:
+		return fmt.Errorf("data.shots must be 0 (the whole training split) or more, got %d", d.Shots)
+	case d.ValFraction < 0 || d.ValFraction >= 1:
+		return fmt.Errorf("data.val_fraction must be at least 0 and below 1, got %v", d.ValFraction)
+	}
+	return nil
 }
 
 // resolveAuto settles the settings whose default depends on the dataset, so config.json
