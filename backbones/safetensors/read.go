@@ -117,8 +117,10 @@ func (f *File) parse() error {
 func (f *File) parseHeader() error {
 	n := binary.LittleEndian.Uint64(f.buf)
 	avail := uint64(len(f.buf) - 8)
+	// The first eight bytes of any other file (a PyTorch zip, a pickle) read as an
+	// absurd length, or as a header that is not JSON: say what the file is not.
 	if n > MaxHeaderSize {
-		return f.errorf("header length %d exceeds the %d-byte limit", n, MaxHeaderSize)
+		return f.errorf("not a safetensors file: header length %d exceeds the %d-byte limit", n, MaxHeaderSize)
 	}
 	if n > avail {
 		return f.errorf("header length %d exceeds the %d bytes after the length prefix", n, avail)
@@ -126,10 +128,10 @@ func (f *File) parseHeader() error {
 	header := f.buf[8 : 8+n]
 	f.data = f.buf[8+n:]
 	if !utf8.Valid(header) {
-		return f.errorf("header is not valid UTF-8")
+		return f.errorf("not a safetensors file: header is not valid UTF-8")
 	}
 	if len(header) == 0 || header[0] != '{' {
-		return f.errorf("header does not start with '{'")
+		return f.errorf("not a safetensors file: header does not start with '{'")
 	}
 
 	dec := json.NewDecoder(bytes.NewReader(header))
