@@ -36,12 +36,12 @@ func TestTrainableCountsMatchThePaper(t *testing.T) {
 		plan func() (plan.Plan, error)
 		want int64
 	}{
-		{"kadaptation", func() (plan.Plan, error) { return kadaptation.Plan(bb, kadaptation.Default()) }, 50176},
-		{"adapter", func() (plan.Plan, error) { return adapter.Plan(bb, adapter.Default()) }, 1208064},
-		{"lora", func() (plan.Plan, error) { return lora.Plan(bb, lora.Default()) }, 147456},
-		{"compacter", func() (plan.Plan, error) { return compacter.Plan(bb, compacter.Default()) }, 48384},
-		{"finetune", func() (plan.Plan, error) { return finetune.Plan(bb, finetune.Config{}) }, 87849216},
-		{"linearprobe", func() (plan.Plan, error) { return linearprobe.Plan(bb, linearprobe.Config{}) }, 0},
+		{"kadaptation", func() (plan.Plan, error) { return kadaptation.Method.Build(bb, kadaptation.Default()) }, 50176},
+		{"adapter", func() (plan.Plan, error) { return adapter.Method.Build(bb, adapter.Default()) }, 1208064},
+		{"lora", func() (plan.Plan, error) { return lora.Method.Build(bb, lora.Default()) }, 147456},
+		{"compacter", func() (plan.Plan, error) { return compacter.Method.Build(bb, compacter.Default()) }, 48384},
+		{"finetune", func() (plan.Plan, error) { return finetune.Method.Build(bb, finetune.Config{}) }, 87849216},
+		{"linearprobe", func() (plan.Plan, error) { return linearprobe.Method.Build(bb, linearprobe.Config{}) }, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := tc.plan()
@@ -63,12 +63,12 @@ func TestBadHyperparametersAreErrors(t *testing.T) {
 	bb := vitB32()
 	c := kadaptation.Default()
 	c.N = 0
-	if _, err := kadaptation.Plan(bb, c); err == nil {
+	if _, err := kadaptation.Method.Build(bb, c); err == nil {
 		t.Error("kadaptation with n=0 planned")
 	}
 	l := lora.Default()
 	l.Targets = []string{"qkv"}
-	if _, err := lora.Plan(bb, l); err == nil {
+	if _, err := lora.Method.Build(bb, l); err == nil {
 		t.Error("lora with an unknown target planned")
 	}
 }
@@ -92,7 +92,7 @@ func TestKAdaptationVariants(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := kadaptation.Default()
 			tc.edit(&c)
-			p, err := kadaptation.Plan(bb, c)
+			p, err := kadaptation.Method.Build(bb, c)
 			if tc.want == 0 {
 				if err == nil {
 					t.Fatal("planned")
@@ -160,12 +160,12 @@ func TestDescriptionsAreUnchanged(t *testing.T) {
 func TestServedDefaultsPlanAsTheDefaultConfig(t *testing.T) {
 	bb := vitB32()
 	direct := map[string]func() (plan.Plan, error){
-		"adapter":     func() (plan.Plan, error) { return adapter.Plan(bb, adapter.Default()) },
-		"compacter":   func() (plan.Plan, error) { return compacter.Plan(bb, compacter.Default()) },
-		"finetune":    func() (plan.Plan, error) { return finetune.Plan(bb, finetune.Config{}) },
-		"kadaptation": func() (plan.Plan, error) { return kadaptation.Plan(bb, kadaptation.Default()) },
-		"linearprobe": func() (plan.Plan, error) { return linearprobe.Plan(bb, linearprobe.Config{}) },
-		"lora":        func() (plan.Plan, error) { return lora.Plan(bb, lora.Default()) },
+		"adapter":     func() (plan.Plan, error) { return adapter.Method.Build(bb, adapter.Default()) },
+		"compacter":   func() (plan.Plan, error) { return compacter.Method.Build(bb, compacter.Default()) },
+		"finetune":    func() (plan.Plan, error) { return finetune.Method.Build(bb, finetune.Config{}) },
+		"kadaptation": func() (plan.Plan, error) { return kadaptation.Method.Build(bb, kadaptation.Default()) },
+		"linearprobe": func() (plan.Plan, error) { return linearprobe.Method.Build(bb, linearprobe.Config{}) },
+		"lora":        func() (plan.Plan, error) { return lora.Method.Build(bb, lora.Default()) },
 	}
 	for _, m := range served(t) {
 		name := m.Describe().Name

@@ -91,17 +91,7 @@ func (t *typed[C]) Plan(bb plan.Backbone, hp Values) (plan.Plan, error) {
 	if err != nil {
 		return plan.Plan{}, err
 	}
-	p, err := t.m.Plan(bb, c)
-	if err != nil {
-		return plan.Plan{}, err
-	}
-	if p.Method == "" && p.Version == "" {
-		p.Method, p.Version = t.m.Name, t.m.Version
-	}
-	if p.Method != t.m.Name || p.Version != t.m.Version {
-		return plan.Plan{}, fmt.Errorf("plan names method %q version %q, but the plugin is %q version %q", p.Method, p.Version, t.m.Name, t.m.Version)
-	}
-	return p, nil
+	return t.m.Build(bb, c)
 }
 
 // config is the C whose fields hp's values set.

@@ -74,7 +74,7 @@ func TestLoRAMatchesPEFT(t *testing.T) {
 			b := cpu.New()
 			m := smallCLIP(t, b)
 			c := lora.Config{R: 2, Alpha: 6, Targets: []string{"q", "v"}, Std: 0.02, Branch: branch}
-			p, err := lora.Plan(Describe(m), c)
+			p, err := lora.Method.Build(Describe(m), c)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -129,7 +129,7 @@ func TestMergeKeepsOutputs(t *testing.T) {
 	io := readAll(t, "testdata/clip_vision_small.io.safetensors")
 	b := cpu.New()
 	m := smallCLIP(t, b)
-	p, err := lora.Plan(Describe(m), lora.Config{R: 2, Alpha: 6, Targets: []string{"q", "v"}, Std: 0.5})
+	p, err := lora.Method.Build(Describe(m), lora.Config{R: 2, Alpha: 6, Targets: []string{"q", "v"}, Std: 0.5})
 	if err != nil {
 		t.Fatal(err)
 	}

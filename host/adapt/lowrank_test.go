@@ -30,12 +30,12 @@ func TestLowRankDeltasRunAsBranches(t *testing.T) {
 		{"kadaptation", func(bb plan.Backbone) (plan.Plan, error) {
 			k := kadaptation.Default()
 			k.N, k.Scale = 4, 3
-			return kadaptation.Plan(bb, k)
+			return kadaptation.Method.Build(bb, k)
 		}, 2},
 		{"lora", func(bb plan.Backbone) (plan.Plan, error) {
 			l := lora.Default()
 			l.R, l.Alpha, l.Targets = 2, 4, []string{"q", "v", "fc1"}
-			return lora.Plan(bb, l)
+			return lora.Method.Build(bb, l)
 		}, 3},
 	} {
 		t.Run(c.name, func(t *testing.T) {

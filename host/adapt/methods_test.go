@@ -54,25 +54,25 @@ func methodCases() []methodCase {
 		{"kadaptation", func(bb plan.Backbone) (plan.Plan, error) {
 			c := kadaptation.Default()
 			c.N, c.Scale = 4, 3
-			return kadaptation.Plan(bb, c)
+			return kadaptation.Method.Build(bb, c)
 		}},
 		{"adapter", func(bb plan.Backbone) (plan.Plan, error) {
 			c := adapter.Default()
 			c.Bottleneck, c.Act = 3, "gelu" // smooth: finite differences across ReLU's kink mislead
-			return adapter.Plan(bb, c)
+			return adapter.Method.Build(bb, c)
 		}},
 		{"lora", func(bb plan.Backbone) (plan.Plan, error) {
 			c := lora.Default()
 			c.R, c.Alpha, c.Targets = 2, 4, []string{"q", "k", "v", "out", "fc1", "fc2"}
-			return lora.Plan(bb, c)
+			return lora.Method.Build(bb, c)
 		}},
 		{"compacter", func(bb plan.Backbone) (plan.Plan, error) {
 			c := compacter.Default()
 			c.N, c.Bottleneck = 2, 4
-			return compacter.Plan(bb, c)
+			return compacter.Method.Build(bb, c)
 		}},
-		{"finetune", func(bb plan.Backbone) (plan.Plan, error) { return finetune.Plan(bb, finetune.Config{}) }},
-		{"linearprobe", func(bb plan.Backbone) (plan.Plan, error) { return linearprobe.Plan(bb, linearprobe.Config{}) }},
+		{"finetune", func(bb plan.Backbone) (plan.Plan, error) { return finetune.Method.Build(bb, finetune.Config{}) }},
+		{"linearprobe", func(bb plan.Backbone) (plan.Plan, error) { return linearprobe.Method.Build(bb, linearprobe.Config{}) }},
 	}
 }
 
@@ -212,7 +212,7 @@ func TestKAdaptationDeltaIsASumOfKroneckers(t *testing.T) {
 	m := tinyCLIP(t, b)
 	c := kadaptation.Default()
 	c.N, c.Scale = 4, 2.5
-	p, err := kadaptation.Plan(Describe(m), c)
+	p, err := kadaptation.Method.Build(Describe(m), c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func TestCompacterPHMIsASumOfKroneckers(t *testing.T) {
 	b := ref.New()
 	m := tinyCLIP(t, b)
 	c := compacter.Config{N: 2, Bottleneck: 4, Act: "gelu"}
-	p, err := compacter.Plan(Describe(m), c)
+	p, err := compacter.Method.Build(Describe(m), c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +301,7 @@ func TestKAdaptationMergeKeepsOutputs(t *testing.T) {
 	m := tinyCLIP(t, b)
 	c := kadaptation.Default()
 	c.N = 2
-	p, _ := kadaptation.Plan(Describe(m), c)
+	p, _ := kadaptation.Method.Build(Describe(m), c)
 	a, err := Compile(m, p, 4)
 	if err != nil {
 		t.Fatal(err)

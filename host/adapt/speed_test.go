@@ -70,10 +70,10 @@ func TestKAdaptationLearnsAsFastAsLoRA(t *testing.T) {
 		return func(bb plan.Backbone) (plan.Plan, error) {
 			c := kadaptation.Default()
 			c.N, c.Init = 8, init // the paper's n = 32 needs ViT-B's width; the speed does not depend on n
-			return kadaptation.Plan(bb, c)
+			return kadaptation.Method.Build(bb, c)
 		}
 	}
-	loraPlan := func(bb plan.Backbone) (plan.Plan, error) { return lora.Plan(bb, lora.Default()) }
+	loraPlan := func(bb plan.Backbone) (plan.Plan, error) { return lora.Method.Build(bb, lora.Default()) }
 	var kSum, lSum float64
 	for seed := uint64(1); seed <= 4; seed++ {
 		k, l := initialSpeed(t, kad(kadaptation.InitBalanced), seed), initialSpeed(t, loraPlan, seed)

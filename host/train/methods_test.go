@@ -71,7 +71,7 @@ func TestEveryMethodLearns(t *testing.T) {
 	const margin = 0.25
 	probeLoss := map[float64]float64{} // the linear probe's training loss at each learning rate
 	for _, lr := range []float64{0.01, 0.1} {
-		probe := trainTiny(t, func(bb plan.Backbone) (plan.Plan, error) { return linearprobe.Plan(bb, linearprobe.Config{}) }, lr)
+		probe := trainTiny(t, func(bb plan.Backbone) (plan.Plan, error) { return linearprobe.Method.Build(bb, linearprobe.Config{}) }, lr)
 		if g := probe.res.Movement.Groups; len(g) != 1 || g[0].Group != "head" || !g[0].Moved {
 			t.Errorf("the linear probe's groups: %+v, want the head alone, moved", g)
 		}
@@ -86,18 +86,18 @@ func TestEveryMethodLearns(t *testing.T) {
 		{"kadaptation", func(bb plan.Backbone) (plan.Plan, error) {
 			c := kadaptation.Default()
 			c.N = 4
-			return kadaptation.Plan(bb, c)
+			return kadaptation.Method.Build(bb, c)
 		}, 0.01},
 		{"adapter", func(bb plan.Backbone) (plan.Plan, error) {
 			c := adapter.Default()
 			c.Bottleneck = 8
-			return adapter.Plan(bb, c)
+			return adapter.Method.Build(bb, c)
 		}, 0.1},
-		{"lora", func(bb plan.Backbone) (plan.Plan, error) { return lora.Plan(bb, lora.Default()) }, 0.01},
+		{"lora", func(bb plan.Backbone) (plan.Plan, error) { return lora.Method.Build(bb, lora.Default()) }, 0.01},
 		{"compacter", func(bb plan.Backbone) (plan.Plan, error) {
-			return compacter.Plan(bb, compacter.Config{N: 2, Bottleneck: 8, Act: "gelu"})
+			return compacter.Method.Build(bb, compacter.Config{N: 2, Bottleneck: 8, Act: "gelu"})
 		}, 0.1},
-		{"finetune", func(bb plan.Backbone) (plan.Plan, error) { return finetune.Plan(bb, finetune.Config{}) }, 0.01},
+		{"finetune", func(bb plan.Backbone) (plan.Plan, error) { return finetune.Method.Build(bb, finetune.Config{}) }, 0.01},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := trainTiny(t, tc.plan, tc.lr)
@@ -261,7 +261,7 @@ func BenchmarkMovementStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	v.InitRandom(1)
-	p, _ := finetune.Plan(adapt.Describe(v), finetune.Config{})
+	p, _ := finetune.Method.Build(adapt.Describe(v), finetune.Config{})
 	a, err := adapt.Compile(v, p, 1)
 	if err != nil {
 		b.Fatal(err)

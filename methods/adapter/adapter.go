@@ -45,7 +45,7 @@ func Plan(bb plan.Backbone, c Config) (plan.Plan, error) {
 	w, d := bb.Width, c.Bottleneck
 	normal := plan.Init{Kind: plan.Normal, Std: c.Std}
 	zeros := plan.Init{Kind: plan.Zeros}
-	return plan.Plan{Method: "adapter", Version: "1", Trainable: plan.TrainableSpec{Mode: plan.TrainNone},
+	return plan.Plan{Trainable: plan.TrainableSpec{Mode: plan.TrainNone},
 		Notes: fmt.Sprintf("h + up(%s(down(LN(h)))) after every %s branch, bottleneck %d", c.Act, c.Site, d),
 		Params: []plan.ParamSpec{
 			{Name: "ln.weight", Shape: []int{w}, Init: plan.Init{Kind: plan.Ones}, Scope: plan.PerLayer, Trainable: true},

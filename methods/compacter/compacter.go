@@ -47,7 +47,7 @@ func Plan(bb plan.Backbone, c Config) (plan.Plan, error) {
 	}
 	down := "kron_sum(phm.s, matmul(down.l, down.r))" // [d, w]
 	up := "kron_sum(phm.s, matmul(up.l, up.r))"       // [w, d]
-	return plan.Plan{Method: "compacter", Version: "1", Trainable: plan.TrainableSpec{Mode: plan.TrainNone},
+	return plan.Plan{Trainable: plan.TrainableSpec{Mode: plan.TrainNone},
 		Notes: fmt.Sprintf("PHM adapter after every MLP branch: W = Σ_{i<%d} S_i ⊗ (l_i r_iᵀ), S shared and frozen, bottleneck %d, %s", n, d, c.Act),
 		Params: []plan.ParamSpec{
 			{Name: "phm.s", Shape: []int{n, n, n}, Init: plan.Init{Kind: plan.Uniform, Low: -1, High: 1}, Scope: plan.Shared, Trainable: false},

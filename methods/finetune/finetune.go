@@ -26,5 +26,5 @@ func Plan(bb plan.Backbone, c Config) (plan.Plan, error) {
 		return plan.Plan{}, fmt.Errorf("block range [%d, %d) does not fit %d layers", c.FromLayer, c.ToLayer, bb.Layers)
 	}
 	t := plan.TrainableSpec{Mode: plan.TrainAll, FromLayer: c.FromLayer, ToLayer: c.ToLayer}
-	return plan.Plan{Method: "finetune", Version: "1", Trainable: t, Notes: "every backbone parameter trains"}, nil
+	return plan.Plan{Trainable: t, Notes: "every backbone parameter trains"}, nil
 }

@@ -150,7 +150,7 @@ func Plan(bb plan.Backbone, c Config) (plan.Plan, error) {
 		return plan.Plan{}, err
 	}
 	m := w / c.N
-	p := plan.Plan{Method: "kadaptation", Version: "2", Trainable: plan.TrainableSpec{Mode: plan.TrainNone}}
+	p := plan.Plan{Trainable: plan.TrainableSpec{Mode: plan.TrainNone}}
 	if c.Kronecker {
 		p.Notes = fmt.Sprintf("ΔW = %g·Σ_{i<%d} (a_i b_iᵀ) ⊗ (u_i v_iᵀ) on %v; a, b shared across layers, u, v per layer; %s",
 			c.Scale, c.N, c.Targets, initNote)

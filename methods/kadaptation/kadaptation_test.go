@@ -23,7 +23,7 @@ func TestNIsLoweredToADivisorOfTheWidth(t *testing.T) {
 	} {
 		c := Default()
 		c.N = tc.n
-		p, err := Plan(backbone(tc.width), c)
+		p, err := Method.Build(backbone(tc.width), c)
 		if err != nil {
 			t.Fatalf("width %d, n %d: %v", tc.width, tc.n, err)
 		}
@@ -47,7 +47,7 @@ func TestNIsLoweredToADivisorOfTheWidth(t *testing.T) {
 	for _, n := range []int{0, -3} {
 		c := Default()
 		c.N = n
-		if _, err := Plan(backbone(60), c); err == nil {
+		if _, err := Method.Build(backbone(60), c); err == nil {
 			t.Errorf("n = %d planned", n)
 		}
 	}

@@ -14,6 +14,6 @@ type Config struct{}
 
 // Plan builds the linear probe's plan.
 func Plan(bb plan.Backbone, _ Config) (plan.Plan, error) {
-	return plan.Plan{Method: "linearprobe", Version: "1", Trainable: plan.TrainableSpec{Mode: plan.TrainNone},
+	return plan.Plan{Trainable: plan.TrainableSpec{Mode: plan.TrainNone},
 		Notes: "head only; the backbone is frozen"}, nil
 }

@@ -47,7 +47,7 @@ func Plan(bb plan.Backbone, c Config) (plan.Plan, error) {
 	if len(c.Targets) == 0 {
 		return plan.Plan{}, fmt.Errorf("targets is empty")
 	}
-	p := plan.Plan{Method: "lora", Version: "1", Trainable: plan.TrainableSpec{Mode: plan.TrainNone},
+	p := plan.Plan{Trainable: plan.TrainableSpec{Mode: plan.TrainNone},
 		Notes: fmt.Sprintf("LoRA r=%d alpha=%g on %v: ΔW = (alpha/r)·B·A, A ~ N(0, %g²), B = 0", c.R, c.Alpha, c.Targets, c.Std)}
 	scale := c.Alpha / float64(c.R)
 	for _, t := range c.Targets {

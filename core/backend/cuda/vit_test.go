@@ -70,9 +70,9 @@ func adaptedTower(t *testing.T, be core.Backend, cfg backbones.Config, method st
 		if kadaptN != 0 {
 			c.N = kadaptN
 		}
-		p, err = kadaptation.Plan(adapt.Describe(v), c)
+		p, err = kadaptation.Method.Build(adapt.Describe(v), c)
 	case "lora":
-		p, err = lora.Plan(adapt.Describe(v), lora.Default())
+		p, err = lora.Method.Build(adapt.Describe(v), lora.Default())
 	default:
 		t.Fatalf("no plan for method %q", method)
 	}
