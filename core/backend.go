@@ -2,7 +2,9 @@ package core
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -318,7 +320,12 @@ func OpenBackend(device string) (Backend, error) {
 		if name == "cuda" {
 			return nil, fmt.Errorf("device %q: this binary was built without CUDA support (rebuild with `make cuda`, which sets -tags cuda)", device)
 		}
-		return nil, fmt.Errorf("device %q: unknown backend (available: %v)", device, BackendNames())
+		names := BackendNames()
+		have := strings.Join(names, ", ")
+		if !slices.Contains(names, "cuda") {
+			have += " (and cuda in a -tags cuda build)"
+		}
+		return nil, fmt.Errorf("device %q: no such backend; this binary has %s", device, have)
 	}
 	return open(device)
 }

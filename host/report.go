@@ -197,6 +197,9 @@ func scalarString(v any) string {
 
 // collectRuns reads every final.json under root, with the config.json beside it.
 func collectRuns(root string) ([]*runRecord, error) {
+	if _, err := os.Stat(root); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s does not exist: give the folder host run or host sweep wrote its runs into (--runs-dir, runs/ by default)", root)
+	}
 	var runs []*runRecord
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || d.Name() != runFinalFile {

@@ -252,3 +252,13 @@ func TestReportCommandWritesEveryFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestReportMissingRunsDir names a runs folder that does not exist and what to give
+// instead (it said lstat's "no such file or directory").
+func TestReportMissingRunsDir(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "runs")
+	_, err := collectRuns(missing)
+	if err == nil || !strings.Contains(err.Error(), missing+" does not exist") || !strings.Contains(err.Error(), "--runs-dir") {
+		t.Fatalf("collectRuns(%s): %v", missing, err)
+	}
+}
