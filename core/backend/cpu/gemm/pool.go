@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // A job is n tasks handed out by an atomic counter, so that a worker the operating
@@ -13,6 +14,9 @@ type job struct {
 	n    int64
 	next atomic.Int64
 	fn   func(task int)
+	// busy counts the workers still inside work, so that the caller can wait for them
+	// briefly without parking (spinWait).
+	busy atomic.Int32
 	wg   sync.WaitGroup
 }
 
@@ -27,8 +31,8 @@ func (j *job) work() {
 }
 
 // pool is a set of long-lived worker goroutines that block on a channel between
-// products rather than spinning, so that nothing burns CPU while the rest of a training
-// step (elementwise ops, the optimizer) runs.
+// products (after polling it for spinWait) rather than spinning, so that nothing burns
+// CPU while the rest of a training step (elementwise ops, the optimizer) runs.
 var pool struct {
 	mu      sync.Mutex
 	started int
@@ -44,8 +48,10 @@ func ensureWorkers(n int) {
 	}
 	for ; pool.started < n; pool.started++ {
 		go func() {
-			for j := range pool.jobs {
+			for {
+				j := nextJob()
 				j.work()
+				j.busy.Add(-1)
 				j.wg.Done()
 			}
 		}()
@@ -68,11 +74,35 @@ func parallelFor(p, n int, fn func(task int)) {
 	ensureWorkers(p - 1)
 	j := &job{n: int64(n), fn: fn}
 	j.wg.Add(p - 1)
+	j.busy.Store(int32(p - 1))
 	for i := 0; i < p-1; i++ {
 		pool.jobs <- j
 	}
 	j.work()
+	for start := time.Now(); j.busy.Load() > 0 && time.Since(start) < spinWait; {
+	}
 	j.wg.Wait()
+}
+
+// spinWait is how long a worker looks for the next job, and the caller for its workers
+// to finish, before parking. A product runs two parallel phases per KC slice; parking
+// between them costs each wake-up an OS futex call and, in a virtual machine, an
+// interrupt to a halted vCPU, which on the 400-row q/k/v product (six phases in
+// ~2.5 ms) measured a tenth of its time on two threads (~175 against ~197 GFLOP/s,
+// docs/performance.md). Past this bound nothing spins, so idle threads still leave the
+// cores to the rest of a step.
+const spinWait = 50 * time.Microsecond
+
+// nextJob receives the next job, polling for spinWait before blocking.
+func nextJob() *job {
+	for start := time.Now(); time.Since(start) < spinWait; {
+		select {
+		case j := <-pool.jobs:
+			return j
+		default:
+		}
+	}
+	return <-pool.jobs
 }
 
 // threads is how many goroutines a product may use.
