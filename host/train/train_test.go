@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -79,6 +80,35 @@ func params(m Model) [][]float32 {
 	return out
 }
 
+// checkResumed asserts that a resumed run ended bit-identical to the uninterrupted one:
+// the selected score and epoch, every epoch's metrics, every trainable parameter, and
+// each epoch written to the run directory's metrics.jsonl once (six epochs).
+func checkResumed(t *testing.T, label string, got, want *Result, resumed, full Model, dir string) {
+	t.Helper()
+	if got.Score != want.Score || got.Epoch != want.Epoch || len(got.History) != len(want.History) {
+		t.Fatalf("%s: score %v epoch %d (%d epochs), want %v epoch %d (%d epochs)",
+			label, got.Score, got.Epoch, len(got.History), want.Score, want.Epoch, len(want.History))
+	}
+	for i := range want.History {
+		g, w := jsonSafe(got.History[i]), jsonSafe(want.History[i])
+		if g.TrainLoss != w.TrainLoss || g.Val != w.Val || g.ValLoss != w.ValLoss || g.Test != w.Test || g.Step != w.Step {
+			t.Fatalf("%s: epoch %d metrics %+v, want %+v", label, i+1, g, w)
+		}
+	}
+	pw, pg := params(full), params(resumed)
+	for i := range pw {
+		for j := range pw[i] {
+			if pw[i][j] != pg[i][j] {
+				t.Fatalf("%s: parameter %d[%d] = %v, want %v", label, i, j, pg[i][j], pw[i][j])
+			}
+		}
+	}
+	lines, _ := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
+	if n := strings.Count(string(lines), "\n"); n != 6 {
+		t.Fatalf("%s: metrics.jsonl has %d lines, want 6", label, n)
+	}
+}
+
 func TestTrainingLearns(t *testing.T) {
 	b := cpu.New()
 	m := newMLP(b, 4, 16, 3, 1)
@@ -129,28 +159,7 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 		if err != nil {
 			t.Fatalf("resume after %d steps: %v", stopAt, err)
 		}
-		if got.Score != want.Score || got.Epoch != want.Epoch || len(got.History) != len(want.History) {
-			t.Fatalf("resume after %d steps: score %v epoch %d (%d epochs), want %v epoch %d (%d epochs)",
-				stopAt, got.Score, got.Epoch, len(got.History), want.Score, want.Epoch, len(want.History))
-		}
-		for i := range want.History {
-			g, w := jsonSafe(got.History[i]), jsonSafe(want.History[i])
-			if g.TrainLoss != w.TrainLoss || g.Val != w.Val || g.Test != w.Test {
-				t.Fatalf("resume after %d steps: epoch %d metrics %+v, want %+v", stopAt, i+1, g, w)
-			}
-		}
-		pw, pg := params(full), params(resumeFrom)
-		for i := range pw {
-			for j := range pw[i] {
-				if pw[i][j] != pg[i][j] {
-					t.Fatalf("resume after %d steps: parameter %d[%d] = %v, want %v", stopAt, i, j, pg[i][j], pw[i][j])
-				}
-			}
-		}
-		lines, _ := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
-		if n := strings.Count(string(lines), "\n"); n != 6 {
-			t.Fatalf("resume after %d steps: metrics.jsonl has %d lines, want 6", stopAt, n)
-		}
+		checkResumed(t, fmt.Sprintf("resume after %d steps", stopAt), got, want, resumeFrom, full, dir)
 	}
 }
 
@@ -355,27 +364,7 @@ func TestContextStopCheckpointsMidEpoch(t *testing.T) {
 			if err != nil {
 				t.Fatalf("resume after %d steps: %v", stopAt, err)
 			}
-			if got.Score != want.Score || got.Epoch != want.Epoch || len(got.History) != len(want.History) {
-				t.Fatalf("resume after %d steps: score %v epoch %d, want %v epoch %d", stopAt, got.Score, got.Epoch, want.Score, want.Epoch)
-			}
-			for i := range want.History {
-				g, w := jsonSafe(got.History[i]), jsonSafe(want.History[i])
-				if g.TrainLoss != w.TrainLoss || g.Val != w.Val || g.ValLoss != w.ValLoss || g.Step != w.Step {
-					t.Fatalf("resume after %d steps: epoch %d metrics %+v, want %+v", stopAt, i+1, g, w)
-				}
-			}
-			pw, pg := params(full), params(resumed)
-			for i := range pw {
-				for j := range pw[i] {
-					if pw[i][j] != pg[i][j] {
-						t.Fatalf("resume after %d steps: parameter %d[%d] = %v, want %v", stopAt, i, j, pg[i][j], pw[i][j])
-					}
-				}
-			}
-			lines, _ := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
-			if n := strings.Count(string(lines), "\n"); n != 6 {
-				t.Fatalf("resume after %d steps: metrics.jsonl has %d lines, want 6", stopAt, n)
-			}
+			checkResumed(t, fmt.Sprintf("resume after %d steps", stopAt), got, want, resumed, full, dir)
 		}
 	}
 }
