@@ -79,8 +79,7 @@ func parallelFor(p, n int, fn func(task int)) {
 		pool.jobs <- j
 	}
 	j.work()
-	for start := time.Now(); j.busy.Load() > 0 && time.Since(start) < spinWait; {
-	}
+	pollFor(func() bool { return j.busy.Load() == 0 })
 	j.wg.Wait()
 }
 
@@ -93,14 +92,28 @@ func parallelFor(p, n int, fn func(task int)) {
 // cores to the rest of a step.
 const spinWait = 50 * time.Microsecond
 
+// pollFor calls done until it reports true or spinWait has passed, and says which.
+func pollFor(done func() bool) bool {
+	for start := time.Now(); time.Since(start) < spinWait; {
+		if done() {
+			return true
+		}
+	}
+	return false
+}
+
 // nextJob receives the next job, polling for spinWait before blocking.
 func nextJob() *job {
-	for start := time.Now(); time.Since(start) < spinWait; {
+	var j *job
+	if pollFor(func() bool {
 		select {
-		case j := <-pool.jobs:
-			return j
+		case j = <-pool.jobs:
+			return true
 		default:
+			return false
 		}
+	}) {
+		return j
 	}
 	return <-pool.jobs
 }
