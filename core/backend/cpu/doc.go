@@ -59,8 +59,10 @@
 // Elementwise ops, reductions, softmax, layer norm, permutes and the optimizer steps
 // split their rows (or, for flat ops, their element range) across GOMAXPROCS
 // goroutines when they touch more than parallelMin (32Ki) elements and run serially
-// below that. Starting a goroutine and waiting for it costs on the order of a
-// microsecond; below ~32Ki float32 elements the op itself takes only a few
+// below that. The goroutines are the worker pool the matrix products use
+// (internal/pool), whose threads poll briefly after each job, so an op that follows a
+// product finds the other core still awake. Handing work to a worker and waiting for
+// it costs on the order of a microsecond; below ~32Ki float32 elements the op itself takes only a few
 // microseconds, so splitting would cost more than it saves. The serial path performs
 // no heap allocation: kernels take slices and precomputed strides held in fixed-size
 // arrays, and the closures that fan work out to goroutines are only created on the

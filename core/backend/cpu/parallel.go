@@ -2,7 +2,8 @@ package cpu
 
 import (
 	"runtime"
-	"sync"
+
+	"github.com/kadapt/kadapt/core/backend/cpu/internal/pool"
 )
 
 // parallelMin is the element count below which an op runs on the calling goroutine:
@@ -27,25 +28,16 @@ func workers(units, elems int) int {
 	return max(p, 1)
 }
 
-// parallel runs fn over [0, n) split into p contiguous chunks, the last on the calling
-// goroutine. Callers take the p == 1 branch themselves so that the closure, and its
-// heap allocation, only exists on the parallel path.
+// parallel runs fn over [0, n) split into p contiguous chunks on the worker pool the
+// matrix products use, the calling goroutine among the workers. Callers take the p == 1
+// branch themselves so that the closure, and its heap allocation, only exists on the
+// parallel path.
 func parallel(p, n int, fn func(lo, hi int)) {
 	if p <= 1 || n <= 1 {
 		fn(0, n)
 		return
 	}
-	var wg sync.WaitGroup
-	wg.Add(p - 1)
-	for i := 0; i < p-1; i++ {
-		lo, hi := i*n/p, (i+1)*n/p
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
-	}
-	fn((p-1)*n/p, n)
-	wg.Wait()
+	pool.For(p, p, func(i int) { fn(i*n/p, (i+1)*n/p) })
 }
 
 // rangeKernel is an op's inner loop over units [lo, hi): rows, blocks or elements.

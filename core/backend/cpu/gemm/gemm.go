@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"sync"
+
+	"github.com/kadapt/kadapt/core/backend/cpu/internal/pool"
 )
 
 // microkernel is one register-blocked assembly kernel computing an mr×nr block of C
@@ -130,12 +132,12 @@ func SgemmStrided(transA, transB bool, m, n, k int, alpha float32,
 // another, each across all threads.
 func (bp *batched) run(batch int) {
 	m, n, k := bp.pr.m, bp.pr.n, bp.pr.k
-	p, macs := threads(), m*n*k
+	p, macs := pool.Threads(), m*n*k
 	if p > 1 && batch > 1 && macs < 16*parallelMinMACs && batch*macs >= parallelMinMACs {
 		// Products too small to split well (attention's heads) split across the batch.
 		// Only this branch's copy is captured, so the serial path allocates nothing.
 		shared := *bp
-		parallelFor(p, batch, func(i int) {
+		pool.For(p, batch, func(i int) {
 			q := shared.at(i)
 			q.serial()
 		})
@@ -377,7 +379,7 @@ func (pr *product) parallel(threads int) {
 				ws.b = grow(ws.b, bPanels*nr*kc)
 				bp = ws.b
 			}
-			parallelFor(threads, aTasks+bTasks, func(t int) {
+			pool.For(threads, aTasks+bTasks, func(t int) {
 				if t < aTasks {
 					lo := t * aPer * mr
 					hi := min(lo+aPer*mr, p.m)
@@ -390,7 +392,7 @@ func (pr *product) parallel(threads int) {
 				p.packB(bp[lo*kc:], pc, kc, jc+lo, hi-lo)
 			})
 			first := pc == 0
-			parallelFor(threads, mBlocks*nChunks, func(t int) {
+			pool.For(threads, mBlocks*nChunks, func(t int) {
 				ib, jb := t/nChunks, t%nChunks
 				i0 := ib * mc
 				i1 := min(i0+mc, p.m)

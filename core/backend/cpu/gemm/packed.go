@@ -1,6 +1,10 @@
 package gemm
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/kadapt/kadapt/core/backend/cpu/internal/pool"
+)
 
 // PackedB is a right-hand operand op(B) packed once into the microkernel's panels, for
 // a matrix that many products use unchanged: a frozen weight is multiplied in every
@@ -49,7 +53,7 @@ func PackB(transB bool, k, n int, b []float32, ldb int) *PackedB {
 			blocks = append(blocks, block{jc, min(blockN, n-jc), pc, min(blockK, k-pc)})
 		}
 	}
-	parallelFor(threads(), len(blocks), func(i int) {
+	pool.For(pool.Threads(), len(blocks), func(i int) {
 		bl := blocks[i]
 		p.packB(pb.block(bl.jc, bl.nc, bl.pc, bl.kc), bl.pc, bl.kc, bl.jc, bl.nc)
 	})
