@@ -239,6 +239,16 @@ type FusedEpilogues interface {
 	AddLayerNorm(sum, dst, mean, rstd, x, r, gamma, beta *Tensor, eps float32)
 }
 
+// BiasedMatMul is implemented by backends whose matrix product adds a bias row as it
+// writes its output, so that a linear layer's bias costs no pass of its own; autograd
+// uses it where the backend has it and otherwise writes the bias first and accumulates
+// the product onto it, which gives the same values.
+type BiasedMatMul interface {
+	// MatMulBias is MatMul with bias [n] added to every row of dst [..., m, n]:
+	// dst = alpha·op(a)·op(b) + beta·dst + bias.
+	MatMulBias(dst, a, b, bias *Tensor, transA, transB bool, alpha, beta float32)
+}
+
 // BroadcastShape returns the NumPy broadcast of a and b.
 func BroadcastShape(a, b Shape) (Shape, error) {
 	n := max(len(a), len(b))

@@ -128,7 +128,10 @@ func (tp *Tape) linear(x, w, bias *Var, biasLater bool) *Var {
 	out := append(xs[:len(xs)-1].Clone(), outF)
 	y := tp.output(out)
 	x2, y2 := x.Value.Reshape(rows, in), y.Reshape(rows, outF)
-	if bias != nil && !biasLater {
+	biased, fusedBias := tp.b.(core.BiasedMatMul)
+	if bias != nil && !biasLater && fusedBias {
+		biased.MatMulBias(y2, x2, w.Value, bias.Value, false, true, 1, 0)
+	} else if bias != nil && !biasLater {
 		// Broadcasting the bias as a rank-1 product lets the main product accumulate
 		// onto it (beta = 1) without a temporary of the output's size.
 		ones := tp.ones(rows, 1)

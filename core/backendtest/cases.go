@@ -10,7 +10,7 @@ import (
 func cases() []testCase {
 	var cs []testCase
 	for _, family := range []func() []testCase{
-		memoryCases, fillCopyCases, axpbyCases, matmulCases, binaryCases, unaryCases,
+		memoryCases, fillCopyCases, axpbyCases, matmulCases, matmulBiasCases, binaryCases, unaryCases,
 		reduceCases, permuteCases, copyAlongCases, gatherCases, softmaxCases, lossCases,
 		layerNormCases, dropoutCases, sumSquaresCases, optimizerCases,
 	} {

@@ -71,3 +71,46 @@ func matmulCases() []testCase {
 	add("large_shared_b", false, true, core.Shape{3, 65, 129}, core.Shape{67, 129}, core.Shape{3, 65, 67}, -1, 0.5)
 	return cs
 }
+
+// matmulBiasCases check core.BiasedMatMul where the backend has it, against ref's
+// MatMul followed by a broadcast Add.
+func matmulBiasCases() []testCase {
+	var cs []testCase
+	add := func(tA, tB bool, batch core.Shape, m, n, k int, alpha, beta float32) {
+		aShape, bShape := append(batch.Clone(), m, k), core.Shape{k, n}
+		if tA {
+			aShape = append(batch.Clone(), k, m)
+		}
+		if tB {
+			bShape = core.Shape{n, k}
+		}
+		dShape := append(batch.Clone(), m, n)
+		name := fmt.Sprintf("MatMulBias/%s/a%v_b%v/alpha=%g,beta=%g", flags(tA, tB), aShape, bShape, alpha, beta)
+		cs = append(cs, testCase{name, func(e *env) {
+			biased, ok := e.b.(core.BiasedMatMul)
+			if !ok {
+				return
+			}
+			a, b, bias := e.uniform(aShape, -1, 1), e.uniform(bShape, -1, 1), e.uniform(core.Shape{n}, -1, 1)
+			d := e.uniform(dShape, -1, 1)
+			if beta == 0 {
+				d = e.nan(dShape)
+			}
+			e.do(func(be core.Backend, t func(*pair) *core.Tensor) {
+				if be == e.r {
+					be.MatMul(t(d), t(a), t(b), tA, tB, alpha, beta)
+					be.Binary(core.Add, t(d), t(d), t(bias))
+					return
+				}
+				biased.MatMulBias(t(d), t(a), t(b), t(bias), tA, tB, alpha, beta)
+			})
+			e.check("dst", d, e.tol.MatMul)
+		}})
+	}
+	for _, tr := range [][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
+		add(tr[0], tr[1], nil, 3, 7, 5, 1, 0)
+		add(tr[0], tr[1], nil, 65, 67, 129, 0.5, 1)
+		add(tr[0], tr[1], core.Shape{2}, 17, 33, 9, -1, 0.5)
+	}
+	return cs
+}

@@ -46,6 +46,19 @@ const macsPerElement = 16
 
 // MatMul computes dst = alpha·op(a)·op(b) + beta·dst over the leading batch axes.
 func (b *Backend) MatMul(dst, a, bt *core.Tensor, transA, transB bool, alpha, beta float32) {
+	b.matMul(dst, a, bt, nil, transA, transB, alpha, beta)
+}
+
+// MatMulBias implements core.BiasedMatMul: the gemm kernels write each tile of dst
+// starting from the bias, so it costs no pass over dst of its own.
+func (b *Backend) MatMulBias(dst, a, bt, bias *core.Tensor, transA, transB bool, alpha, beta float32) {
+	if n := dst.Shape()[dst.Rank()-1]; bias.Rank() != 1 || bias.Size() != n {
+		panic(fmt.Sprintf("cpu: MatMulBias: bias %v for dst %v (want [%d])", bias.Shape(), dst.Shape(), n))
+	}
+	b.matMul(dst, a, bt, bias, transA, transB, alpha, beta)
+}
+
+func (b *Backend) matMul(dst, a, bt, biasT *core.Tensor, transA, transB bool, alpha, beta float32) {
 	ds, as, bs := dst.Shape(), a.Shape(), bt.Shape()
 	if len(ds) < 2 || len(as) < 2 || len(bs) < 2 {
 		panic(fmt.Sprintf("cpu: MatMul: operands need at least two axes: dst %v, a %v, b %v", ds, as, bs))
@@ -71,8 +84,19 @@ func (b *Backend) MatMul(dst, a, bt *core.Tensor, transA, transB bool, alpha, be
 	}
 	d := b.f32(dst, "MatMul")
 	ad, bd := b.in(a, "MatMul"), b.in(bt, "MatMul")
+	var bias []float32
+	if biasT != nil {
+		bias = b.in(biasT, "MatMulBias")
+	}
 	if len(d) == 0 {
 		return
+	}
+	kernels := !systemBLAS && gemm.Kernel() != ""
+	if bias != nil && (!kernels || k == 0) {
+		// Without the kernels' tile epilogue, the bias goes in first and the product
+		// accumulates onto it, which is what the epilogue computes too.
+		forEach(rowBiasKernel{d: d, bias: bias, beta: beta}, len(d)/n, n)
+		beta, bias = 1, nil
 	}
 	if k == 0 {
 		// An empty sum: BLAS implementations reject the zero leading dimension.
@@ -106,7 +130,7 @@ func (b *Backend) MatMul(dst, a, bt *core.Tensor, transA, transB bool, alpha, be
 		g.m *= batch
 		batch = 1
 	}
-	if !systemBLAS && gemm.Kernel() != "" {
+	if kernels {
 		lda, ldb := g.k, g.n
 		if transA {
 			lda = g.m
@@ -116,11 +140,11 @@ func (b *Backend) MatMul(dst, a, bt *core.Tensor, transA, transB bool, alpha, be
 		}
 		if batch == 1 || g.bStep == 0 {
 			if pb := b.packedB(b.buf(bt, "MatMul"), transB, g.k, g.n, bd, ldb); pb != nil {
-				gemm.SgemmPacked(transA, g.m, alpha, ad, lda, g.aStep, pb, beta, d, g.n, g.m*g.n, batch)
+				gemm.SgemmPacked(transA, g.m, alpha, ad, lda, g.aStep, pb, bias, beta, d, g.n, g.m*g.n, batch)
 				return
 			}
 		}
-		gemm.SgemmStrided(transA, transB, g.m, g.n, g.k, alpha, ad, lda, g.aStep, bd, ldb, g.bStep, beta, d, g.n, g.m*g.n, batch)
+		gemm.SgemmStrided(transA, transB, g.m, g.n, g.k, alpha, ad, lda, g.aStep, bd, ldb, g.bStep, bias, beta, d, g.n, g.m*g.n, batch)
 		return
 	}
 	if batch == 1 {
@@ -134,6 +158,27 @@ func (b *Backend) MatMul(dst, a, bt *core.Tensor, transA, transB bool, alpha, be
 		return
 	}
 	forEach(g, batch, max(1, m*n*k/macsPerElement))
+}
+
+// rowBiasKernel sets each row of d to beta·row + bias (bias alone for beta = 0, the
+// row unread).
+type rowBiasKernel struct {
+	d, bias []float32
+	beta    float32
+}
+
+func (k rowBiasKernel) run(lo, hi int) {
+	n := len(k.bias)
+	for r := lo; r < hi; r++ {
+		row := k.d[r*n : (r+1)*n]
+		if k.beta == 0 {
+			copy(row, k.bias)
+			continue
+		}
+		for j, v := range k.bias {
+			row[j] = k.beta*row[j] + v
+		}
+	}
 }
 
 // gemmBatch is one product per batch entry; aStep or bStep is 0 for a shared operand.

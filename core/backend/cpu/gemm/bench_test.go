@@ -75,7 +75,7 @@ func allContenders() []contender {
 			if tB {
 				ldb = k2
 			}
-			SgemmStrided(tA, tB, m, n, k2, 1, a, lda, m*k2, b, ldb, k2*n, 0, c, n, m*n, batch)
+			SgemmStrided(tA, tB, m, n, k2, 1, a, lda, m*k2, b, ldb, k2*n, nil, 0, c, n, m*n, batch)
 			active = saved
 		}})
 	}
@@ -98,7 +98,7 @@ func allContenders() []contender {
 			if tA {
 				lda = m
 			}
-			SgemmPacked(tA, m, 1, a, lda, 0, pb, 0, c, n, 0, 1)
+			SgemmPacked(tA, m, 1, a, lda, 0, pb, nil, 0, c, n, 0, 1)
 			active = saved
 		}})
 	}

@@ -87,15 +87,18 @@ func SetKernel(name string) error {
 // and m×n C, where op transposes when trans is set (A is then stored k×m). With beta = 0
 // C is not read, so NaN in it does not propagate. It panics if no kernel is available.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	SgemmStrided(transA, transB, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1)
+	SgemmStrided(transA, transB, m, n, k, alpha, a, lda, 0, b, ldb, 0, nil, beta, c, ldc, 0, 1)
 }
 
-// SgemmStrided computes batch products C_i = alpha·op(A_i)·op(B_i) + beta·C_i where
-// A_i starts at a[i·strideA] (likewise B and C); a stride of 0 shares one operand
-// across the batch. C_i must not overlap. Small products run in parallel across the
-// batch, large ones one after another, each across all threads.
+// SgemmStrided computes batch products C_i = alpha·op(A_i)·op(B_i) + beta·C_i + bias
+// where A_i starts at a[i·strideA] (likewise B and C); a stride of 0 shares one operand
+// across the batch. bias, if not nil, holds n values added to every row of every C_i
+// (a linear layer's bias), as C's tiles are first written, so that it costs no pass of
+// its own; the result is exactly that of C_i = beta·C_i + bias first and the product
+// then accumulated with beta = 1. C_i must not overlap. Small products run in parallel
+// across the batch, large ones one after another, each across all threads.
 func SgemmStrided(transA, transB bool, m, n, k int, alpha float32,
-	a []float32, lda, strideA int, b []float32, ldb, strideB int,
+	a []float32, lda, strideA int, b []float32, ldb, strideB int, bias []float32,
 	beta float32, c []float32, ldc, strideC int, batch int) {
 	kern := active
 	if kern == nil {
@@ -117,12 +120,9 @@ func SgemmStrided(transA, transB bool, m, n, k int, alpha float32,
 	}
 	checkOperand("A", a, ar, ac, lda, strideA, batch)
 	checkOperand("B", b, br, bc, ldb, strideB, batch)
-	checkOperand("C", c, m, n, ldc, strideC, batch)
-	if batch > 1 && strideC < (m-1)*ldc+n {
-		panic(fmt.Sprintf("gemm: C's batch stride %d overlaps its %d×%d entries (ldc %d)", strideC, m, n, ldc))
-	}
+	checkC(c, m, n, ldc, strideC, batch, bias)
 	bp := batched{
-		pr: product{kern: kern, tA: transA, tB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta, lda: lda, ldb: ldb, ldc: ldc},
+		pr: product{kern: kern, tA: transA, tB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta, lda: lda, ldb: ldb, ldc: ldc, bias: bias},
 		a:  a, b: b, c: c, strideA: strideA, strideB: strideB, strideC: strideC,
 	}
 	bp.run(batch)
@@ -169,6 +169,18 @@ func (bp *batched) at(i int) product {
 	return q
 }
 
+// checkC checks C as checkOperand does, that its batch entries do not overlap, and
+// that a bias has a value for each of its columns.
+func checkC(c []float32, m, n, ldc, strideC, batch int, bias []float32) {
+	checkOperand("C", c, m, n, ldc, strideC, batch)
+	if batch > 1 && strideC < (m-1)*ldc+n {
+		panic(fmt.Sprintf("gemm: C's batch stride %d overlaps its %d×%d entries (ldc %d)", strideC, m, n, ldc))
+	}
+	if bias != nil && len(bias) < n {
+		panic(fmt.Sprintf("gemm: bias holds %d values for %d columns", len(bias), n))
+	}
+}
+
 func checkOperand(name string, s []float32, rows, cols, ld, stride, batch int) {
 	if rows == 0 || cols == 0 {
 		return
@@ -193,6 +205,8 @@ type product struct {
 	lda, ldb, ldc int
 	// pb, when set, is op(B) already packed: b and ldb are unused.
 	pb *PackedB
+	// bias, when set, is added to every row of C (SgemmStrided).
+	bias []float32
 }
 
 // workspace holds packed panels. Workspaces are kept on a free list for the life of
@@ -235,8 +249,12 @@ func grow(s []float32, n int) []float32 {
 func roundUp(x, to int) int { return (x + to - 1) / to * to }
 
 // scaleC handles k = 0 and alpha = 0, where BLAS leaves only beta·C (and zero for beta
-// = 0 whatever C held).
+// = 0 whatever C held), plus the bias.
 func (p *product) scaleC() {
+	if p.bias != nil {
+		p.startTile(0, p.m, 0, p.n)
+		return
+	}
 	for i := 0; i < p.m; i++ {
 		row := p.c[i*p.ldc : i*p.ldc+p.n]
 		if p.beta == 0 {
@@ -244,6 +262,28 @@ func (p *product) scaleC() {
 		} else if p.beta != 1 {
 			for j := range row {
 				row[j] *= p.beta
+			}
+		}
+	}
+}
+
+// startTile sets rows [i, i+mm) and columns [j, j+nn) of C to beta·C + bias (bias
+// alone for beta = 0, C unread), before the first KC slice accumulates onto them with
+// beta = 1. The tile is then in L1 when the kernel reads it back.
+func (p *product) startTile(i, mm, j, nn int) {
+	bias := p.bias[j : j+nn]
+	for r := i; r < i+mm; r++ {
+		row := p.c[r*p.ldc+j : r*p.ldc+j+nn]
+		switch p.beta {
+		case 0:
+			copy(row, bias)
+		case 1:
+			for x, b := range bias {
+				row[x] += b
+			}
+		default:
+			for x, b := range bias {
+				row[x] = p.beta*row[x] + b
 			}
 		}
 	}
@@ -412,7 +452,8 @@ func (p *product) macro(av, bv panels, ia, i0, i1, jb, j0, j1, kc int, first boo
 	kern := p.kern
 	mr, nr := kern.mr, kern.nr
 	beta, accumulate := p.beta, 1
-	if !first {
+	biasNow := first && p.bias != nil
+	if !first || biasNow {
 		beta = 1
 	} else if beta == 0 {
 		accumulate = 0
@@ -424,6 +465,9 @@ func (p *product) macro(av, bv panels, ia, i0, i1, jb, j0, j1, kc int, first boo
 		for i := i0; i < i1; i += mr {
 			apan := &av.s[(i-ia)/mr*av.step]
 			mm := min(mr, i1-i)
+			if biasNow {
+				p.startTile(i, mm, j, nn)
+			}
 			if mm == mr && nn == nr {
 				kern.call(kc, apan, av.stride, av.rows, bpan, bv.stride, &p.c[i*ldc+j], ldc, p.alpha, beta, accumulate)
 				continue

@@ -22,6 +22,8 @@ type shape struct {
 	shareB      bool
 	// packB multiplies through PackB and SgemmPacked (B is then shared).
 	packB bool
+	// bias adds a random row to every row of C.
+	bias bool
 	// nanPad fills A's and B's padding columns with NaN and gives each a tail of NaN
 	// beyond its last entry, which the in-place reads of small operands (serial) run
 	// into at the matrix edge: none may reach C.
@@ -68,15 +70,19 @@ func checkQuiet(rng *rand.Rand, s shape) string {
 		}
 	}
 	orig := append([]float32(nil), c...)
+	var bias []float32
+	if s.bias {
+		bias = randSlice(rng, s.n)
+	}
 	if s.packB {
 		pb := PackB(s.tB, s.k, s.n, b, ldb)
 		// The packed copy must not depend on B afterwards.
 		saved := append([]float32(nil), b...)
 		clear(b)
-		SgemmPacked(s.tA, s.m, s.alpha, a, lda, sa, pb, s.beta, c, ldc, sc, batch)
+		SgemmPacked(s.tA, s.m, s.alpha, a, lda, sa, pb, bias, s.beta, c, ldc, sc, batch)
 		copy(b, saved)
 	} else {
-		SgemmStrided(s.tA, s.tB, s.m, s.n, s.k, s.alpha, a, lda, sa, b, ldb, sb, s.beta, c, ldc, sc, batch)
+		SgemmStrided(s.tA, s.tB, s.m, s.n, s.k, s.alpha, a, lda, sa, b, ldb, sb, bias, s.beta, c, ldc, sc, batch)
 	}
 
 	ta, tb := blas.NoTrans, blas.NoTrans
@@ -98,6 +104,12 @@ func checkQuiet(rng *rand.Rand, s shape) string {
 		bound := blas64.General{Rows: s.m, Cols: s.n, Stride: ldc, Data: abs64(want.Data)}
 		blas64.Gemm(ta, tb, float64(s.alpha), ag, bg, float64(s.beta), want)
 		blas64.Gemm(ta, tb, math.Abs(float64(s.alpha)), absA, absB, math.Abs(float64(s.beta)), bound)
+		for i := 0; bias != nil && i < s.m; i++ {
+			for j, v := range bias {
+				want.Data[i*ldc+j] += float64(v)
+				bound.Data[i*ldc+j] += math.Abs(float64(v))
+			}
+		}
 		for i := 0; i < s.m; i++ {
 			for j := 0; j < ldc; j++ {
 				got := c[e*sc+i*ldc+j]
@@ -313,7 +325,7 @@ func TestSgemmPacked(t *testing.T) {
 				a, b := randSlice(rng, m*k), randSlice(rng, k*n)
 				want, got := make([]float32, m*n), make([]float32, m*n)
 				Sgemm(false, true, m, n, k, 1, a, k, b, k, 0, want, n)
-				SgemmPacked(false, m, 1, a, k, 0, PackB(true, k, n, b, k), 0, got, n, 0, 1)
+				SgemmPacked(false, m, 1, a, k, 0, PackB(true, k, n, b, k), nil, 0, got, n, 0, 1)
 				for i := range want {
 					if got[i] != want[i] {
 						t.Fatalf("C[%d] = %v with a packed B, %v without", i, got[i], want[i])
@@ -341,7 +353,7 @@ func TestPackedBCurrent(t *testing.T) {
 				t.Fatal("SgemmPacked accepted a stale PackedB")
 			}
 		}()
-		SgemmPacked(false, 2, 1, make([]float32, 6), 3, 0, pb, 0, make([]float32, 8), 4, 0, 1)
+		SgemmPacked(false, 2, 1, make([]float32, 6), 3, 0, pb, nil, 0, make([]float32, 8), 4, 0, 1)
 	})
 }
 
@@ -420,6 +432,65 @@ func TestSgemmConcurrentCallers(t *testing.T) {
 		close(errs)
 		for msg := range errs {
 			t.Error(msg)
+		}
+	})
+}
+
+// TestSgemmBias adds a bias row on every path (serial, parallel, batch-parallel,
+// packed B) against gonum, and checks the documented equivalence bit for bit: the
+// product with a bias equals C = beta·C + bias first, then the product with beta = 1.
+func TestSgemmBias(t *testing.T) {
+	forEachKernel(t, func(t *testing.T) {
+		mr, nr := active.mr, active.nr
+		for _, procs := range []int{1, 3} {
+			t.Run(fmt.Sprintf("procs%d", procs), func(t *testing.T) {
+				withBlocks(t, 24, 2*mr, 3*nr, procs)
+				rng := rand.New(rand.NewPCG(14, 15))
+				for _, tr := range transposes() {
+					for _, s := range []shape{
+						{m: 2*mr*3 + 1, n: 3*nr*2 + 5, k: 24*3 + 7, alpha: 1},
+						{m: 101, n: 97, k: 89, alpha: 0.5, beta: 1, extra: 3},
+						{m: 29, n: 37, k: 41, alpha: -1, beta: 0.75, extra: 1},
+						{m: 50, n: 50, k: 64, alpha: 0.125, batch: 7},
+						{m: 70, n: 90, k: 80, alpha: 1, batch: 3, shareB: true},
+						{m: 7, n: 3*nr + 1, k: 24, alpha: -1, beta: 0.25, batch: 5, packB: true},
+						{m: 67, n: 131, k: 71, alpha: 1, packB: true},
+						{m: 5, n: 9, k: 3, alpha: 0, beta: 0.5},
+					} {
+						s.tA, s.tB, s.bias = tr[0], tr[1], true
+						check(t, rng, s)
+					}
+				}
+				m, n, k := 2*mr*3+5, 3*nr*2+7, 24*3+1
+				a, b, bias := randSlice(rng, m*k), randSlice(rng, k*n), randSlice(rng, n)
+				for _, beta := range []float32{0, 1, -0.5} {
+					c0 := randSlice(rng, m*n)
+					want := append([]float32(nil), c0...)
+					for i := 0; i < m; i++ {
+						for j, v := range bias {
+							if beta == 0 {
+								want[i*n+j] = v
+							} else {
+								want[i*n+j] = beta*want[i*n+j] + v
+							}
+						}
+					}
+					Sgemm(false, true, m, n, k, 1.5, a, k, b, k, 1, want, n)
+					got := append([]float32(nil), c0...)
+					SgemmStrided(false, true, m, n, k, 1.5, a, k, 0, b, k, 0, bias, beta, got, n, 0, 1)
+					for i := range want {
+						if got[i] != want[i] {
+							t.Fatalf("beta %v: C[%d] = %v with the bias in the product, %v added first", beta, i, got[i], want[i])
+						}
+					}
+				}
+			})
+		}
+		// k = 0: only beta·C + bias remains.
+		c := []float32{1, 2, 3, 4}
+		SgemmStrided(false, false, 2, 2, 0, 1, nil, 1, 0, nil, 2, 0, []float32{10, 20}, 0.5, c, 2, 0, 1)
+		if c[0] != 10.5 || c[1] != 21 || c[2] != 11.5 || c[3] != 22 {
+			t.Fatalf("k = 0 with a bias: C = %v, want [10.5 21 11.5 22]", c)
 		}
 	})
 }

@@ -77,10 +77,10 @@ func (pb *PackedB) block(jc, nc, pc, kc int) []float32 {
 }
 
 // SgemmPacked is SgemmStrided with a shared, packed right-hand operand: C_i =
-// alpha·op(A_i)·op(B) + beta·C_i for i < batch, op(B) being k×n as packed. It panics if
-// pb is not Current.
+// alpha·op(A_i)·op(B) + beta·C_i + bias for i < batch, op(B) being k×n as packed. It
+// panics if pb is not Current.
 func SgemmPacked(transA bool, m int, alpha float32, a []float32, lda, strideA int, pb *PackedB,
-	beta float32, c []float32, ldc, strideC int, batch int) {
+	bias []float32, beta float32, c []float32, ldc, strideC int, batch int) {
 	if !pb.Current() {
 		panic("gemm: SgemmPacked: B was packed for another kernel or block sizes")
 	}
@@ -96,12 +96,9 @@ func SgemmPacked(transA bool, m int, alpha float32, a []float32, lda, strideA in
 		ar, ac = k, m
 	}
 	checkOperand("A", a, ar, ac, lda, strideA, batch)
-	checkOperand("C", c, m, n, ldc, strideC, batch)
-	if batch > 1 && strideC < (m-1)*ldc+n {
-		panic(fmt.Sprintf("gemm: C's batch stride %d overlaps its %d×%d entries (ldc %d)", strideC, m, n, ldc))
-	}
+	checkC(c, m, n, ldc, strideC, batch, bias)
 	bp := batched{
-		pr: product{kern: pb.kern, tA: transA, m: m, n: n, k: k, alpha: alpha, beta: beta, lda: lda, ldc: ldc, pb: pb},
+		pr: product{kern: pb.kern, tA: transA, m: m, n: n, k: k, alpha: alpha, beta: beta, lda: lda, ldc: ldc, pb: pb, bias: bias},
 		a:  a, c: c, strideA: strideA, strideC: strideC,
 	}
 	bp.run(batch)
