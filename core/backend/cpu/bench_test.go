@@ -73,6 +73,12 @@ func BenchmarkOps(b *testing.B) {
 	col := be.Alloc(core.Shape{1, width})
 	perm := be.Alloc(core.Shape{width, tokens})
 	dg, db := be.Alloc(core.Shape{width}), be.Alloc(core.Shape{width})
+	// 16M parameters, with their moments far beyond the caches as a fine-tuned
+	// ViT-B/32's 88M are.
+	params := core.Shape{16 << 20}
+	pw, pg := upload(be, params, randn(rng, params.Size())), upload(be, params, randn(rng, params.Size()))
+	pm, pv := be.Alloc(params), be.Alloc(params)
+	adamStep := 0
 	ops := []struct {
 		name  string
 		bytes int // bytes read and written per call, for GB/s
@@ -87,6 +93,7 @@ func BenchmarkOps(b *testing.B) {
 		{"ReduceColumns", 4 * act.Size(), func() { be.Reduce(core.ReduceSum, col, dy, false) }},
 		{"Transpose", 8 * act.Size(), func() { be.Permute(perm, x, []int{1, 0}) }},
 		{"Alloc+Release", 0, func() { be.Release(be.Alloc(act)) }},
+		{"AdamW/16M", 28 * params.Size(), func() { adamStep++; be.AdamWStep(pw, pg, pm, pv, 1e-3, 0.9, 0.999, 1e-8, 0.01, adamStep) }},
 	}
 	be.LayerNorm(out, mean, rstd, x, gamma, beta, 1e-5)
 	for _, op := range ops {

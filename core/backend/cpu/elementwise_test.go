@@ -305,10 +305,21 @@ func TestAdamWStep(t *testing.T) {
 	const lr, b1, b2, eps, wd = 0.01, 0.9, 0.999, 1e-8, 0.05
 	// With a constant gradient the bias-corrected moments are exactly g and g², so
 	// each step is p ← p·(1-lr·wd) - lr·g/(|g|+eps).
-	gs := []float32{0.3, -2, 1e-3}
-	p, g := upload(b, core.Shape{3}, []float32{1, 0, -1}), upload(b, core.Shape{3}, gs)
-	m, v := b.Alloc(core.Shape{3}), b.Alloc(core.Shape{3})
-	want := []float64{1, 0, -1}
+	// Seven elements: four through the AVX2 kernel where there is one, three through
+	// the Go loop.
+	gs := []float32{0.3, -2, 1e-3, 5, -0.25, 0.3, -2}
+	ps := []float32{1, 0, -1, 2, 0.5, -3, 1}
+	s := core.Shape{len(gs)}
+	p, g := upload(b, s, ps), upload(b, s, gs)
+	m, v := b.Alloc(s), b.Alloc(s)
+	want := make([]float64, len(ps))
+	for i, pi := range ps {
+		want[i] = float64(pi)
+	}
+	wantM := make([]float64, len(gs))
+	for i, gi := range gs {
+		wantM[i] = float64(gi) * (1 - math.Pow(b1, 10))
+	}
 	for step := 1; step <= 10; step++ {
 		b.AdamWStep(p, g, m, v, lr, b1, b2, eps, wd, step)
 		for i, gi := range gs {
@@ -316,7 +327,47 @@ func TestAdamWStep(t *testing.T) {
 		}
 	}
 	closeTo(t, "AdamW", download(b, p), want, 1e-6, 1e-5)
-	closeTo(t, "AdamW m", download(b, m), []float64{0.3 * (1 - math.Pow(b1, 10)), -2 * (1 - math.Pow(b1, 10)), 1e-3 * (1 - math.Pow(b1, 10))}, 1e-9, 1e-5)
+	closeTo(t, "AdamW m", download(b, m), wantM, 1e-9, 1e-5)
+}
+
+// TestAdamWPaths checks that the AVX2 AdamW kernel gives the Go loop's results bit for
+// bit (the loop is checked against a closed form above), over random values, moments
+// spanning many magnitudes, zeros, NaN and infinities, and a length with a tail.
+func TestAdamWPaths(t *testing.T) {
+	if !hasAVX2 {
+		t.Skip("no AVX2 kernel on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(21, 22))
+	const n = 1003
+	ps, gs, ms, vs := randn(rng, n), randn(rng, n), randn(rng, n), make([]float32, n)
+	for i := range vs {
+		vs[i] = float32(math.Exp(rng.NormFloat64()*8)) * ms[i] * ms[i]
+	}
+	special := []float32{0, float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 1e-38, -1e-45}
+	for i, x := range special {
+		gs[10+i], ps[20+i], ms[30+i] = x, x, x
+	}
+	saved := hasAVX2
+	defer func() { hasAVX2 = saved }()
+	b := New()
+	s := core.Shape{n}
+	var results [2][3][]float32
+	for path, simd := range []bool{false, true} {
+		hasAVX2 = simd
+		p, g, m, v := upload(b, s, ps), upload(b, s, gs), upload(b, s, ms), upload(b, s, vs)
+		for step := 1; step <= 3; step++ {
+			b.AdamWStep(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 0.01, step)
+		}
+		results[path] = [3][]float32{download(b, p), download(b, m), download(b, v)}
+	}
+	for j, name := range []string{"param", "m", "v"} {
+		for i, want := range results[0][j] {
+			got := results[1][j][i]
+			if math.Float32bits(got) != math.Float32bits(want) && !(got != got && want != want) {
+				t.Fatalf("%s[%d]: AVX2 %v, Go loop %v", name, i, got, want)
+			}
+		}
+	}
 }
 
 // TestQuickGELUPaths checks the AVX2 QuickGELU and its gradient, and the Go loops they

@@ -53,20 +53,30 @@ func (b *Backend) SGDStep(param, grad, mom *core.Tensor, lr, momentum, weightDec
 }
 
 type adamWKernel struct {
-	p, g, m, v         []float32
-	beta1, beta2       float64
-	decay, eps         float64
-	stepSize, sqrtBC2i float64
+	p, g, m, v []float32
+	c          adamWConsts
+}
+
+// adamWConsts are one step's scalars, laid out for adamWAVX2.
+type adamWConsts struct {
+	beta1, oneMinusBeta1, beta2, oneMinusBeta2 float64
+	decay, stepSize, sqrtBC2i, eps             float64
 }
 
 func (k adamWKernel) run(lo, hi int) {
+	if hasAVX2 && hi-lo >= 4 {
+		n := (hi - lo) &^ 3
+		adamWAVX2(&k.p[lo], &k.g[lo], &k.m[lo], &k.v[lo], n, &k.c)
+		lo += n
+	}
+	c := &k.c
 	for i := lo; i < hi; i++ {
 		g := float64(k.g[i])
-		m := k.beta1*float64(k.m[i]) + (1-k.beta1)*g
-		v := k.beta2*float64(k.v[i]) + (1-k.beta2)*g*g
+		m := c.beta1*float64(k.m[i]) + c.oneMinusBeta1*g
+		v := c.beta2*float64(k.v[i]) + c.oneMinusBeta2*g*g
 		k.m[i], k.v[i] = float32(m), float32(v)
-		p := float64(k.p[i]) * k.decay
-		k.p[i] = float32(p - k.stepSize*m/(math.Sqrt(v)*k.sqrtBC2i+k.eps))
+		p := float64(k.p[i]) * c.decay
+		k.p[i] = float32(p - c.stepSize*m/(math.Sqrt(v)*c.sqrtBC2i+c.eps))
 	}
 }
 
@@ -84,8 +94,9 @@ func (b *Backend) AdamWStep(param, grad, m, v *core.Tensor, lr, beta1, beta2, ep
 	p := b.f32(param, "AdamWStep")
 	k := adamWKernel{
 		p: p, g: b.f32(grad, "AdamWStep"), m: b.f32(m, "AdamWStep"), v: b.f32(v, "AdamWStep"),
-		beta1: b1, beta2: b2, decay: 1 - float64(lr)*float64(weightDecay), eps: float64(eps),
-		stepSize: float64(lr) / bc1, sqrtBC2i: 1 / math.Sqrt(bc2),
+		c: adamWConsts{beta1: b1, oneMinusBeta1: 1 - b1, beta2: b2, oneMinusBeta2: 1 - b2,
+			decay: 1 - float64(lr)*float64(weightDecay), stepSize: float64(lr) / bc1,
+			sqrtBC2i: 1 / math.Sqrt(bc2), eps: float64(eps)},
 	}
 	forEach(k, len(p), 1)
 }

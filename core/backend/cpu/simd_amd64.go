@@ -11,3 +11,6 @@ func quickGELUAVX2(d, x *float32, n int)
 
 //go:noescape
 func quickGELUGradAVX2(dx, x, dy *float32, n int, accumulate int)
+
+//go:noescape
+func adamWAVX2(p, grad, m, v *float32, n int, c *adamWConsts)

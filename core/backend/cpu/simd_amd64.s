@@ -239,3 +239,64 @@ qgg_store:
 qgg_done:
 	RET
 
+
+// func adamWAVX2(p, grad, m, v *float32, n int, c *adamWConsts)
+//
+// One AdamW step on n elements (a multiple of 4), four lanes of float64 at a time,
+// with exactly adamWKernel's operations in its order and no fused multiply-adds, so
+// the results are its results bit for bit. c holds beta1, 1-beta1, beta2, 1-beta2,
+// decay, stepSize, sqrtBC2i and eps.
+TEXT ·adamWAVX2(SB), NOSPLIT, $0-48
+	MOVQ p+0(FP), DI
+	MOVQ grad+8(FP), SI
+	MOVQ m+16(FP), DX
+	MOVQ v+24(FP), R8
+	MOVQ n+32(FP), CX
+	MOVQ c+40(FP), AX
+	SHRQ $2, CX
+	JEQ adam_done
+	VBROADCASTSD 0(AX), Y8
+	VBROADCASTSD 8(AX), Y9
+	VBROADCASTSD 16(AX), Y10
+	VBROADCASTSD 24(AX), Y11
+	VBROADCASTSD 32(AX), Y12
+	VBROADCASTSD 40(AX), Y13
+	VBROADCASTSD 48(AX), Y14
+	VBROADCASTSD 56(AX), Y15
+adam_loop:
+	VCVTPS2PD (SI), Y0
+	VCVTPS2PD (DX), Y1
+	VCVTPS2PD (R8), Y2
+	VCVTPS2PD (DI), Y3
+	// m = beta1·m + (1-beta1)·g
+	VMULPD Y8, Y1, Y1
+	VMULPD Y9, Y0, Y4
+	VADDPD Y4, Y1, Y1
+	// v = beta2·v + ((1-beta2)·g)·g
+	VMULPD Y10, Y2, Y2
+	VMULPD Y11, Y0, Y5
+	VMULPD Y0, Y5, Y5
+	VADDPD Y5, Y2, Y2
+	VCVTPD2PSY Y1, X6
+	VMOVUPS X6, (DX)
+	VCVTPD2PSY Y2, X7
+	VMOVUPS X7, (R8)
+	// p = p·decay - (stepSize·m)/(sqrt(v)·sqrtBC2i + eps)
+	VMULPD Y12, Y3, Y3
+	VMULPD Y13, Y1, Y4
+	VSQRTPD Y2, Y5
+	VMULPD Y14, Y5, Y5
+	VADDPD Y15, Y5, Y5
+	VDIVPD Y5, Y4, Y4
+	VSUBPD Y4, Y3, Y3
+	VCVTPD2PSY Y3, X3
+	VMOVUPS X3, (DI)
+	ADDQ $16, DI
+	ADDQ $16, SI
+	ADDQ $16, DX
+	ADDQ $16, R8
+	DECQ CX
+	JNE adam_loop
+	VZEROUPPER
+adam_done:
+	RET

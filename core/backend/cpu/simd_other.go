@@ -9,3 +9,5 @@ func quickGELUAVX2(d, x *float32, n int) { panic("cpu: no AVX2 off amd64") }
 func quickGELUGradAVX2(dx, x, dy *float32, n int, accumulate int) {
 	panic("cpu: no AVX2 off amd64")
 }
+
+func adamWAVX2(p, grad, m, v *float32, n int, c *adamWConsts) { panic("cpu: no AVX2 off amd64") }
