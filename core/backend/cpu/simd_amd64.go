@@ -14,3 +14,6 @@ func quickGELUGradAVX2(dx, x, dy *float32, n int, accumulate int)
 
 //go:noescape
 func adamWAVX2(p, grad, m, v *float32, n int, c *adamWConsts)
+
+//go:noescape
+func expShiftedAVX2(dst *float64, x *float32, n int, shift float64)

@@ -300,3 +300,102 @@ adam_loop:
 	VZEROUPPER
 adam_done:
 	RET
+
+// Go's math.Exp on amd64 with FMA (src/math/exp_amd64.s, the avxfma path), four lanes
+// at a time: the same constants and the same operations in the same order, so each
+// lane is math.Exp's result bit for bit. Its special cases (non-finite input,
+// overflow, subnormal and zero results) are left to the caller.
+DATA expLog2e64<>+0(SB)/8, $1.4426950408889634073599246810018920
+DATA expLn2U64<>+0(SB)/8, $0.69314718055966295651160180568695068359375
+DATA expLn2L64<>+0(SB)/8, $0.28235290563031577122588448175013436025525412068e-12
+DATA expSixteenth64<>+0(SB)/8, $0.0625
+DATA expHalf64<>+0(SB)/8, $0.5
+DATA expOne64<>+0(SB)/8, $1.0
+DATA expTwo64<>+0(SB)/8, $2.0
+DATA expC3<>+0(SB)/8, $1.6666666666666666667e-1
+DATA expC4<>+0(SB)/8, $4.1666666666666666667e-2
+DATA expC5<>+0(SB)/8, $8.3333333333333333333e-3
+DATA expC6<>+0(SB)/8, $1.3888888888888888889e-3
+DATA expC7<>+0(SB)/8, $1.9841269841269841270e-4
+DATA expC8<>+0(SB)/8, $2.4801587301587301587e-5
+DATA expBias64<>+0(SB)/8, $0x3FF
+GLOBL expLog2e64<>(SB), RODATA|NOPTR, $8
+GLOBL expLn2U64<>(SB), RODATA|NOPTR, $8
+GLOBL expLn2L64<>(SB), RODATA|NOPTR, $8
+GLOBL expSixteenth64<>(SB), RODATA|NOPTR, $8
+GLOBL expHalf64<>(SB), RODATA|NOPTR, $8
+GLOBL expOne64<>(SB), RODATA|NOPTR, $8
+GLOBL expTwo64<>(SB), RODATA|NOPTR, $8
+GLOBL expC3<>(SB), RODATA|NOPTR, $8
+GLOBL expC4<>(SB), RODATA|NOPTR, $8
+GLOBL expC5<>(SB), RODATA|NOPTR, $8
+GLOBL expC6<>(SB), RODATA|NOPTR, $8
+GLOBL expC7<>(SB), RODATA|NOPTR, $8
+GLOBL expC8<>(SB), RODATA|NOPTR, $8
+GLOBL expBias64<>(SB), RODATA|NOPTR, $8
+
+// func expShiftedAVX2(dst *float64, x *float32, n int, shift float64)
+//
+// dst[i] = math.Exp(float64(x[i]) - shift) for n a multiple of 4, wherever that
+// difference lies in [-708, 709].
+TEXT ·expShiftedAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $2, CX
+	JEQ exps_done
+	VBROADCASTSD shift+24(FP), Y15
+	VBROADCASTSD expLog2e64<>(SB), Y14
+	VBROADCASTSD expLn2U64<>(SB), Y13
+	VBROADCASTSD expLn2L64<>(SB), Y12
+	VBROADCASTSD expSixteenth64<>(SB), Y11
+	VBROADCASTSD expTwo64<>(SB), Y10
+	VBROADCASTSD expOne64<>(SB), Y9
+	VPBROADCASTQ expBias64<>(SB), Y8
+exps_loop:
+	VCVTPS2PD (SI), Y0
+	VSUBPD Y15, Y0, Y0
+	// exponent: round(x·log2e) as an integer and as a float64
+	VMULPD Y14, Y0, Y1
+	VCVTPD2DQY Y1, X7
+	VCVTDQ2PD X7, Y1
+	VFNMADD231PD Y13, Y1, Y0
+	VFNMADD231PD Y12, Y1, Y0
+	VMULPD Y11, Y0, Y0
+	// Taylor series
+	VBROADCASTSD expC8<>(SB), Y1
+	VBROADCASTSD expC7<>(SB), Y2
+	VFMADD213PD Y2, Y0, Y1
+	VBROADCASTSD expC6<>(SB), Y2
+	VFMADD213PD Y2, Y0, Y1
+	VBROADCASTSD expC5<>(SB), Y2
+	VFMADD213PD Y2, Y0, Y1
+	VBROADCASTSD expC4<>(SB), Y2
+	VFMADD213PD Y2, Y0, Y1
+	VBROADCASTSD expC3<>(SB), Y2
+	VFMADD213PD Y2, Y0, Y1
+	VBROADCASTSD expHalf64<>(SB), Y2
+	VFMADD213PD Y2, Y0, Y1
+	VFMADD213PD Y9, Y0, Y1
+	VMULPD Y1, Y0, Y0
+	VADDPD Y10, Y0, Y1
+	VMULPD Y1, Y0, Y0
+	VADDPD Y10, Y0, Y1
+	VMULPD Y1, Y0, Y0
+	VADDPD Y10, Y0, Y1
+	VMULPD Y1, Y0, Y0
+	VADDPD Y10, Y0, Y1
+	VFMADD213PD Y9, Y1, Y0
+	// times 2^exponent
+	VPMOVSXDQ X7, Y3
+	VPADDQ Y8, Y3, Y3
+	VPSLLQ $52, Y3, Y3
+	VMULPD Y3, Y0, Y0
+	VMOVUPD Y0, (DI)
+	ADDQ $16, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNE exps_loop
+	VZEROUPPER
+exps_done:
+	RET

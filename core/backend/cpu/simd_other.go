@@ -11,3 +11,5 @@ func quickGELUGradAVX2(dx, x, dy *float32, n int, accumulate int) {
 }
 
 func adamWAVX2(p, grad, m, v *float32, n int, c *adamWConsts) { panic("cpu: no AVX2 off amd64") }
+
+func expShiftedAVX2(dst *float64, x *float32, n int, shift float64) { panic("cpu: no AVX2 off amd64") }

@@ -40,6 +40,32 @@ func logSumExp(x []float32) float64 {
 	return m + math.Log(s)
 }
 
+// expChunk is how many exponentials softmax computes ahead of summing them, on the
+// stack: attention's rows (50, 197) fit in one chunk.
+const expChunk = 256
+
+// expShifted sets e[i] = math.Exp(float64(x[i]) - shift), bit for bit, four at a time
+// in AVX2 where the kernel's range allows and math.Exp itself elsewhere.
+func expShifted(e []float64, x []float32, shift float64) {
+	n := 0
+	if hasAVX2 {
+		n = len(x) &^ 3
+	}
+	if n > 0 {
+		expShiftedAVX2(&e[0], &x[0], n, shift)
+		for i, v := range x[:n] {
+			// The kernel leaves math.Exp's special cases (non-finite input, overflow,
+			// subnormal and zero results) to it.
+			if d := float64(v) - shift; !(d >= -708 && d <= 709) {
+				e[i] = math.Exp(d)
+			}
+		}
+	}
+	for i := n; i < len(x); i++ {
+		e[i] = math.Exp(float64(x[i]) - shift)
+	}
+}
+
 type softmaxKernel struct {
 	d, x []float32
 	cols int
@@ -59,10 +85,14 @@ func (k softmaxKernel) run(lo, hi int) {
 		}
 		m := float64(rowMax(x))
 		var s float64
-		for i, v := range x {
-			e := math.Exp(float64(v) - m)
-			s += e
-			d[i] = float32(e)
+		var buf [expChunk]float64
+		for c0 := 0; c0 < len(x); c0 += expChunk {
+			e := buf[:min(expChunk, len(x)-c0)]
+			expShifted(e, x[c0:c0+len(e)], m)
+			for i, v := range e {
+				s += v
+				d[c0+i] = float32(v)
+			}
 		}
 		inv := 1 / s
 		for i, v := range d {
