@@ -253,7 +253,7 @@ func TestExpShifted(t *testing.T) {
 		xs = append(xs, float32(rng.NormFloat64()*30))
 	}
 	inf := float32(math.Inf(1))
-	xs = append(xs, 0, -0.0, 1e-30, -708.1, -707.9, 708.9, 709.1, float32(math.NaN()), inf, -inf, 3)
+	xs = append(xs, 0, float32(math.Copysign(0, -1)), 1e-30, -708.1, -707.9, 708.9, 709.1, float32(math.NaN()), inf, -inf, 3)
 	for _, shift := range []float64{0, 2.5, -100} {
 		e := make([]float64, len(xs))
 		expShifted(e, xs, shift)
