@@ -73,6 +73,7 @@ type softmaxKernel struct {
 }
 
 func (k softmaxKernel) run(lo, hi int) {
+	var buf [expChunk]float64 // once per call: zeroing it per row would cost more than a row
 	for r := lo; r < hi; r++ {
 		x := k.x[r*k.cols : (r+1)*k.cols]
 		d := k.d[r*k.cols : (r+1)*k.cols]
@@ -85,7 +86,6 @@ func (k softmaxKernel) run(lo, hi int) {
 		}
 		m := float64(rowMax(x))
 		var s float64
-		var buf [expChunk]float64
 		for c0 := 0; c0 < len(x); c0 += expChunk {
 			e := buf[:min(expChunk, len(x)-c0)]
 			expShifted(e, x[c0:c0+len(e)], m)
