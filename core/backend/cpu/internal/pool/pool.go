@@ -100,14 +100,19 @@ func For(p, n int, fn func(task int)) {
 // cores to the rest of a step.
 const spinWait = 50 * time.Microsecond
 
-// pollFor calls done until it reports true or spinWait has passed, and says which.
+// pollFor calls done until it reports true or spinWait has passed, and says which. It
+// reads the clock only every 64 calls: a clock read costs more than done, and reading
+// it on every call put clock reads at 13% of the demo's CPU time (perf record).
 func pollFor(done func() bool) bool {
-	for start := time.Now(); time.Since(start) < spinWait; {
+	start := time.Now()
+	for i := 1; ; i++ {
 		if done() {
 			return true
 		}
+		if i%64 == 0 && time.Since(start) >= spinWait {
+			return false
+		}
 	}
-	return false
 }
 
 // nextJob receives the next job, polling for spinWait before blocking.
