@@ -12,13 +12,21 @@ import (
 
 func init() {
 	core.RegisterBackend("cpu", func(device string) (core.Backend, error) {
-		if name, opts, ok := strings.Cut(device, "?"); ok && (name == "cpu" || name == "cpu:0") {
-			return nil, fmt.Errorf("device %q: the cpu backend takes no options (%s is a GPU setting)", device, opts)
-		}
-		if device != "cpu" && device != "cpu:0" {
+		name, opts, _ := strings.Cut(device, "?")
+		if name != "cpu" && name != "cpu:0" {
 			return nil, fmt.Errorf("device %q: the cpu backend has a single device, \"cpu\"", device)
 		}
-		return New(), nil
+		b := newBackend()
+		for _, kv := range strings.Split(opts, "&") {
+			switch kv {
+			case "":
+			case "attention=fused", "attention=composed":
+				b.composedAttention = kv == "attention=composed"
+			default:
+				return nil, fmt.Errorf("device %q: the cpu backend takes one option, attention=fused|composed (%s is a GPU setting or unknown)", device, kv)
+			}
+		}
+		return b, nil
 	})
 }
 
@@ -36,6 +44,10 @@ type Backend struct {
 	// packedBytes is the memory held by packed weights (matmul.go), bounded by
 	// packCacheLimit.
 	packedBytes atomic.Int64
+
+	// composedAttention (device option attention=composed) turns the fused attention
+	// off, so that the two paths can be compared (attention.go).
+	composedAttention bool
 }
 
 // New returns a CPU backend with an empty pool.

@@ -199,7 +199,10 @@ func TestRegistered(t *testing.T) {
 		{"cpu", ""},
 		{"cpu:0", ""},
 		{"cpu:3", `device "cpu:3": the cpu backend has a single device, "cpu"`},
-		{"cpu?precision=tf32", "takes no options (precision=tf32 is a GPU setting)"},
+		{"cpu?attention=composed", ""},
+		{"cpu:0?attention=fused", ""},
+		{"cpu?precision=tf32", "takes one option, attention=fused|composed (precision=tf32 is a GPU setting or unknown)"},
+		{"cpu?attention=fused&profile=1", "(profile=1 is a GPU setting or unknown)"},
 	} {
 		b, err := core.OpenBackend(c.device)
 		switch {

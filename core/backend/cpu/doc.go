@@ -42,6 +42,13 @@
 // batch entry; when each entry is too small to parallelise internally (attention's
 // [tokens, head dim] products), the batch entries are split across threads instead.
 //
+// A linear layer's bias is added as each tile of the output is first written
+// (core.BiasedMatMul), not by a pass of its own. Multi-head attention is fused
+// (core.FusedAttention): each head's products read q, k and v where the projections
+// wrote them, through strides, instead of permuting the heads out and back; the device
+// option attention=composed ("cpu?attention=composed") keeps the composed path, which
+// gives the same bits.
+//
 // # Memory pool
 //
 // Training allocates and releases the same activation and gradient shapes every step.

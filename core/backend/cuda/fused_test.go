@@ -15,10 +15,13 @@ import (
 )
 
 // composedAttention runs autograd's composed multi-head attention (head permutes,
-// Attention, permute back) on the CPU backend: the output, and the gradients of q, k
-// and v for an output gradient g.
+// Attention, permute back) on the CPU backend with its own fused attention off: the
+// output, and the gradients of q, k and v for an output gradient g.
 func composedAttention(q, k, v, g []float32, shape core.Shape, heads int, causal bool, scale float32) (out, dq, dk, dv []float32) {
-	be := cpu.New()
+	be, err := core.OpenBackend("cpu?attention=composed")
+	if err != nil {
+		panic(err)
+	}
 	tp := autograd.NewTape(be)
 	param := func(x []float32) *autograd.Var {
 		p := autograd.NewParam(be, "x", shape)

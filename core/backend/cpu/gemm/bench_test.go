@@ -119,6 +119,9 @@ var _ = blas32.Use // blas32 is the backend's route to the same implementations
 // alternating the contenders within each iteration so that a shared machine's load
 // hits them alike, and reports each one's GFLOP/s and the first kernel's speedup over
 // the others in wall time and, on one thread, in CPU time.
+// warmUp is how long BenchmarkViTB32 runs its contenders before timing them.
+const warmUp = 200 * time.Millisecond
+
 func BenchmarkViTB32(b *testing.B) {
 	shapes := []struct {
 		name    string
@@ -154,8 +157,16 @@ func BenchmarkViTB32(b *testing.B) {
 				}
 				spent := make([]time.Duration, len(cs))
 				cpuSpent := make([]time.Duration, len(cs))
-				for _, ct := range cs { // warm up: pools, pages, workers
-					ct.run(s.tA, s.tB, s.m, s.n, s.k, a, bb, c, s.batch)
+				// Warm up (pools, pages, worker threads) for at least warmUp: a process's
+				// first ~0.1 s of two-thread products ran at up to half speed, whichever
+				// shape came first (docs/performance.md), which a single call did not cover.
+				for start := time.Now(); ; {
+					for _, ct := range cs {
+						ct.run(s.tA, s.tB, s.m, s.n, s.k, a, bb, c, s.batch)
+					}
+					if time.Since(start) >= warmUp {
+						break
+					}
 				}
 				b.ResetTimer()
 				for b.Loop() {

@@ -173,7 +173,11 @@ func (bp *batched) at(i int) product {
 // that a bias has a value for each of its columns.
 func checkC(c []float32, m, n, ldc, strideC, batch int, bias []float32) {
 	checkOperand("C", c, m, n, ldc, strideC, batch)
-	if batch > 1 && strideC < (m-1)*ldc+n {
+	// Entries are disjoint when each lies below the last, or when they lie side by side
+	// within C's rows (attention's heads, d columns each in rows of H·d).
+	stacked := strideC >= (m-1)*ldc+n
+	sideBySide := strideC >= n && (batch-1)*strideC+n <= ldc
+	if batch > 1 && !stacked && !sideBySide {
 		panic(fmt.Sprintf("gemm: C's batch stride %d overlaps its %d×%d entries (ldc %d)", strideC, m, n, ldc))
 	}
 	if bias != nil && len(bias) < n {

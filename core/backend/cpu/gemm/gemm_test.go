@@ -10,6 +10,8 @@ import (
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
+
+	"github.com/kadapt/kadapt/core/testutil"
 )
 
 // shape is one test product; lda/ldb/ldc pad beyond the stored columns when extra > 0.
@@ -492,5 +494,37 @@ func TestSgemmBias(t *testing.T) {
 		if c[0] != 10.5 || c[1] != 21 || c[2] != 11.5 || c[3] != 22 {
 			t.Fatalf("k = 0 with a bias: C = %v, want [10.5 21 11.5 22]", c)
 		}
+	})
+}
+
+// TestSgemmSideBySide writes a batch whose entries lie side by side within C's rows
+// (attention's heads: d columns each in rows of H·d), against one Sgemm per entry, and
+// checks that entries that would overlap are still refused.
+func TestSgemmSideBySide(t *testing.T) {
+	forEachKernel(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(16, 17))
+		const batch, m, n, k = 3, 9, 5, 7
+		ldc := batch*n + 2
+		for _, procs := range []int{1, 3} {
+			withBlocks(t, blockK, blockM, blockN, procs)
+			a, b := randSlice(rng, batch*m*k), randSlice(rng, batch*k*n)
+			c0 := randSlice(rng, m*ldc)
+			got := append([]float32(nil), c0...)
+			SgemmStrided(false, false, m, n, k, 1, a, k, m*k, b, n, k*n, nil, 0.5, got, ldc, n, batch)
+			want := append([]float32(nil), c0...)
+			for e := 0; e < batch; e++ {
+				Sgemm(false, false, m, n, k, 1, a[e*m*k:], k, b[e*k*n:], n, 0.5, want[e*n:], ldc)
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("procs %d: C[%d] = %v, want %v", procs, i, got[i], want[i])
+				}
+			}
+		}
+		c := make([]float32, m*ldc)
+		a, b := make([]float32, batch*m*k), make([]float32, batch*k*n)
+		testutil.MustPanic(t, "overlaps", func() {
+			SgemmStrided(false, false, m, n, k, 1, a, k, m*k, b, n, k*n, nil, 0, c, ldc, n-1, batch)
+		})
 	})
 }
