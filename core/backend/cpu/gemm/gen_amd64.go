@@ -88,6 +88,20 @@ func (k kernel) emit(w *bytes.Buffer) {
 	p("MOVQ c+40(FP), CX")
 	p("MOVQ ldc+48(FP), DX")
 	p("SHLQ $2, DX")
+	// Prefetch C's tile, which the kernel reads or writes only after its k loop: a
+	// product's first KC slice finds it cold (last written a layer ago), and the
+	// loop's microseconds hide the fetch (5% on one thread with C out of cache).
+	p("MOVQ CX, R12")
+	rowBytes := 4 * k.nv * k.lanes
+	for i := 0; i < k.mr; i++ {
+		for off := 0; off < rowBytes; off += 64 {
+			p("PREFETCHT0 %d(R12)", off)
+		}
+		p("PREFETCHT0 %d(R12)", rowBytes-4) // the row's last line when C is not aligned
+		if i < k.mr-1 {
+			p("ADDQ DX, R12")
+		}
+	}
 	// Byte strides of one, two and three k steps, for the unrolled loop's addressing
 	// (for RowA: one, three and five rows, and R8 the base of row 7).
 	p("SHLQ $2, DI")
