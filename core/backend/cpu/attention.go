@@ -39,19 +39,32 @@ func attentionShapes(op string, probs *core.Tensor, heads int, qkv ...*core.Tens
 	return n, l, w / heads, w
 }
 
-// headProducts locates one sequence's heads in the two layouts attention multiplies:
-// [N, H, L, L] (probabilities and their gradients: rows l apart, heads l·l apart) and
-// [N, L, H·D] (activations: rows w apart, heads d apart). Each product is one gemm
-// batch over a sequence's heads.
+// headProducts multiplies per head of every sequence in one gemm call: operands in
+// [N, H, L, L] (probabilities and their gradients: rows l apart, heads l·l apart) or
+// [N, L, H·D] (activations: rows w apart, heads d apart, sequences l·w apart).
 type headProducts struct {
 	n, heads, l, d, w int
 }
 
-// square is one sequence's [H, L, L] block of a probabilities-shaped operand.
-func (hp headProducts) square(s []float32, i int) []float32 { return s[i*hp.heads*hp.l*hp.l:] }
+// operand is where one operand's entries lie: its leading dimension and its head and
+// sequence strides.
+type operand struct {
+	s             []float32
+	ld, head, seq int
+}
 
-// rows is one sequence's [L, H·D] block of an activation-shaped operand.
-func (hp headProducts) rows(s []float32, i int) []float32 { return s[i*hp.l*hp.w:] }
+func (hp headProducts) square(s []float32) operand {
+	return operand{s, hp.l, hp.l * hp.l, hp.heads * hp.l * hp.l}
+}
+
+func (hp headProducts) acts(s []float32) operand { return operand{s, hp.w, hp.d, hp.l * hp.w} }
+
+// mul computes c = alpha·op(a)·op(b) + beta·c for every head of every sequence, each
+// product m×n over k.
+func (hp headProducts) mul(transA, transB bool, m, n, k int, alpha float32, a, b operand, beta float32, c operand) {
+	gemm.SgemmGrouped(transA, transB, m, n, k, alpha, a.s, a.ld, a.head, a.seq, b.s, b.ld, b.head, b.seq,
+		beta, c.s, c.ld, c.head, c.seq, hp.heads, hp.n)
+}
 
 // AttentionForward implements core.FusedAttention.
 func (b *Backend) AttentionForward(out, probs, q, k, v *core.Tensor, heads int, causal bool, scale float32) {
@@ -62,12 +75,7 @@ func (b *Backend) AttentionForward(out, probs, q, k, v *core.Tensor, heads int, 
 		return
 	}
 	hp := headProducts{n, heads, l, d, w}
-	ll := l * l
-	for i := 0; i < n; i++ {
-		// scores_h = scale·q_h·k_hᵀ
-		gemm.SgemmStrided(false, true, l, l, d, scale, hp.rows(qd, i), w, d, hp.rows(kd, i), w, d,
-			nil, 0, hp.square(pd, i), l, ll, heads)
-	}
+	hp.mul(false, true, l, l, d, scale, hp.acts(qd), hp.acts(kd), 0, hp.square(pd)) // scores = scale·q·kᵀ
 	if causal {
 		ninf := float32(math.Inf(-1))
 		for r := 0; r < n*heads*l; r++ {
@@ -78,11 +86,7 @@ func (b *Backend) AttentionForward(out, probs, q, k, v *core.Tensor, heads int, 
 		}
 	}
 	forEach(softmaxKernel{d: pd, x: pd, cols: l}, n*heads*l, l)
-	for i := 0; i < n; i++ {
-		// out_h = p_h·v_h
-		gemm.SgemmStrided(false, false, l, d, l, 1, hp.square(pd, i), l, ll, hp.rows(vd, i), w, d,
-			nil, 0, hp.rows(od, i), w, d, heads)
-	}
+	hp.mul(false, false, l, d, l, 1, hp.square(pd), hp.acts(vd), 0, hp.acts(od)) // out = p·v
 }
 
 // AttentionBackward implements core.FusedAttention.
@@ -95,7 +99,6 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, probs *core.Tenso
 	gd, pd := b.in(dout, op), b.in(probs, op)
 	qd, kd, vd := b.in(q, op), b.in(k, op), b.in(v, op)
 	hp := headProducts{n, heads, l, d, w}
-	ll := l * l
 	beta := func(acc bool) float32 {
 		if acc {
 			return 1
@@ -103,12 +106,7 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, probs *core.Tenso
 		return 0
 	}
 	if dv != nil {
-		dvd := b.f32(dv, op)
-		for i := 0; i < n; i++ {
-			// dv_h = p_hᵀ·dout_h
-			gemm.SgemmStrided(true, false, l, d, l, 1, hp.square(pd, i), l, ll, hp.rows(gd, i), w, d,
-				nil, beta(accV), hp.rows(dvd, i), w, d, heads)
-		}
+		hp.mul(true, false, l, d, l, 1, hp.square(pd), hp.acts(gd), beta(accV), hp.acts(b.f32(dv, op))) // dv = pᵀ·dout
 	}
 	if dq == nil && dk == nil {
 		return
@@ -116,28 +114,14 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, probs *core.Tenso
 	dp, ds := b.AllocUninit(probs.Shape()), b.AllocUninit(probs.Shape())
 	defer b.Release(dp)
 	defer b.Release(ds)
-	dpd, dsd := b.f32(dp, op), b.f32(ds, op)
-	for i := 0; i < n; i++ {
-		// dp_h = dout_h·v_hᵀ
-		gemm.SgemmStrided(false, true, l, l, d, 1, hp.rows(gd, i), w, d, hp.rows(vd, i), w, d,
-			nil, 0, hp.square(dpd, i), l, ll, heads)
-	}
+	hp.mul(false, true, l, l, d, 1, hp.acts(gd), hp.acts(vd), 0, hp.square(b.f32(dp, op))) // dp = dout·vᵀ
 	// Masked positions have p = 0, so they get no gradient here.
 	b.SoftmaxGrad(ds, probs, dp, false)
+	dsd := b.f32(ds, op)
 	if dq != nil {
-		dqd := b.f32(dq, op)
-		for i := 0; i < n; i++ {
-			// dq_h = scale·ds_h·k_h
-			gemm.SgemmStrided(false, false, l, d, l, scale, hp.square(dsd, i), l, ll, hp.rows(kd, i), w, d,
-				nil, beta(accQ), hp.rows(dqd, i), w, d, heads)
-		}
+		hp.mul(false, false, l, d, l, scale, hp.square(dsd), hp.acts(kd), beta(accQ), hp.acts(b.f32(dq, op))) // dq = scale·ds·k
 	}
 	if dk != nil {
-		dkd := b.f32(dk, op)
-		for i := 0; i < n; i++ {
-			// dk_h = scale·ds_hᵀ·q_h
-			gemm.SgemmStrided(true, false, l, d, l, scale, hp.square(dsd, i), l, ll, hp.rows(qd, i), w, d,
-				nil, beta(accK), hp.rows(dkd, i), w, d, heads)
-		}
+		hp.mul(true, false, l, d, l, scale, hp.square(dsd), hp.acts(qd), beta(accK), hp.acts(b.f32(dk, op))) // dk = scale·dsᵀ·q
 	}
 }

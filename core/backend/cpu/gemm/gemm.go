@@ -100,6 +100,36 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 func SgemmStrided(transA, transB bool, m, n, k int, alpha float32,
 	a []float32, lda, strideA int, b []float32, ldb, strideB int, bias []float32,
 	beta float32, c []float32, ldc, strideC int, batch int) {
+	sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, bias, beta, c, ldc,
+		layout{inner: batch, groups: 1, strideA: strideA, strideB: strideB, strideC: strideC})
+}
+
+// SgemmGrouped is SgemmStrided over groups·inner products laid out on two axes: entry
+// (g, j) of A starts at a[g·groupA + j·strideA], likewise B and C. One call then
+// covers, say, every head of every sequence of a multi-head attention, whose heads lie
+// side by side within a sequence's rows.
+func SgemmGrouped(transA, transB bool, m, n, k int, alpha float32,
+	a []float32, lda, strideA, groupA int, b []float32, ldb, strideB, groupB int,
+	beta float32, c []float32, ldc, strideC, groupC int, inner, groups int) {
+	if groups < 0 {
+		panic(fmt.Sprintf("gemm: negative group count %d", groups))
+	}
+	sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, nil, beta, c, ldc,
+		layout{inner: inner, groups: groups, strideA: strideA, strideB: strideB, strideC: strideC,
+			groupA: groupA, groupB: groupB, groupC: groupC})
+}
+
+// layout places a batch of inner·groups products: entry i is (i/inner, i%inner), and
+// an operand's entry (g, j) starts g·group + j·stride elements in.
+type layout struct {
+	inner, groups             int
+	strideA, strideB, strideC int
+	groupA, groupB, groupC    int
+}
+
+func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int,
+	bias []float32, beta float32, c []float32, ldc int, l layout) {
+	batch := l.inner * l.groups
 	kern := active
 	if kern == nil {
 		panic("gemm: no microkernel on this CPU (check Kernel() before calling)")
@@ -118,12 +148,12 @@ func SgemmStrided(transA, transB bool, m, n, k int, alpha float32,
 	if transB {
 		br, bc = n, k
 	}
-	checkOperand("A", a, ar, ac, lda, strideA, batch)
-	checkOperand("B", b, br, bc, ldb, strideB, batch)
-	checkC(c, m, n, ldc, strideC, batch, bias)
+	checkOperand("A", a, ar, ac, lda, l.strideA, l.inner, l.groupA, l.groups)
+	checkOperand("B", b, br, bc, ldb, l.strideB, l.inner, l.groupB, l.groups)
+	checkC(c, m, n, ldc, l, bias)
 	bp := batched{
 		pr: product{kern: kern, tA: transA, tB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta, lda: lda, ldb: ldb, ldc: ldc, bias: bias},
-		a:  a, b: b, c: c, strideA: strideA, strideB: strideB, strideC: strideC,
+		a:  a, b: b, c: c, l: l,
 	}
 	bp.run(batch)
 }
@@ -155,47 +185,58 @@ func (bp *batched) run(batch int) {
 
 // batched is a strided batch of products sharing sizes, transposes and scalars.
 type batched struct {
-	pr                        product
-	a, b, c                   []float32
-	strideA, strideB, strideC int
+	pr      product
+	a, b, c []float32
+	l       layout
 }
 
 func (bp *batched) at(i int) product {
 	q := bp.pr
-	q.a, q.c = bp.a[i*bp.strideA:], bp.c[i*bp.strideC:]
+	g, j := i/bp.l.inner, i%bp.l.inner
+	q.a, q.c = bp.a[g*bp.l.groupA+j*bp.l.strideA:], bp.c[g*bp.l.groupC+j*bp.l.strideC:]
 	if q.pb == nil {
-		q.b = bp.b[i*bp.strideB:]
+		q.b = bp.b[g*bp.l.groupB+j*bp.l.strideB:]
 	}
 	return q
 }
 
 // checkC checks C as checkOperand does, that its batch entries do not overlap, and
 // that a bias has a value for each of its columns.
-func checkC(c []float32, m, n, ldc, strideC, batch int, bias []float32) {
-	checkOperand("C", c, m, n, ldc, strideC, batch)
-	// Entries are disjoint when each lies below the last, or when they lie side by side
-	// within C's rows (attention's heads, d columns each in rows of H·d).
-	stacked := strideC >= (m-1)*ldc+n
-	sideBySide := strideC >= n && (batch-1)*strideC+n <= ldc
-	if batch > 1 && !stacked && !sideBySide {
-		panic(fmt.Sprintf("gemm: C's batch stride %d overlaps its %d×%d entries (ldc %d)", strideC, m, n, ldc))
+func checkC(c []float32, m, n, ldc int, l layout, bias []float32) {
+	checkOperand("C", c, m, n, ldc, l.strideC, l.inner, l.groupC, l.groups)
+	// A group's entries are disjoint when each lies below the last, or when they lie
+	// side by side within C's rows (attention's heads, d columns each in rows of H·d);
+	// groups when each lies below the last group's extent.
+	stacked := l.strideC >= (m-1)*ldc+n
+	sideBySide := l.strideC >= n && (l.inner-1)*l.strideC+n <= ldc
+	if l.inner > 1 && !stacked && !sideBySide {
+		panic(fmt.Sprintf("gemm: C's batch stride %d overlaps its %d×%d entries (ldc %d)", l.strideC, m, n, ldc))
+	}
+	if extent := (l.inner-1)*l.strideC + (m-1)*ldc + n; l.groups > 1 && l.groupC < extent {
+		panic(fmt.Sprintf("gemm: C's group stride %d overlaps its groups of %d entries, %d elements each", l.groupC, l.inner, extent))
 	}
 	if bias != nil && len(bias) < n {
 		panic(fmt.Sprintf("gemm: bias holds %d values for %d columns", len(bias), n))
 	}
 }
 
-func checkOperand(name string, s []float32, rows, cols, ld, stride, batch int) {
-	if rows == 0 || cols == 0 {
+// checkOperand checks that s holds an operand's rows×cols entries, ld apart, for
+// groups of inner batch entries (stride apart within a group, group apart between).
+func checkOperand(name string, s []float32, rows, cols, ld, stride, inner, group, groups int) {
+	if rows == 0 || cols == 0 || inner == 0 || groups == 0 {
 		return
 	}
 	if ld < cols {
 		panic(fmt.Sprintf("gemm: %s's leading dimension %d is below its %d columns", name, ld, cols))
 	}
-	need := (batch-1)*stride + (rows-1)*ld + cols
+	need := (groups-1)*group + (inner-1)*stride + (rows-1)*ld + cols
 	if len(s) < need {
-		panic(fmt.Sprintf("gemm: %s holds %d elements, %d×%d (ld %d, batch %d, stride %d) needs %d",
-			name, len(s), rows, cols, ld, batch, stride, need))
+		if groups == 1 {
+			panic(fmt.Sprintf("gemm: %s holds %d elements, %d×%d (ld %d, batch %d, stride %d) needs %d",
+				name, len(s), rows, cols, ld, inner, stride, need))
+		}
+		panic(fmt.Sprintf("gemm: %s holds %d elements, %d×%d (ld %d, %d groups of %d, strides %d and %d) needs %d",
+			name, len(s), rows, cols, ld, groups, inner, group, stride, need))
 	}
 }
 

@@ -526,5 +526,30 @@ func TestSgemmSideBySide(t *testing.T) {
 		testutil.MustPanic(t, "overlaps", func() {
 			SgemmStrided(false, false, m, n, k, 1, a, k, m*k, b, n, k*n, nil, 0, c, ldc, n-1, batch)
 		})
+
+		// Two groups of those rows, one below the other, through SgemmGrouped: each
+		// group's B shared by its entries (stride 0), A's entries stacked.
+		const groups = 2
+		for _, procs := range []int{1, 3} {
+			withBlocks(t, blockK, blockM, blockN, procs)
+			a, b := randSlice(rng, groups*batch*m*k), randSlice(rng, groups*k*n)
+			c0 := randSlice(rng, groups*m*ldc)
+			got := append([]float32(nil), c0...)
+			SgemmGrouped(false, false, m, n, k, -1, a, k, m*k, batch*m*k, b, n, 0, k*n, 1, got, ldc, n, m*ldc, batch, groups)
+			want := append([]float32(nil), c0...)
+			for g := 0; g < groups; g++ {
+				for e := 0; e < batch; e++ {
+					Sgemm(false, false, m, n, k, -1, a[(g*batch+e)*m*k:], k, b[g*k*n:], n, 1, want[g*m*ldc+e*n:], ldc)
+				}
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("grouped, procs %d: C[%d] = %v, want %v", procs, i, got[i], want[i])
+				}
+			}
+		}
+		testutil.MustPanic(t, "group stride", func() {
+			SgemmGrouped(false, false, m, n, k, 1, a, k, 0, 0, b, n, 0, 0, 0, make([]float32, groups*m*ldc), ldc, n, (m-1)*ldc, batch, groups)
+		})
 	})
 }

@@ -39,7 +39,7 @@ func PackB(transB bool, k, n int, b []float32, ldb int) *PackedB {
 	if transB {
 		br, bc = n, k
 	}
-	checkOperand("B", b, br, bc, ldb, 0, 1)
+	checkOperand("B", b, br, bc, ldb, 0, 1, 0, 1)
 	if blockN%kern.nr != 0 {
 		panic(fmt.Sprintf("gemm: NC %d is not a multiple of the kernel's %d columns", blockN, kern.nr))
 	}
@@ -95,11 +95,12 @@ func SgemmPacked(transA bool, m int, alpha float32, a []float32, lda, strideA in
 	if transA {
 		ar, ac = k, m
 	}
-	checkOperand("A", a, ar, ac, lda, strideA, batch)
-	checkC(c, m, n, ldc, strideC, batch, bias)
+	l := layout{inner: batch, groups: 1, strideA: strideA, strideC: strideC}
+	checkOperand("A", a, ar, ac, lda, strideA, batch, 0, 1)
+	checkC(c, m, n, ldc, l, bias)
 	bp := batched{
 		pr: product{kern: pb.kern, tA: transA, m: m, n: n, k: k, alpha: alpha, beta: beta, lda: lda, ldc: ldc, pb: pb, bias: bias},
-		a:  a, c: c, strideA: strideA, strideC: strideC,
+		a:  a, c: c, l: l,
 	}
 	bp.run(batch)
 }
