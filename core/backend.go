@@ -227,6 +227,26 @@ type FusedAttention interface {
 	AttentionBackward(dq, dk, dv, dout, q, k, v, probs *Tensor, heads int, scale float32, accQ, accK, accV bool)
 }
 
+// AttentionShapes checks the operands of a FusedAttention call, q, k, v and the
+// others given (nil ones skipped) [N, L, H·D] and probs [N, H, L, L], and returns N, L
+// and D. It panics naming the backend and op otherwise.
+func AttentionShapes(backend, op string, probs *Tensor, heads int, qkv ...*Tensor) (n, l, d int) {
+	s := qkv[0].Shape()
+	if len(s) != 3 || heads <= 0 || s[2]%heads != 0 {
+		panic(fmt.Sprintf("%s: %s: q %v with %d heads, want [N, L, H·D]", backend, op, s, heads))
+	}
+	for _, t := range qkv[1:] {
+		if t != nil && !t.Shape().Equal(s) {
+			panic(fmt.Sprintf("%s: %s: operand %v differs from q %v", backend, op, t.Shape(), s))
+		}
+	}
+	n, l, d = s[0], s[1], s[2]/heads
+	if !probs.Shape().Equal(Shape{n, heads, l, l}) {
+		panic(fmt.Sprintf("%s: %s: probs %v, want [%d, %d, %d, %d]", backend, op, probs.Shape(), n, heads, l, l))
+	}
+	return n, l, d
+}
+
 // FusedEpilogues is implemented by backends with fused kernels for two sequences of
 // a transformer block; autograd uses them where the backend has them and composes the
 // same results from the basic ops elsewhere.

@@ -1,7 +1,6 @@
 package cpu
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/kadapt/kadapt/core"
@@ -18,25 +17,6 @@ import (
 // gemm kernels (the openblas build tag, KADAPT_GEMM=none).
 func (b *Backend) FusesAttention() bool {
 	return !b.composedAttention && !systemBLAS && gemm.Kernel() != ""
-}
-
-// attentionShapes checks q, k, v (and out, dq, dk, dv where not nil) [N, L, H·D] and
-// probs [N, H, L, L], and returns N, L, D and the row width H·D.
-func attentionShapes(op string, probs *core.Tensor, heads int, qkv ...*core.Tensor) (n, l, d, w int) {
-	s := qkv[0].Shape()
-	if len(s) != 3 || heads <= 0 || s[2]%heads != 0 {
-		panic(fmt.Sprintf("cpu: %s: q %v with %d heads, want [N, L, H·D]", op, s, heads))
-	}
-	for _, t := range qkv[1:] {
-		if t != nil && !t.Shape().Equal(s) {
-			panic(fmt.Sprintf("cpu: %s: operand %v differs from q %v", op, t.Shape(), s))
-		}
-	}
-	n, l, w = s[0], s[1], s[2]
-	if !probs.Shape().Equal(core.Shape{n, heads, l, l}) {
-		panic(fmt.Sprintf("cpu: %s: probs %v, want [%d, %d, %d, %d]", op, probs.Shape(), n, heads, l, l))
-	}
-	return n, l, w / heads, w
 }
 
 // headProducts multiplies per head of every sequence in one gemm call: operands in
@@ -68,7 +48,8 @@ func (hp headProducts) mul(transA, transB bool, m, n, k int, alpha float32, a, b
 
 // AttentionForward implements core.FusedAttention.
 func (b *Backend) AttentionForward(out, probs, q, k, v *core.Tensor, heads int, causal bool, scale float32) {
-	n, l, d, w := attentionShapes("AttentionForward", probs, heads, q, k, v, out)
+	n, l, d := core.AttentionShapes("cpu", "AttentionForward", probs, heads, q, k, v, out)
+	w := heads * d
 	od, pd := b.f32(out, "AttentionForward"), b.f32(probs, "AttentionForward")
 	qd, kd, vd := b.in(q, "AttentionForward"), b.in(k, "AttentionForward"), b.in(v, "AttentionForward")
 	if n*l == 0 {
@@ -91,7 +72,8 @@ func (b *Backend) AttentionForward(out, probs, q, k, v *core.Tensor, heads int, 
 
 // AttentionBackward implements core.FusedAttention.
 func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, probs *core.Tensor, heads int, scale float32, accQ, accK, accV bool) {
-	n, l, d, w := attentionShapes("AttentionBackward", probs, heads, q, k, v, dout, dq, dk, dv)
+	n, l, d := core.AttentionShapes("cpu", "AttentionBackward", probs, heads, q, k, v, dout, dq, dk, dv)
+	w := heads * d
 	if n*l == 0 || (dq == nil && dk == nil && dv == nil) {
 		return
 	}

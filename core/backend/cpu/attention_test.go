@@ -11,9 +11,24 @@ import (
 	"github.com/kadapt/kadapt/core/autograd"
 )
 
+// runAttention runs autograd's MultiHeadAttention on be, forward and backward for an
+// output gradient g, with q, k and v as parameters.
+func runAttention(be *Backend, q, k, v, g []float32, shape core.Shape, heads int, causal bool, scale float32) (tp *autograd.Tape, out, pq, pk, pv *autograd.Var) {
+	tp = autograd.NewTape(be)
+	param := func(x []float32) *autograd.Var {
+		p := autograd.NewParam(be, "x", shape)
+		be.Upload(p.Value, x)
+		return p
+	}
+	pq, pk, pv = param(q), param(k), param(v)
+	out = tp.MultiHeadAttention(pq, pk, pv, heads, causal, scale)
+	tp.Backward(tp.Sum(tp.Mul(out, tp.Input(g, shape...)), nil, false))
+	return tp, out, pq, pk, pv
+}
+
 // composedAttention runs autograd's composed multi-head attention (head permutes,
-// Attention, permute back) on a CPU backend with the fused path off: the output, the
-// probabilities and the gradients of q, k and v for an output gradient g.
+// Attention, permute back) on a CPU backend with the fused path off: the output and
+// the gradients of q, k and v for an output gradient g.
 func composedAttention(t *testing.T, q, k, v, g []float32, shape core.Shape, heads int, causal bool, scale float32) (out, dq, dk, dv []float32) {
 	t.Helper()
 	be := newBackend()
@@ -21,15 +36,7 @@ func composedAttention(t *testing.T, q, k, v, g []float32, shape core.Shape, hea
 	if be.FusesAttention() {
 		t.Fatal("attention=composed still fuses")
 	}
-	tp := autograd.NewTape(be)
-	param := func(x []float32) *autograd.Var {
-		p := autograd.NewParam(be, "x", shape)
-		be.Upload(p.Value, x)
-		return p
-	}
-	pq, pk, pv := param(q), param(k), param(v)
-	o := tp.MultiHeadAttention(pq, pk, pv, heads, causal, scale)
-	tp.Backward(tp.Sum(tp.Mul(o, tp.Input(g, shape...)), nil, false))
+	_, o, pq, pk, pv := runAttention(be, q, k, v, g, shape, heads, causal, scale)
 	return download(be, o.Value), download(be, pq.Grad), download(be, pk.Grad), download(be, pv.Grad)
 }
 
@@ -102,15 +109,7 @@ func TestFusedAttentionMatchesComposed(t *testing.T) {
 			}
 
 			// autograd on the default (fused) backend.
-			tp := autograd.NewTape(b)
-			param := func(x []float32) *autograd.Var {
-				p := autograd.NewParam(b, "x", shape)
-				b.Upload(p.Value, x)
-				return p
-			}
-			pq, pk, pv := param(q), param(k), param(v)
-			o := tp.MultiHeadAttention(pq, pk, pv, c.heads, c.causal, scale)
-			tp.Backward(tp.Sum(tp.Mul(o, tp.Input(g, shape...)), nil, false))
+			_, o, pq, pk, pv := runAttention(b, q, k, v, g, shape, c.heads, c.causal, scale)
 			wantOut, wantDQ, wantDK, wantDV = composedAttention(t, q, k, v, g, shape, c.heads, c.causal, scale)
 			sameBits(t, "autograd out", download(b, o.Value), wantOut)
 			sameBits(t, "autograd dq", download(b, pq.Grad), wantDQ)
@@ -133,14 +132,7 @@ func BenchmarkAttention(b *testing.B) {
 	names := []string{"fused", "composed"}
 	spent := make([]time.Duration, len(backends))
 	step := func(be *Backend) {
-		tp := autograd.NewTape(be)
-		param := func(x []float32) *autograd.Var {
-			p := autograd.NewParam(be, "x", shape)
-			be.Upload(p.Value, x)
-			return p
-		}
-		o := tp.MultiHeadAttention(param(q), param(k), param(v), heads, false, 0.125)
-		tp.Backward(tp.Sum(tp.Mul(o, tp.Input(g, shape...)), nil, false))
+		tp, _, _, _, _ := runAttention(be, q, k, v, g, shape, heads, false, 0.125)
 		tp.Reset()
 	}
 	for _, be := range backends {

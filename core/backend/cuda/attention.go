@@ -12,21 +12,9 @@ import (
 // enough to cover a 50-token head's rows without leaving most threads idle.
 const attentionThreads = 128
 
-// attentionShapes checks q, k, v (and out) [N, L, H·D] and probs [N, H, L, L].
+// attentionShapes is core.AttentionShapes plus the grid's bound on N·H.
 func attentionShapes(op string, probs *core.Tensor, heads int, qkv ...*core.Tensor) (n, l, d int) {
-	s := qkv[0].Shape()
-	if len(s) != 3 || heads <= 0 || s[2]%heads != 0 {
-		panic(fmt.Sprintf("cuda: %s: q %v with %d heads, want [N, L, H·D]", op, s, heads))
-	}
-	for _, t := range qkv[1:] {
-		if t != nil && !t.Shape().Equal(s) {
-			panic(fmt.Sprintf("cuda: %s: operand %v differs from q %v", op, t.Shape(), s))
-		}
-	}
-	n, l, d = s[0], s[1], s[2]/heads
-	if !probs.Shape().Equal(core.Shape{n, heads, l, l}) {
-		panic(fmt.Sprintf("cuda: %s: probs %v, want [%d, %d, %d, %d]", op, probs.Shape(), n, heads, l, l))
-	}
+	n, l, d = core.AttentionShapes("cuda", op, probs, heads, qkv...)
 	if n*heads > maxGridX {
 		panic(fmt.Sprintf("cuda: %s: %d sequences × %d heads exceed the grid", op, n, heads))
 	}
