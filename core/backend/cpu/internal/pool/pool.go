@@ -3,9 +3,9 @@
 // op that follows a product on both cores: the pool's threads poll for the next job
 // for a while after each one, and when the elementwise ops started goroutines of their
 // own instead, a polling thread could hold the second core while the op's new
-// goroutine waited for it (the likely reason for the gain below). A ViT-B/32 LoRA step (host bench, batch 8, two threads, the two
-// builds alternating) ran 1.06× faster in training and 1.04× in inference after the
-// switch (docs/performance.md).
+// goroutine waited for it (the likely reason for the gain below). A ViT-B/32 LoRA step
+// (host bench, batch 8, two threads, the two builds alternating) ran 1.06× faster in
+// training and 1.04× in inference after the switch (docs/performance.md).
 package pool
 
 import (
