@@ -155,8 +155,8 @@ func TestMatMulEdgeSizes(t *testing.T) {
 // makes the next product use the new values: a stale packed copy would give the old
 // ones.
 func TestMatMulPackedWeights(t *testing.T) {
-	if gemm.Kernel() == "" {
-		t.Skip("no gemm kernel on this CPU: products go through gonum, which packs nothing")
+	if systemBLAS || gemm.Kernel() == "" {
+		t.Skip("products go through gonum's blas32 (no gemm kernel on this CPU, or the openblas tag), which packs nothing")
 	}
 	saved := gemm.Kernel()
 	defer func() {
@@ -261,8 +261,8 @@ func TestMatMulPackedWeights(t *testing.T) {
 // at once, which the backend allows for tensors nobody writes: the first goroutines to
 // see it packed race to pack it (run under -race).
 func TestMatMulPackedWeightsConcurrent(t *testing.T) {
-	if gemm.Kernel() == "" {
-		t.Skip("no gemm kernel on this CPU")
+	if systemBLAS || gemm.Kernel() == "" {
+		t.Skip("products go through gonum's blas32 (no gemm kernel on this CPU, or the openblas tag)")
 	}
 	const m, n, k = 23, 40, 31
 	b := newBackend()
