@@ -160,8 +160,8 @@ func (b *Backend) matMul(dst, a, bt, biasT *core.Tensor, transA, transB bool, al
 	forEach(g, batch, max(1, m*n*k/macsPerElement))
 }
 
-// rowBiasKernel sets each row of d to beta·row + bias (bias alone for beta = 0, the
-// row unread).
+// rowBiasKernel applies gemm.BiasRows to rows [lo, hi) of d, for the products that do
+// not run on the gemm kernels.
 type rowBiasKernel struct {
 	d, bias []float32
 	beta    float32
@@ -169,16 +169,7 @@ type rowBiasKernel struct {
 
 func (k rowBiasKernel) run(lo, hi int) {
 	n := len(k.bias)
-	for r := lo; r < hi; r++ {
-		row := k.d[r*n : (r+1)*n]
-		if k.beta == 0 {
-			copy(row, k.bias)
-			continue
-		}
-		for j, v := range k.bias {
-			row[j] = k.beta*row[j] + v
-		}
-	}
+	gemm.BiasRows(k.d[lo*n:], n, hi-lo, k.bias, k.beta)
 }
 
 // gemmBatch is one product per batch entry; aStep or bStep is 0 for a shared operand.

@@ -250,7 +250,7 @@ type product struct {
 	lda, ldb, ldc int
 	// pb, when set, is op(B) already packed: b and ldb are unused.
 	pb *PackedB
-	// bias, when set, is added to every row of C (SgemmStrided).
+	// bias, when set, is added to every row of C (BiasRows).
 	bias []float32
 }
 
@@ -312,14 +312,22 @@ func (p *product) scaleC() {
 	}
 }
 
-// startTile sets rows [i, i+mm) and columns [j, j+nn) of C to beta·C + bias (bias
-// alone for beta = 0, C unread), before the first KC slice accumulates onto them with
-// beta = 1. The tile is then in L1 when the kernel reads it back.
+// startTile sets rows [i, i+mm) and columns [j, j+nn) of C to beta·C + bias before the
+// first KC slice accumulates onto them with beta = 1. The tile is then in L1 when the
+// kernel reads it back.
 func (p *product) startTile(i, mm, j, nn int) {
-	bias := p.bias[j : j+nn]
-	for r := i; r < i+mm; r++ {
-		row := p.c[r*p.ldc+j : r*p.ldc+j+nn]
-		switch p.beta {
+	BiasRows(p.c[i*p.ldc+j:], p.ldc, mm, p.bias[j:j+nn], p.beta)
+}
+
+// BiasRows sets each of the first rows rows of c (ldc apart, len(bias) wide) to
+// beta·row + bias, or to bias alone for beta = 0 without reading the row. It is the
+// bias of SgemmStrided, which applies it to each tile of C; a product that runs
+// elsewhere applies it to C first and then accumulates with beta = 1, which gives the
+// same values.
+func BiasRows(c []float32, ldc, rows int, bias []float32, beta float32) {
+	for r := 0; r < rows; r++ {
+		row := c[r*ldc : r*ldc+len(bias)]
+		switch beta {
 		case 0:
 			copy(row, bias)
 		case 1:
@@ -328,7 +336,7 @@ func (p *product) startTile(i, mm, j, nn int) {
 			}
 		default:
 			for x, b := range bias {
-				row[x] = p.beta*row[x] + b
+				row[x] = beta*row[x] + b
 			}
 		}
 	}

@@ -96,7 +96,7 @@ func SgemmPacked(transA bool, m int, alpha float32, a []float32, lda, strideA in
 		ar, ac = k, m
 	}
 	l := layout{inner: batch, groups: 1, strideA: strideA, strideC: strideC}
-	checkOperand("A", a, ar, ac, lda, strideA, batch, 0, 1)
+	checkOperand("A", a, ar, ac, lda, l.strideA, l.inner, l.groupA, l.groups)
 	checkC(c, m, n, ldc, l, bias)
 	bp := batched{
 		pr: product{kern: pb.kern, tA: transA, m: m, n: n, k: k, alpha: alpha, beta: beta, lda: lda, ldc: ldc, pb: pb, bias: bias},
